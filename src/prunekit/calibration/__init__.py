@@ -1,0 +1,1 @@
+"""The shared block-by-block calibration engine every method runs on."""

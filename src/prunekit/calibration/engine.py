@@ -1,0 +1,172 @@
+"""Block-by-block calibration: capture block inputs once, then for each block collect statistics,
+let a method edit the block, and feed the (edited) block's output to the next block.
+
+Only the current block is moved to the compute device, so a model larger than the GPU fits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from prunekit.calibration.stats import LinearStats
+from prunekit.models.adapters import DecoderAdapter
+
+
+class _StopCapture(Exception):
+    """Raised by the last layer's stand-in to end the capture pass before the output head."""
+
+
+@dataclass
+class LayerCall:
+    """The extra positional and keyword arguments the model passed to one layer for one batch."""
+
+    args: tuple
+    kwargs: dict
+
+
+def _first(output):
+    return output[0] if isinstance(output, tuple | list) else output
+
+
+def _to(obj, device: torch.device):
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, tuple | list):
+        return type(obj)(_to(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to(v, device) for k, v in obj.items()}
+    return obj
+
+
+@dataclass
+class BlockContext:
+    """What a method sees of the block being processed: the layer, its Linears, and its input stream."""
+
+    index: int
+    layer: nn.Module
+    linears: dict[str, nn.Linear]
+    inputs: list[torch.Tensor]
+    calls: list[LayerCall]
+    num_blocks: int
+
+    @torch.no_grad()
+    def forward(self, inputs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Run the block (as it is now) over every batch of the stream."""
+        inputs = self.inputs if inputs is None else inputs
+        return [
+            _first(self.layer(h, *c.args, **c.kwargs)) for h, c in zip(inputs, self.calls)
+        ]
+
+    @torch.no_grad()
+    def collect(self, kinds: Iterable[str], names: Iterable[str] | None = None) -> dict[str, LinearStats]:
+        """Run the block once with hooks on its Linears and return their input statistics."""
+        kinds = frozenset(kinds)
+        names = list(self.linears) if names is None else list(names)
+        stats = {n: LinearStats(kinds) for n in names}
+        handles = [
+            self.linears[n].register_forward_hook(lambda _m, inp, _out, s=stats[n]: s.add(inp[0]))
+            for n in names
+        ]
+        try:
+            self.forward()
+        finally:
+            for h in handles:
+                h.remove()
+        return stats
+
+
+BlockFn = Callable[[BlockContext], None]
+
+
+class LayerwiseEngine:
+    """Runs calibration batches through a decoder one block at a time."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        adapter: DecoderAdapter,
+        batches: list[torch.Tensor],
+        device: torch.device | str = "cpu",
+        progress: bool = True,
+        desc: str = "calibrating",
+    ) -> None:
+        self.model = model
+        self.adapter = adapter
+        self.batches = batches
+        self.device = torch.device(device)
+        self.progress = progress
+        self.desc = desc
+
+    @torch.no_grad()
+    def capture(self) -> tuple[list[torch.Tensor], list[list[LayerCall]]]:
+        """Block 0's hidden inputs per batch, and each layer's own extra arguments per batch.
+
+        Every layer is replaced by a stand-in that records its arguments, so whatever the
+        installed transformers passes (masks, rotary tables, per-layer-type masks) is kept.
+        """
+        decoder = self.adapter.decoder(self.model)
+        layers = self.adapter.layers(self.model)
+        others = [m for name, m in decoder.named_children() if m is not layers]
+        hidden: list[torch.Tensor] = []
+        calls: list[list[LayerCall]] = [[] for _ in layers]
+        last = len(layers) - 1
+
+        def stand_in(i: int):
+            def forward(h, *args, **kwargs):
+                if i == 0:
+                    hidden.append(h.detach())
+                calls[i].append(LayerCall(args, {k: v for k, v in kwargs.items()}))
+                if i == last:
+                    raise _StopCapture
+                return h
+
+            return forward
+
+        for m in others:
+            m.to(self.device)
+        for i, layer in enumerate(layers):
+            layer.forward = stand_in(i)
+        try:
+            for batch in self.batches:
+                try:
+                    decoder(input_ids=batch.to(self.device), use_cache=False)
+                except _StopCapture:
+                    pass
+        finally:
+            for layer in layers:
+                del layer.forward
+        return hidden, calls
+
+    @torch.no_grad()
+    def run(self, block_fn: BlockFn | None = None) -> list[torch.Tensor]:
+        """Process every block with `block_fn`, propagating edited outputs; return the last hidden states."""
+        layers = self.adapter.layers(self.model)
+        stream, calls = self.capture()
+        home = next(layers[0].parameters()).device
+        bar = tqdm(range(len(layers)), desc=self.desc, unit="block", disable=not self.progress)
+        for i in bar:
+            layer = layers[i].to(self.device)
+            ctx = BlockContext(
+                index=i,
+                layer=layer,
+                linears=self.adapter.linears(layer),
+                inputs=stream,
+                calls=[LayerCall(_to(c.args, self.device), _to(c.kwargs, self.device)) for c in calls[i]],
+                num_blocks=len(layers),
+            )
+            if block_fn is not None:
+                block_fn(ctx)
+            stream = ctx.forward()
+            layer.to(home)
+            calls[i] = []
+        return stream
+
+    @torch.no_grad()
+    def logits(self, hidden: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Apply the final norm and head to final hidden states (used to check the engine)."""
+        return [self.adapter.logits(self.model, h) for h in hidden]

@@ -1,0 +1,1 @@
+"""Writing standard Hugging Face checkpoints that stock transformers loads."""

@@ -1,0 +1,1 @@
+"""Model sources (built-in packages, local folders, GGUF files, hub ids) and architecture adapters."""

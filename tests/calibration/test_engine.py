@@ -1,0 +1,45 @@
+import torch
+
+from prunekit.calibration.engine import LayerwiseEngine
+from prunekit.calibration.stats import HESSIAN, SQ_NORM
+from prunekit.models.adapters import adapter_for
+
+
+def test_engine_without_edits_reproduces_full_forward_logits(any_tiny_model):
+    model = any_tiny_model
+    adapter = adapter_for(model)
+    torch.manual_seed(1)
+    batches = [torch.randint(0, 128, (2, 24)), torch.randint(0, 128, (3, 24))]
+    engine = LayerwiseEngine(model, adapter, batches, progress=False)
+    logits = engine.logits(engine.run())
+    for got, batch in zip(logits, batches):
+        want = model(batch).logits
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_collected_statistics_match_direct_computation(tiny_llama):
+    model = tiny_llama
+    adapter = adapter_for(model)
+    batch = torch.randint(0, 128, (2, 16))
+    seen: dict = {}
+
+    def block_fn(ctx):
+        stats = ctx.collect({SQ_NORM, HESSIAN})
+        if ctx.index == 1:
+            seen["stats"] = stats["mlp.down_proj"]
+
+    captured = {}
+    layer1 = adapter.layers(model)[1].mlp.down_proj
+
+    def grab(_module, inputs, _output):
+        captured.setdefault("x", inputs[0].detach())
+
+    h = layer1.register_forward_hook(grab)
+    model(batch)
+    h.remove()
+    LayerwiseEngine(model, adapter, [batch], progress=False).run(block_fn)
+    x = captured["x"].reshape(-1, captured["x"].shape[-1])
+    s = seen["stats"]
+    assert s.tokens == 32
+    torch.testing.assert_close(s.sq_sum, x.pow(2).sum(0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(s.hessian, 2 * x.T @ x / 32, rtol=1e-5, atol=1e-5)
