@@ -53,6 +53,7 @@ class BlockContext:
     inputs: list[torch.Tensor]
     calls: list[LayerCall]
     num_blocks: int
+    input_groups: tuple[tuple[str, ...], ...] = ()
 
     @torch.no_grad()
     def forward(self, inputs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
@@ -67,10 +68,15 @@ class BlockContext:
         """Run the block once with hooks on its Linears and return their input statistics."""
         kinds = frozenset(kinds)
         names = list(self.linears) if names is None else list(names)
-        stats = {n: LinearStats(kinds) for n in names}
+        stats: dict[str, LinearStats] = {}
+        for n in names:  # Linears that share an input share one accumulator
+            group = next((g for g in self.input_groups if n in g), (n,))
+            shared = next((stats[o] for o in group if o in stats), None)
+            stats[n] = shared if shared is not None else LinearStats(kinds)
+        hooked = {id(s): n for n, s in stats.items()}
         handles = [
             self.linears[n].register_forward_hook(lambda _m, inp, _out, s=stats[n]: s.add(inp[0]))
-            for n in names
+            for n in hooked.values()
         ]
         try:
             self.forward()
@@ -158,6 +164,7 @@ class LayerwiseEngine:
                 inputs=stream,
                 calls=[LayerCall(_to(c.args, self.device), _to(c.kwargs, self.device)) for c in calls[i]],
                 num_blocks=len(layers),
+                input_groups=self.adapter.input_groups(),
             )
             if block_fn is not None:
                 block_fn(ctx)

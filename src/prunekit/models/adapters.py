@@ -45,6 +45,15 @@ class DecoderAdapter:
         out.update({f"mlp.{n}": getattr(layer.mlp, n) for n in MLP})
         return out
 
+    def input_groups(self) -> tuple[tuple[str, ...], ...]:
+        """Linears that read the same input tensor (statistics are collected once per group)."""
+        return (
+            tuple(f"self_attn.{n}" for n in ATTENTION[:3]),
+            ("self_attn.o_proj",),
+            ("mlp.gate_proj", "mlp.up_proj"),
+            ("mlp.down_proj",),
+        )
+
     def logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm, output head and (where the family has one) logit soft-capping."""
         logits = self.lm_head(model)(self.final_norm(model)(hidden))

@@ -1,0 +1,23 @@
+"""prunekit: prune code LLMs layer by layer, measure what each cut costs, export standard checkpoints.
+
+Python API: `prunekit.prune(...)`, `prunekit.load_model(...)`, `prunekit.perplexity(...)`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "load_model", "prune", "perplexity", "save"]
+
+
+def __getattr__(name: str):
+    # Lazy: `import prunekit` must stay cheap (the CLI imports torch only when it needs it).
+    if name in ("prune", "perplexity", "save"):
+        from prunekit import api
+
+        return getattr(api, name)
+    if name == "load_model":
+        from prunekit.models.loading import load_model
+
+        return load_model
+    raise AttributeError(name)

@@ -1,0 +1,134 @@
+"""The Python API: the same power as the CLI, on models you already hold in memory.
+
+    import prunekit
+    lm = prunekit.load_model("qwen2.5-coder-0.5b")
+    result = prunekit.prune(lm.model, lm.tokenizer, method="wanda", sparsity=0.5, calib="python")
+    print(prunekit.perplexity(lm.model, lm.tokenizer, "python"))
+    prunekit.save(result, "runs/wanda50")
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from prunekit.data.sources import resolve_source
+from prunekit.data.windows import calibration_windows, evaluation_windows
+from prunekit.errors import PrunekitError
+from prunekit.export.checkpoint import save_checkpoint
+from prunekit.methods.oneshot import LayerRecord, prune_model
+from prunekit.methods.patterns import parse_pattern, resolve_sparsity
+from prunekit.methods.pruners import get_pruner
+from prunekit.models.adapters import adapter_for
+from prunekit.reports.report import param_counts, write_report
+from prunekit.utils import Timer, atomic_output_dir
+
+
+@dataclass
+class PruneResult:
+    """The pruned model (edited in place), what happened per layer, and the report so far."""
+
+    model: nn.Module
+    tokenizer: object
+    records: dict[str, LayerRecord]
+    report: dict = field(default_factory=dict)
+
+
+def check_seq_len(model: nn.Module, seq_len: int) -> None:
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit and seq_len > limit:
+        raise PrunekitError(f"--seq-len {seq_len} is beyond the model's context of {limit} tokens; lower it")
+
+
+def calibration_data(tokenizer, calib: str | torch.Tensor, samples: int, seq_len: int, seed: int) -> tuple[torch.Tensor, dict]:
+    """Calibration windows (N × T token ids) and their description for the report."""
+    if isinstance(calib, torch.Tensor):
+        return calib, {"description": "token ids given by the caller", "samples": calib.shape[0], "seq_len": calib.shape[1], "seed": seed}
+    source = resolve_source(calib, "calib")
+    windows = calibration_windows(source, tokenizer, samples, seq_len, seed)
+    return windows, {
+        "source": source.name, "description": source.description, "licence": source.licence,
+        "samples": samples, "seq_len": seq_len, "seed": seed, "tokens": int(windows.numel()),
+    }
+
+
+def sparsity_summary(records: dict[str, LayerRecord], target: float) -> dict:
+    zeros = sum(r.zeros for r in records.values())
+    numel = sum(r.numel for r in records.values())
+    return {
+        "target": target,
+        "achieved": zeros / numel if numel else 0.0,
+        "pruned_layers_numel": numel,
+        "per_layer": {k: round(r.sparsity, 6) for k, r in records.items()},
+    }
+
+
+def prune(
+    model: nn.Module,
+    tokenizer=None,
+    *,
+    method: str = "wanda",
+    sparsity: float | None = None,
+    pattern: str = "unstructured",
+    calib: str | torch.Tensor = "python",
+    calib_samples: int = 64,
+    seq_len: int = 512,
+    seed: int = 0,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> PruneResult:
+    """Prune every decoder Linear of `model` in place with one method at one sparsity."""
+    pat = parse_pattern(pattern)
+    target = resolve_sparsity(sparsity, pat)
+    pruner = get_pruner(method)
+    adapter = adapter_for(model)
+    timer = Timer()
+    report: dict = {"method": {"name": method, "pattern": str(pat), "allocation": "uniform"}, "seed": seed}
+    batches = None
+    if pruner.needs:
+        if tokenizer is None and not isinstance(calib, torch.Tensor):
+            raise PrunekitError(f"{method} needs calibration data: pass the tokenizer or token ids")
+        check_seq_len(model, seq_len)
+        with timer("calibration_data"):
+            windows, report["calibration"] = calibration_data(tokenizer, calib, calib_samples, seq_len, seed)
+        batches = list(windows.split(batch_size))
+    torch.manual_seed(seed)
+    with timer("prune"):
+        records = prune_model(model, adapter, pruner, lambda *_: target, pat, batches, device, progress)
+    report["sparsity"] = sparsity_summary(records, target)
+    report["params"] = param_counts(model)
+    report["timings_s"] = timer.stages
+    return PruneResult(model, tokenizer, records, report)
+
+
+def perplexity(
+    model: nn.Module,
+    tokenizer,
+    data: str = "python",
+    seq_len: int = 512,
+    max_tokens: int = 32768,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Held-out perplexity of `model` on a built-in corpus's eval split or a user path."""
+    check_seq_len(model, seq_len)
+    source = resolve_source(data, "eval")
+    windows = evaluation_windows(source, tokenizer, seq_len, max_tokens)
+    from prunekit.evaluation.perplexity import perplexity as _ppl
+
+    result = _ppl(model, adapter_for(model), windows, batch_size, device, progress, desc=f"ppl {data}")
+    result["data"] = source.description
+    return result
+
+
+def save(result: PruneResult, out_dir: str | Path, force: bool = False) -> Path:
+    """Write the checkpoint and report atomically (nothing appears unless all of it was written)."""
+    with atomic_output_dir(Path(out_dir), force=force) as tmp:
+        save_checkpoint(result.model, result.tokenizer, tmp)
+        write_report(tmp, result.report)
+    return Path(out_dir)

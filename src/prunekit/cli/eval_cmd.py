@@ -1,0 +1,82 @@
+"""`prunekit eval MODEL ...`: perplexity per corpus (and, with eval_code, HumanEval and speed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from prunekit.cli.common import add_model_args, add_ppl_args, print_table, split_list
+
+
+def _code_eval():
+    import importlib.util
+
+    if importlib.util.find_spec("prunekit.cli.eval_code") is None:
+        return None
+    return importlib.import_module("prunekit.cli.eval_code")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate a model or a prune run folder")
+    add_model_args(p)
+    add_ppl_args(p, "--ppl")
+    p.add_argument("--report", type=Path, default=None,
+                   help="write results here (default: into MODEL/report.json when MODEL is a run folder)")
+    code = _code_eval()
+    if code is not None:
+        code.register_args(p)
+    p.set_defaults(func=run)
+
+
+def _run_folder(model: str) -> Path | None:
+    path = Path(model)
+    return path if (path / "report.json").is_file() else None
+
+
+def run(args: argparse.Namespace) -> int:
+    from prunekit import api
+    from prunekit.data.sources import resolve_source
+    from prunekit.models.loading import load_model, resolve_device
+    from prunekit.reports.report import new_report, render_markdown
+
+    device = resolve_device(args.device)
+    ppl_sets = split_list(args.ppl)
+    for data in ppl_sets:
+        resolve_source(data, "eval")
+    folder = _run_folder(args.model)
+    lm = load_model(args.model, args.dtype, args.trust_remote_code)
+    lm.model.to(device)
+    results: dict = {}
+    if ppl_sets:
+        results["perplexity"] = {
+            d: api.perplexity(lm.model, lm.tokenizer, d, args.ppl_seq_len, args.ppl_tokens, args.ppl_batch_size, device)
+            for d in ppl_sets
+        }
+    code = _code_eval()
+    if code is not None:
+        results.update(code.run(args, lm, device, folder or (args.report.parent if args.report else None)))
+    if not results:
+        from prunekit.errors import PrunekitError
+
+        raise PrunekitError("nothing to evaluate; ask for e.g. --ppl python")
+
+    target = args.report or (folder / "report.json" if folder else None)
+    if target is not None:
+        report = json.loads(target.read_text()) if target.is_file() else {**new_report(), "model": lm.info}
+        evaluation = report.setdefault("evaluation", {})
+        for key, value in results.items():
+            if isinstance(value, dict) and isinstance(evaluation.get(key), dict):
+                evaluation[key].update(value)
+            else:
+                evaluation[key] = value
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(report, indent=2, default=str))
+        tmp.replace(target)
+        if target.name == "report.json":
+            (target.parent / "report.md").write_text(render_markdown(report))
+    rows = [[d, f"{r['ppl']:.4f}", r["tokens"], r["seq_len"]] for d, r in results.get("perplexity", {}).items()]
+    if rows:
+        print_table(["data", "perplexity", "tokens", "window"], rows)
+    return 0

@@ -1,0 +1,73 @@
+"""Turn a data argument (built-in corpus name, file, folder, .jsonl) into documents of text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from prunekit.data.corpora import CORPORA, get_corpus
+from prunekit.errors import PrunekitError
+
+TEXT_SUFFIXES = {
+    ".py", ".java", ".c", ".cc", ".cpp", ".cxx", ".h", ".hpp", ".hh", ".js", ".mjs", ".ts",
+    ".txt", ".md", ".rst", ".go", ".rs", ".rb", ".sh", ".json", ".yaml", ".yml", ".toml", "",
+}
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """Documents for one role (calibration or evaluation) with a description for the report."""
+
+    name: str
+    files: tuple[Path, ...]
+    description: str
+    licence: str
+
+    def documents(self) -> Iterator[str]:
+        for path in self.files:
+            if path.suffix == ".jsonl":
+                yield from _jsonl_texts(path)
+            else:
+                text = path.read_text(encoding="utf-8", errors="replace")
+                if text.strip():
+                    yield text
+
+
+def _jsonl_texts(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PrunekitError(f"{path}:{n} is not valid JSON; each line needs a {{\"text\": ...}} object") from exc
+            text = row.get("text") if isinstance(row, dict) else None
+            if not isinstance(text, str):
+                raise PrunekitError(f"{path}:{n} has no string field 'text'; each line needs one")
+            yield text
+
+
+def resolve_source(spec: str, split: str) -> TextSource:
+    """A built-in corpus name (its `split` part) or a user path (used whole)."""
+    if spec in CORPORA:
+        corpus = get_corpus(spec)
+        files = corpus.files(split)
+        return TextSource(spec, tuple(files), f"{corpus.description} [{split} split, {len(files)} files]", corpus.licence)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise PrunekitError(
+            f"data '{spec}' is neither a built-in corpus ({', '.join(sorted(CORPORA))}) nor an existing path"
+        )
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(
+            p for p in path.rglob("*")
+            if p.is_file() and (p.suffix in TEXT_SUFFIXES or p.suffix == ".jsonl") and not p.name.startswith(".")
+        )
+    if not files:
+        raise PrunekitError(f"'{spec}' holds no text files; add .py/.txt/.jsonl files or choose another path")
+    return TextSource(str(path), tuple(files), f"user data {path} ({len(files)} files)", "user-supplied")

@@ -1,0 +1,411 @@
+"""Run untrusted generated code: one subprocess per candidate, with limits, and never hang.
+
+Layers of defence (each covers what the others cannot):
+
+- OS process: a fresh interpreter (`python -I -S`) in its own session/process group, a fresh
+  temporary working directory, an environment with nothing inherited (no secrets), and
+  rlimits on address space (memory), CPU seconds, file size, open files and core dumps.
+- Privileges: when the evaluator runs as root, the candidate runs as `nobody` (uid 65534),
+  so the kernel itself refuses writes outside its (chowned) directory and RLIMIT_NPROC
+  (which root ignores) caps fork bombs. Otherwise RLIMIT_NPROC is set just above the
+  user's current process count.
+- Python guard (installed by the bootstrap before the candidate runs): the normal file
+  APIs (`open`, `os.open`, `os.remove`, `os.rename`, `os.mkdir`, `shutil.rmtree`, …) refuse
+  to write outside the working directory; process creation (`fork`, `subprocess`,
+  `os.system`, `exec*`, `spawn*`) and signalling other processes are disabled.
+- Supervision: a wall-time limit, after which the whole process group and every
+  descendant seen is killed with SIGKILL; output goes to size-capped files, not pipes.
+
+A pass needs the bootstrap to print a per-run random token after the program (candidate
+plus tests) returned normally, so `sys.exit(0)` / `os._exit(0)` inside a candidate is a
+failure, not a pass. This stops buggy and careless code; it is not a security boundary
+against code written to escape it (use a container or VM for that).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+NOBODY = 65534
+
+# Runs inside the candidate's interpreter. Reads: line 1 = JSON settings, rest = program.
+BOOTSTRAP = r'''
+import sys, os, json, resource
+_cfg = json.loads(sys.stdin.readline())
+_program = sys.stdin.read()
+_token = _cfg.pop("token")
+_report_fd = os.dup(1)
+
+def _limit(name, value):
+    kind = getattr(resource, name)
+    soft, hard = resource.getrlimit(kind)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    try:
+        resource.setrlimit(kind, (value, value))
+    except (ValueError, OSError):
+        pass
+
+_limit("RLIMIT_AS", _cfg["memory_mb"] << 20)
+_limit("RLIMIT_DATA", _cfg["memory_mb"] << 20)
+_limit("RLIMIT_CPU", _cfg["cpu_s"])
+_limit("RLIMIT_FSIZE", _cfg["file_mb"] << 20)
+_limit("RLIMIT_NOFILE", 64)
+_limit("RLIMIT_CORE", 0)
+if _cfg["nproc"]:
+    _limit("RLIMIT_NPROC", _cfg["nproc"])
+
+for _fd, _name in ((1, "stdout.txt"), (2, "stderr.txt")):
+    _f = os.open(_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(_f, _fd)
+    os.close(_f)
+sys.stdout = open(1, "w", closefd=False, buffering=1)
+sys.stderr = open(2, "w", closefd=False, buffering=1)
+
+def _report(**kw):
+    os.write(_report_fd, (_token + " " + json.dumps(kw) + "\n").encode())
+
+import builtins, io, shutil, subprocess, tempfile, pathlib, signal, types, time
+_ROOT = os.path.realpath(os.getcwd())
+_realpath, _readlink, _fspath = os.path.realpath, os.readlink, os.fspath
+
+def _inside(path, dir_fd=None):
+    if isinstance(path, int):
+        return True
+    p = os.fsdecode(_fspath(path))
+    if dir_fd is not None and not os.path.isabs(p):
+        p = os.path.join(_readlink("/proc/self/fd/%d" % dir_fd), p)
+    p = _realpath(p)
+    return p == _ROOT or p.startswith(_ROOT + os.sep)
+
+def _deny(what):
+    raise PermissionError("sandbox: %s is not allowed" % what)
+
+_orig_open = builtins.open
+def _open(file, mode="r", *args, **kwargs):
+    if any(c in mode for c in "wax+") and not _inside(file):
+        _deny("writing %r" % (file,))
+    return _orig_open(file, mode, *args, **kwargs)
+builtins.open = io.open = _open
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_orig_os_open = os.open
+def _os_open(path, flags, mode=0o777, *, dir_fd=None):
+    if flags & _WRITE_FLAGS and not _inside(path, dir_fd):
+        _deny("writing %r" % (path,))
+    return _orig_os_open(path, flags, mode, dir_fd=dir_fd)
+os.open = _os_open
+
+def _guard_paths(fn, positions):
+    def wrapper(*args, **kwargs):
+        dir_fd = kwargs.get("dir_fd", kwargs.get("src_dir_fd"))
+        for i in positions:
+            if i < len(args) and not _inside(args[i], dir_fd):
+                _deny("%s(%r)" % (fn.__name__, args[i]))
+        for key in ("dst", "path"):
+            if key in kwargs and not _inside(kwargs[key], dir_fd):
+                _deny("%s(%r)" % (fn.__name__, kwargs[key]))
+        return fn(*args, **kwargs)
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+for _name, _pos in (("remove", (0,)), ("unlink", (0,)), ("rmdir", (0,)), ("mkdir", (0,)),
+                    ("chmod", (0,)), ("chown", (0,)), ("lchown", (0,)), ("truncate", (0,)),
+                    ("utime", (0,)), ("mkfifo", (0,)), ("mknod", (0,)), ("removedirs", (0,)),
+                    ("rename", (0, 1)), ("replace", (0, 1)), ("renames", (0, 1)),
+                    ("link", (0, 1)), ("symlink", (1,))):
+    if hasattr(os, _name):
+        setattr(os, _name, _guard_paths(getattr(os, _name), _pos))
+for _name, _pos in (("rmtree", (0,)), ("move", (0, 1)), ("copy", (1,)), ("copy2", (1,)),
+                    ("copyfile", (1,)), ("copytree", (1,)), ("chown", (0,))):
+    setattr(shutil, _name, _guard_paths(getattr(shutil, _name), _pos))
+
+def _blocked(name):
+    def blocked(*args, **kwargs):
+        _deny(name)
+    return blocked
+
+for _name in ("system", "popen", "fork", "forkpty", "vfork", "setsid", "setpgid", "setpgrp",
+              "execv", "execve", "execl", "execle", "execlp", "execlpe", "execvp", "execvpe",
+              "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve", "spawnvp",
+              "spawnvpe", "posix_spawn", "posix_spawnp", "putenv", "unsetenv", "setuid",
+              "setgid", "seteuid", "setegid", "setreuid", "setregid", "chroot", "fchdir",
+              "chdir", "fchmod", "fchown", "register_at_fork", "killpg", "plock"):
+    if hasattr(os, _name):
+        setattr(os, _name, _blocked("os." + _name))
+_orig_kill = os.kill
+def _kill(pid, sig):
+    if pid != os.getpid():
+        _deny("signalling other processes")
+    return _orig_kill(pid, sig)
+os.kill = _kill
+subprocess.Popen = _blocked("subprocess")
+for _name in ("run", "call", "check_call", "check_output", "getoutput", "getstatusoutput"):
+    setattr(subprocess, _name, _blocked("subprocess"))
+for _mod in ("posix", "_posixsubprocess", "ctypes", "_ctypes", "multiprocessing", "resource",
+             "pty", "_thread_fork", "cffi"):
+    sys.modules[_mod] = None
+os.environ.clear()
+
+_namespace = {"__name__": "__main__", "__builtins__": builtins}
+try:
+    _code = compile(_program, "<candidate>", "exec")
+except SyntaxError as _exc:
+    _report(status="failed", error="syntax", detail="%s: %s" % (type(_exc).__name__, _exc))
+    os._exit(1)
+try:
+    exec(_code, _namespace)
+except SystemExit as _exc:
+    _report(status="failed", error="exit", detail="SystemExit(%r)" % (_exc.code,))
+    os._exit(1)
+except MemoryError:
+    _report(status="failed", error="memory", detail="MemoryError")
+    os._exit(1)
+except AssertionError as _exc:
+    _report(status="failed", error="assertion", detail=str(_exc)[:200])
+    os._exit(1)
+except PermissionError as _exc:
+    _kind = "sandbox_violation" if "sandbox:" in str(_exc) else "exception"
+    _report(status="failed", error=_kind, detail=("PermissionError: %s" % _exc)[:300])
+    os._exit(1)
+except RecursionError as _exc:
+    _report(status="failed", error="exception", detail="RecursionError")
+    os._exit(1)
+except BaseException as _exc:
+    _report(status="failed", error="exception", detail=("%s: %s" % (type(_exc).__name__, _exc))[:300])
+    os._exit(1)
+_report(status="passed", error=None, detail=None)
+os._exit(0)
+'''
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-candidate limits; the defaults fit HumanEval's tests with a wide margin."""
+
+    wall_s: float = 10.0
+    cpu_s: int = 10
+    memory_mb: int = 1024
+    file_mb: int = 16
+    nproc: int = 64
+
+
+@dataclass
+class ExecResult:
+    """The outcome of one candidate: `passed`, and if not, an error kind and short detail."""
+
+    passed: bool
+    error: str | None = None
+    detail: str | None = None
+    wall_s: float = 0.0
+    returncode: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out.pop("extra")
+        return out
+
+
+def _world_executable(path: str) -> bool:
+    """True if a non-owner can execute `path` (every parent directory searchable by others)."""
+    real = Path(os.path.realpath(path))
+    try:
+        if not real.stat().st_mode & stat.S_IXOTH:
+            return False
+        return all(p.stat().st_mode & stat.S_IXOTH for p in real.parents)
+    except OSError:
+        return False
+
+
+@lru_cache(maxsize=4)
+def _interpreter_for(drop_to: int | None) -> str | None:
+    """An interpreter the sandbox user can run: ours, else the system python3 (probed once)."""
+    candidates = [sys.executable, getattr(sys, "_base_executable", sys.executable)]
+    candidates += [p for p in (shutil.which("python3"), "/usr/bin/python3") if p]
+    seen: set[str] = set()
+    for cand in candidates:
+        if cand in seen or not os.path.exists(cand):
+            continue
+        seen.add(cand)
+        if drop_to is not None and not _world_executable(cand):
+            continue
+        try:
+            probe = subprocess.run(
+                [cand, "-I", "-S", "-c", "import json, resource; print('ok')"],
+                capture_output=True,
+                timeout=30,
+                cwd="/",
+                env={"PATH": "/usr/bin:/bin"},
+                user=drop_to,
+                group=drop_to,
+                extra_groups=[] if drop_to is not None else None,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if probe.returncode == 0 and probe.stdout.strip() == b"ok":
+            return cand
+    return None
+
+
+def _user_process_count() -> int:
+    uid = os.getuid()
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += 1 + max(0, len(os.listdir(f"/proc/{entry.name}/task")) - 1)
+            except OSError:
+                continue
+    return count
+
+
+@lru_cache(maxsize=1)
+def sandbox_identity() -> dict:
+    """How candidates will run here: interpreter, user, and whether privileges are dropped."""
+    drop = NOBODY if os.geteuid() == 0 else None
+    interp = _interpreter_for(drop) if drop is not None else None
+    if interp is None:
+        drop = None
+        interp = _interpreter_for(None)
+    if interp is None:
+        raise RuntimeError("no Python interpreter usable for the sandbox was found")
+    return {"interpreter": interp, "uid": NOBODY if drop is not None else os.getuid(),
+            "privileges_dropped": drop is not None}
+
+
+def _decode_returncode(rc: int) -> tuple[str, str]:
+    if rc < 0:
+        sig = -rc
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig == signal.SIGXCPU:
+            return "cpu_limit", f"killed by {name} (CPU-time limit)"
+        if sig == signal.SIGXFSZ:
+            return "file_limit", f"killed by {name} (file-size limit)"
+        return "killed", f"killed by signal {name}"
+    return "exit", f"exited with status {rc} without finishing its tests"
+
+
+def _kill_tree(proc: subprocess.Popen, known: Iterable[int]) -> None:
+    """SIGKILL the candidate's process group and every descendant seen, until none is left."""
+    import psutil
+
+    pids = set(known)
+    for _ in range(20):
+        try:
+            pids.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
+        except psutil.Error:
+            pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        alive = False
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                alive = True
+            except (ProcessLookupError, PermissionError):
+                pass
+        if not alive:
+            break
+        time.sleep(0.01)
+
+
+def run_program(program: str, limits: Limits = Limits()) -> ExecResult:
+    """Execute `program` (candidate + tests) in the sandbox; pass iff it returns normally."""
+    import psutil
+
+    ident = sandbox_identity()
+    drop = NOBODY if ident["privileges_dropped"] else None
+    token = secrets.token_hex(16)
+    workdir = tempfile.mkdtemp(prefix="prunekit-sandbox-")
+    if drop is not None:
+        os.chown(workdir, drop, drop)
+    nproc = limits.nproc if drop is not None else _user_process_count() + limits.nproc
+    settings = {"token": token, "memory_mb": limits.memory_mb, "cpu_s": limits.cpu_s,
+                "file_mb": limits.file_mb, "nproc": nproc}
+    env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8",
+           "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    seen: set[int] = set()
+    try:
+        proc = subprocess.Popen(
+            [ident["interpreter"], "-I", "-S", "-c", BOOTSTRAP],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+            user=drop,
+            group=drop,
+            extra_groups=[] if drop is not None else None,
+        )
+        timed_out = False
+        try:
+            out, _ = proc.communicate(
+                (json.dumps(settings) + "\n" + program).encode(), timeout=limits.wall_s
+            )
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            try:
+                seen.update(c.pid for c in psutil.Process(proc.pid).children(recursive=True))
+            except psutil.Error:
+                pass
+            _kill_tree(proc, seen)
+            out, _ = proc.communicate()
+        else:
+            _kill_tree(proc, seen)  # anything it left running in its group
+        wall = time.perf_counter() - start
+        if timed_out:
+            return ExecResult(False, "timeout", f"wall-time limit {limits.wall_s:g}s", wall,
+                              proc.returncode)
+        for line in out.decode(errors="replace").splitlines():
+            if line.startswith(token + " "):
+                info = json.loads(line[len(token) + 1 :])
+                passed = info["status"] == "passed" and proc.returncode == 0
+                if info["status"] == "passed" and not passed:
+                    error, detail = _decode_returncode(proc.returncode)
+                    return ExecResult(False, error, detail, wall, proc.returncode)
+                return ExecResult(passed, info["error"], info["detail"], wall, proc.returncode)
+        error, detail = _decode_returncode(proc.returncode)
+        return ExecResult(False, error, detail, wall, proc.returncode)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def run_many(
+    programs: Sequence[str],
+    limits: Limits = Limits(),
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[ExecResult]:
+    """Run programs concurrently (each in its own sandbox); results in input order."""
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    results: list[ExecResult | None] = [None] * len(programs)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(run_program, p, limits): i for i, p in enumerate(programs)}
+        from concurrent.futures import as_completed
+
+        for fut in as_completed(futures):
+            results[futures[fut]] = fut.result()
+            if progress:
+                progress(1)
+    return [r for r in results if r is not None]

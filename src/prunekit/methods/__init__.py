@@ -1,0 +1,1 @@
+"""Scorers that decide *which* weights to prune: magnitude, Wanda, SparseGPT (pure tensor math)."""

@@ -1,0 +1,35 @@
+"""Masks from scores: lowest-scoring weights per output row, or N lowest in every M columns.
+
+A mask is a bool tensor shaped like the weight; True marks a weight to prune (set to zero).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def row_prune_counts(d_in: int, sparsity: float | torch.Tensor, d_out: int) -> torch.Tensor:
+    """⌊d_in · s_row⌋ weights to prune in each row, for a scalar or per-row sparsity."""
+    s = torch.as_tensor(sparsity, dtype=torch.float64).expand(d_out)
+    return torch.floor(d_in * s + 1e-9).long().clamp_(0, d_in)
+
+
+def row_mask(scores: torch.Tensor, sparsity: float | torch.Tensor) -> torch.Tensor:
+    """Prune the ⌊d_in·s_r⌋ lowest scores of every row r (Wanda's per-output comparison group)."""
+    d_out, d_in = scores.shape
+    counts = row_prune_counts(d_in, sparsity, d_out).to(scores.device)
+    order = torch.argsort(scores, dim=1, stable=True)
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(d_in, device=scores.device).expand(d_out, d_in))
+    return ranks < counts[:, None]
+
+
+def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Prune the `n` lowest scores in every group of `m` consecutive input columns of a row."""
+    d_out, d_in = scores.shape
+    if d_in % m:
+        raise ValueError(f"input width {d_in} is not a multiple of M={m}")
+    groups = scores.reshape(d_out, d_in // m, m)
+    lowest = torch.topk(groups, n, dim=-1, largest=False).indices
+    mask = torch.zeros_like(groups, dtype=torch.bool).scatter_(-1, lowest, True)
+    return mask.reshape(d_out, d_in)

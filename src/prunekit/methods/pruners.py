@@ -1,0 +1,79 @@
+"""Pruner classes: each names the statistics it needs and prunes one weight matrix in place."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from prunekit.calibration.stats import HESSIAN, SQ_NORM, LinearStats
+from prunekit.errors import PrunekitError
+from prunekit.methods.masks import nm_mask, row_mask
+from prunekit.methods.patterns import Pattern
+from prunekit.methods.scores import magnitude_scores, wanda_scores
+from prunekit.methods.sparsegpt import sparsegpt_prune
+
+
+def mask_from_scores(scores: torch.Tensor, sparsity: float | torch.Tensor, pattern: Pattern) -> torch.Tensor:
+    """N:M groups for an N:M pattern, else the lowest scores per row at the (per-row) sparsity."""
+    return nm_mask(scores, pattern.n, pattern.m) if pattern.is_nm else row_mask(scores, sparsity)
+
+
+class Pruner:
+    """Decides which weights of a Linear layer to zero, given its input statistics."""
+
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[str]] = frozenset()
+
+    def scores(self, weight: torch.Tensor, stats: LinearStats | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def prune(
+        self, weight: torch.Tensor, stats: LinearStats | None, sparsity: float | torch.Tensor, pattern: Pattern
+    ) -> torch.Tensor:
+        """Zero weights in place; return the mask (True = pruned)."""
+        mask = mask_from_scores(self.scores(weight, stats), sparsity, pattern)
+        weight.masked_fill_(mask, 0)
+        return mask
+
+
+class Magnitude(Pruner):
+    name = "magnitude"
+
+    def scores(self, weight: torch.Tensor, stats: LinearStats | None) -> torch.Tensor:
+        return magnitude_scores(weight)
+
+
+class Wanda(Pruner):
+    name = "wanda"
+    needs = frozenset({SQ_NORM})
+
+    def scores(self, weight: torch.Tensor, stats: LinearStats | None) -> torch.Tensor:
+        return wanda_scores(weight, stats.act_norm)
+
+
+class SparseGPT(Pruner):
+    name = "sparsegpt"
+    needs = frozenset({HESSIAN})
+
+    def __init__(self, blocksize: int = 128, percdamp: float = 0.01) -> None:
+        self.blocksize = blocksize
+        self.percdamp = percdamp
+
+    @torch.no_grad()
+    def prune(
+        self, weight: torch.Tensor, stats: LinearStats | None, sparsity: float | torch.Tensor, pattern: Pattern
+    ) -> torch.Tensor:
+        new, mask = sparsegpt_prune(weight, stats.hessian, sparsity, pattern, self.blocksize, self.percdamp)
+        weight.copy_(new)
+        return mask
+
+
+PRUNERS: dict[str, type[Pruner]] = {p.name: p for p in (Magnitude, Wanda, SparseGPT)}
+
+
+def get_pruner(name: str) -> Pruner:
+    if name not in PRUNERS:
+        raise PrunekitError(f"unknown method '{name}'; choose one of: {', '.join(PRUNERS)}")
+    return PRUNERS[name]()

@@ -1,0 +1,82 @@
+"""SparseGPT (Frantar & Alistarh, 2023): prune columns block by block and update the remaining
+weights with the Optimal Brain Surgeon correction, using the inverse layer Hessian."""
+
+from __future__ import annotations
+
+import torch
+
+from prunekit.methods.masks import nm_mask, row_mask
+from prunekit.methods.patterns import UNSTRUCTURED, Pattern
+
+
+def _inverse_cholesky(hessian: torch.Tensor, percdamp: float) -> torch.Tensor:
+    """Upper Cholesky factor of H⁻¹ after damping; damping grows until H is positive definite."""
+    diag_mean = torch.diag(hessian).mean()
+    eye = torch.eye(hessian.shape[0], device=hessian.device, dtype=hessian.dtype)
+    damp = percdamp
+    for _ in range(6):
+        chol, info = torch.linalg.cholesky_ex(hessian + damp * diag_mean * eye)
+        if info == 0:
+            inv = torch.cholesky_inverse(chol)
+            return torch.linalg.cholesky(inv, upper=True)
+        damp *= 10
+    raise RuntimeError("Hessian is not positive definite even with heavy damping")
+
+
+def _block_mask(scores: torch.Tensor, sparsity: float | torch.Tensor) -> torch.Tensor:
+    """Scalar sparsity: the lowest share of the whole block (adaptive across rows); per-row: per row."""
+    if isinstance(sparsity, torch.Tensor) and sparsity.numel() > 1:
+        return row_mask(scores, sparsity)
+    k = int(scores.numel() * float(sparsity) + 1e-9)
+    mask = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
+    if k:
+        mask[torch.topk(scores.flatten(), k, largest=False).indices] = True
+    return mask.view_as(scores)
+
+
+@torch.no_grad()
+def sparsegpt_prune(
+    weight: torch.Tensor,
+    hessian: torch.Tensor,
+    sparsity: float | torch.Tensor,
+    pattern: Pattern = UNSTRUCTURED,
+    blocksize: int = 128,
+    percdamp: float = 0.01,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (pruned weight, mask). `hessian` is 2XᵀX/n of the layer's inputs (d_in × d_in)."""
+    W = weight.detach().float().clone()
+    H = hessian.detach().float().clone().to(W.device)
+    d_out, d_in = W.shape
+    dead = torch.diag(H) == 0
+    H[dead, dead] = 1.0
+    W[:, dead] = 0.0
+    Hinv = _inverse_cholesky(H, percdamp)
+    if isinstance(sparsity, torch.Tensor):
+        sparsity = sparsity.to(W.device)
+    mask = torch.zeros_like(W, dtype=torch.bool)
+    for i1 in range(0, d_in, blocksize):
+        i2 = min(i1 + blocksize, d_in)
+        W1 = W[:, i1:i2].clone()
+        Q1 = torch.zeros_like(W1)
+        Err1 = torch.zeros_like(W1)
+        Hinv1 = Hinv[i1:i2, i1:i2]
+        diag = torch.diag(Hinv1)
+        if pattern.is_nm:
+            mask1 = torch.zeros_like(W1, dtype=torch.bool)
+        else:
+            mask1 = _block_mask(W1.pow(2) / diag.pow(2)[None, :], sparsity)
+        for i in range(i2 - i1):
+            if pattern.is_nm and i % pattern.m == 0:
+                cols = slice(i, i + pattern.m)
+                mask1[:, cols] = nm_mask(W1[:, cols].pow(2) / diag[cols].pow(2)[None, :], pattern.n, pattern.m)
+            w = W1[:, i]
+            q = w.masked_fill(mask1[:, i], 0.0)
+            Q1[:, i] = q
+            err = (w - q) / Hinv1[i, i]
+            W1[:, i:] -= err[:, None] * Hinv1[i, i:][None, :]
+            Err1[:, i] = err
+        W[:, i1:i2] = Q1
+        mask[:, i1:i2] = mask1
+        W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+    W[mask] = 0.0
+    return W.to(weight.dtype), mask
