@@ -50,19 +50,19 @@ _program = sys.stdin.read()
 _token = _cfg.pop("token")
 _report_fd = os.dup(1)
 
-def _limit(name, value):
+def _limit(name, value, hard_value=None):
     kind = getattr(resource, name)
     soft, hard = resource.getrlimit(kind)
     if hard != resource.RLIM_INFINITY:
         value = min(value, hard)
     try:
-        resource.setrlimit(kind, (value, value))
+        resource.setrlimit(kind, (value, value if hard_value is None else max(value, min(hard_value, hard) if hard != resource.RLIM_INFINITY else hard_value)))
     except (ValueError, OSError):
         pass
 
 _limit("RLIMIT_AS", _cfg["memory_mb"] << 20)
 _limit("RLIMIT_DATA", _cfg["memory_mb"] << 20)
-_limit("RLIMIT_CPU", _cfg["cpu_s"])
+_limit("RLIMIT_CPU", _cfg["cpu_s"], _cfg["cpu_s"] + 1)
 _limit("RLIMIT_FSIZE", _cfg["file_mb"] << 20)
 _limit("RLIMIT_NOFILE", 64)
 _limit("RLIMIT_CORE", 0)
@@ -80,6 +80,7 @@ def _report(**kw):
     os.write(_report_fd, (_token + " " + json.dumps(kw) + "\n").encode())
 
 import builtins, io, shutil, subprocess, tempfile, pathlib, signal, types, time
+os.environ.clear()
 _ROOT = os.path.realpath(os.getcwd())
 _realpath, _readlink, _fspath = os.path.realpath, os.readlink, os.fspath
 
@@ -159,7 +160,6 @@ for _name in ("run", "call", "check_call", "check_output", "getoutput", "getstat
 for _mod in ("posix", "_posixsubprocess", "ctypes", "_ctypes", "multiprocessing", "resource",
              "pty", "_thread_fork", "cffi"):
     sys.modules[_mod] = None
-os.environ.clear()
 
 _namespace = {"__name__": "__main__", "__builtins__": builtins}
 try:

@@ -1,0 +1,58 @@
+import itertools
+
+import pytest
+import torch
+
+from prunekit.methods.masks import nm_mask, row_mask
+from prunekit.methods.scores import magnitude_scores, wanda_scores
+
+
+def brute_row_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The k-subset of each row with the smallest total score, by enumeration."""
+    out = torch.zeros_like(scores, dtype=torch.bool)
+    for r in range(scores.shape[0]):
+        best = min(itertools.combinations(range(scores.shape[1]), k), key=lambda c: float(scores[r, list(c)].sum()))
+        out[r, list(best)] = True
+    return out
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.25, 0.5, 0.75])
+def test_row_mask_matches_brute_force(sparsity):
+    torch.manual_seed(0)
+    scores = torch.rand(5, 8)
+    k = int(8 * sparsity)
+    assert torch.equal(row_mask(scores, sparsity), brute_row_mask(scores, k))
+
+
+def test_row_mask_per_row_sparsity():
+    torch.manual_seed(1)
+    scores = torch.rand(4, 10)
+    s = torch.tensor([0.0, 0.3, 0.5, 0.9])
+    mask = row_mask(scores, s)
+    assert mask.sum(1).tolist() == [0, 3, 5, 9]
+    for r, k in enumerate([0, 3, 5, 9]):
+        assert torch.equal(mask[r], brute_row_mask(scores[r : r + 1], k)[0])
+
+
+@pytest.mark.parametrize(("n", "m"), [(2, 4), (4, 8), (1, 4)])
+def test_nm_mask_matches_brute_force(n, m):
+    torch.manual_seed(2)
+    scores = torch.rand(3, 16)
+    mask = nm_mask(scores, n, m)
+    for r in range(3):
+        for g in range(0, 16, m):
+            block = scores[r : r + 1, g : g + m]
+            assert torch.equal(mask[r, g : g + m], brute_row_mask(block, n)[0])
+    assert mask.float().mean() == n / m
+
+
+def test_nm_mask_rejects_ragged_width():
+    with pytest.raises(ValueError):
+        nm_mask(torch.rand(2, 6), 2, 4)
+
+
+def test_wanda_scores_weight_by_input_norm():
+    w = torch.tensor([[1.0, -2.0], [3.0, 0.5]])
+    a = torch.tensor([2.0, 1.0])
+    assert torch.equal(wanda_scores(w, a), torch.tensor([[2.0, 2.0], [6.0, 0.5]]))
+    assert torch.equal(magnitude_scores(w), w.abs())
