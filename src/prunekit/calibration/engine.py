@@ -54,6 +54,7 @@ class BlockContext:
     calls: list[LayerCall]
     num_blocks: int
     input_groups: tuple[tuple[str, ...], ...] = ()
+    outputs: list[torch.Tensor] | None = None  # a method may set the stream to pass on
 
     @torch.no_grad()
     def forward(self, inputs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
@@ -150,7 +151,11 @@ class LayerwiseEngine:
 
     @torch.no_grad()
     def run(self, block_fn: BlockFn | None = None) -> list[torch.Tensor]:
-        """Process every block with `block_fn`, propagating edited outputs; return the last hidden states."""
+        """Process every block with `block_fn`, propagating edited outputs; return the last hidden states.
+
+        After `block_fn`, the block's output is computed from the block as edited, unless
+        `block_fn` set `ctx.outputs` itself (e.g. to pass on a masked stream and then restore).
+        """
         layers = self.adapter.layers(self.model)
         stream, calls = self.capture()
         home = next(layers[0].parameters()).device
@@ -168,7 +173,7 @@ class LayerwiseEngine:
             )
             if block_fn is not None:
                 block_fn(ctx)
-            stream = ctx.forward()
+            stream = ctx.outputs if ctx.outputs is not None else ctx.forward()
             layer.to(home)
             calls[i] = []
         return stream

@@ -7,7 +7,9 @@ import sys
 
 from prunekit.errors import PrunekitError
 
-COMMANDS = ("models_cmd", "install_cmd", "prune_cmd", "eval_cmd", "compare_cmd")
+COMMANDS = (
+    "models_cmd", "install_cmd", "prune_cmd", "run_cmd", "eval_cmd", "compare_cmd", "submodels_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
