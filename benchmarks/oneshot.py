@@ -52,9 +52,16 @@ def worker(args: argparse.Namespace) -> dict:
         row["peak_rss_mb"] = peak_rss_mb()
     else:
         result = prunekit.prune(
-            lm.model, lm.tokenizer, method=args.method, sparsity=args.sparsity,
-            pattern=args.pattern, calib="python", calib_samples=args.samples,
-            seq_len=args.seq_len, seed=0, batch_size=args.batch_size,
+            lm.model,
+            lm.tokenizer,
+            method=args.method,
+            sparsity=args.sparsity,
+            pattern=args.pattern,
+            calib="python",
+            calib_samples=args.samples,
+            seq_len=args.seq_len,
+            seed=0,
+            batch_size=args.batch_size,
         )
         row["prune_s"] = result.report["timings_s"]["prune"]
         row["achieved_sparsity"] = result.report["sparsity"]["achieved"]
@@ -89,10 +96,27 @@ def main() -> None:
     for method, sparsity, pattern in CONFIGS:
         if args.only and method not in args.only.split(",") and method != "dense":
             continue
-        cmd = [sys.executable, __file__, "--worker", "--method", method, "--model", args.model,
-               "--samples", str(args.samples), "--seq-len", str(args.seq_len),
-               "--batch-size", str(args.batch_size), "--ppl-tokens", str(args.ppl_tokens),
-               "--dtype", args.dtype, "--threads", str(args.threads)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            "--method",
+            method,
+            "--model",
+            args.model,
+            "--samples",
+            str(args.samples),
+            "--seq-len",
+            str(args.seq_len),
+            "--batch-size",
+            str(args.batch_size),
+            "--ppl-tokens",
+            str(args.ppl_tokens),
+            "--dtype",
+            args.dtype,
+            "--threads",
+            str(args.threads),
+        ]
         if sparsity is not None:
             cmd += ["--sparsity", str(sparsity)]
         if pattern is not None:
@@ -104,9 +128,17 @@ def main() -> None:
     for r in rows[1:]:
         r["prune_x_forward"] = r["prune_s"] / dense["forward_s"]
         r["rss_x_dense"] = r["peak_rss_mb"] / dense["peak_rss_mb"]
-    meta = {"model": args.model, "samples": args.samples, "seq_len": args.seq_len, "dtype": args.dtype,
-            "batch_size": args.batch_size, "ppl_tokens": args.ppl_tokens, "machine": machine(),
-            "versions": versions(), "command": " ".join(sys.argv)}
+    meta = {
+        "model": args.model,
+        "samples": args.samples,
+        "seq_len": args.seq_len,
+        "dtype": args.dtype,
+        "batch_size": args.batch_size,
+        "ppl_tokens": args.ppl_tokens,
+        "machine": machine(),
+        "versions": versions(),
+        "command": " ".join(sys.argv),
+    }
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"oneshot_{args.model}_{args.dtype}"
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
@@ -129,7 +161,9 @@ def render(meta: dict, rows: list[dict]) -> str:
     ]
     for r in rows:
         if r["method"] == "dense":
-            lines.append(f"| dense | - | {r['ppl']:.3f} | 0 | forward {r['forward_s']:.1f} | 1.00 | {r['peak_rss_mb']:.0f} | 1.00 |")
+            lines.append(
+                f"| dense | - | {r['ppl']:.3f} | 0 | forward {r['forward_s']:.1f} | 1.00 | {r['peak_rss_mb']:.0f} | 1.00 |"
+            )
         else:
             lines.append(
                 f"| {r['method']} | {r['pattern']} | {r['ppl']:.3f} | {r['achieved_sparsity']:.4f} | "

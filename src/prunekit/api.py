@@ -1,10 +1,10 @@
 """The Python API: the same power as the CLI, on models you already hold in memory.
 
-    import prunekit
-    lm = prunekit.load_model("qwen2.5-coder-0.5b")
-    result = prunekit.prune(lm.model, lm.tokenizer, method="wanda", sparsity=0.5, calib="python")
-    print(prunekit.perplexity(lm.model, lm.tokenizer, "python"))
-    prunekit.save(result, "runs/wanda50")
+import prunekit
+lm = prunekit.load_model("qwen2.5-coder-0.5b")
+result = prunekit.prune(lm.model, lm.tokenizer, method="wanda", sparsity=0.5, calib="python")
+print(prunekit.perplexity(lm.model, lm.tokenizer, "python"))
+prunekit.save(result, "runs/wanda50")
 """
 
 from __future__ import annotations
@@ -40,18 +40,32 @@ class PruneResult:
 def check_seq_len(model: nn.Module, seq_len: int) -> None:
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and seq_len > limit:
-        raise PrunekitError(f"--seq-len {seq_len} is beyond the model's context of {limit} tokens; lower it")
+        raise PrunekitError(
+            f"--seq-len {seq_len} is beyond the model's context of {limit} tokens; lower it"
+        )
 
 
-def calibration_data(tokenizer, calib: str | torch.Tensor, samples: int, seq_len: int, seed: int) -> tuple[torch.Tensor, dict]:
+def calibration_data(
+    tokenizer, calib: str | torch.Tensor, samples: int, seq_len: int, seed: int
+) -> tuple[torch.Tensor, dict]:
     """Calibration windows (N × T token ids) and their description for the report."""
     if isinstance(calib, torch.Tensor):
-        return calib, {"description": "token ids given by the caller", "samples": calib.shape[0], "seq_len": calib.shape[1], "seed": seed}
+        return calib, {
+            "description": "token ids given by the caller",
+            "samples": calib.shape[0],
+            "seq_len": calib.shape[1],
+            "seed": seed,
+        }
     source = resolve_source(calib, "calib")
     windows = calibration_windows(source, tokenizer, samples, seq_len, seed)
     return windows, {
-        "source": source.name, "description": source.description, "licence": source.licence,
-        "samples": samples, "seq_len": seq_len, "seed": seed, "tokens": int(windows.numel()),
+        "source": source.name,
+        "description": source.description,
+        "licence": source.licence,
+        "samples": samples,
+        "seq_len": seq_len,
+        "seed": seed,
+        "tokens": int(windows.numel()),
     }
 
 
@@ -87,18 +101,25 @@ def prune(
     pruner = get_pruner(method)
     adapter = adapter_for(model)
     timer = Timer()
-    report: dict = {"method": {"name": method, "pattern": str(pat), "allocation": "uniform"}, "seed": seed}
+    report: dict = {
+        "method": {"name": method, "pattern": str(pat), "allocation": "uniform"},
+        "seed": seed,
+    }
     batches = None
     if pruner.needs:
         if tokenizer is None and not isinstance(calib, torch.Tensor):
             raise PrunekitError(f"{method} needs calibration data: pass the tokenizer or token ids")
         check_seq_len(model, seq_len)
         with timer("calibration_data"):
-            windows, report["calibration"] = calibration_data(tokenizer, calib, calib_samples, seq_len, seed)
+            windows, report["calibration"] = calibration_data(
+                tokenizer, calib, calib_samples, seq_len, seed
+            )
         batches = list(windows.split(batch_size))
     torch.manual_seed(seed)
     with timer("prune"):
-        records = prune_model(model, adapter, pruner, lambda *_: target, pat, batches, device, progress)
+        records = prune_model(
+            model, adapter, pruner, lambda *_: target, pat, batches, device, progress
+        )
     report["sparsity"] = sparsity_summary(records, target)
     report["params"] = param_counts(model)
     report["timings_s"] = timer.stages
@@ -121,7 +142,9 @@ def perplexity(
     windows = evaluation_windows(source, tokenizer, seq_len, max_tokens)
     from prunekit.evaluation.perplexity import perplexity as _ppl
 
-    result = _ppl(model, adapter_for(model), windows, batch_size, device, progress, desc=f"ppl {data}")
+    result = _ppl(
+        model, adapter_for(model), windows, batch_size, device, progress, desc=f"ppl {data}"
+    )
     result["data"] = source.description
     return result
 

@@ -10,7 +10,9 @@ def run_cli(capsys, *argv):
     code = main(list(argv))
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("prunekit: error")]
+    lines = [
+        line for line in err.replace("\r", "\n").splitlines() if line.startswith("prunekit: error")
+    ]
     assert len(lines) <= 1
     return code, "\n".join(lines)
 
@@ -26,11 +28,17 @@ def run_cli(capsys, *argv):
         (["prune", "{model}", "--pattern", "3:2"], "0 < N < M"),
         (["prune", "{model}", "--sparsity", "0.5", "--calib", "{empty}"], "holds no text files"),
         (["prune", "{model}", "--sparsity", "0.5", "--calib", "{small}"], "fewer than"),
-        (["prune", "{model}", "--sparsity", "0.5", "--seq-len", "100000"], "beyond the model's context"),
+        (
+            ["prune", "{model}", "--sparsity", "0.5", "--seq-len", "100000"],
+            "beyond the model's context",
+        ),
         (["prune", "{model}", "--sparsity", "0.5", "--device", "cuda:0"], "no CUDA GPU"),
         (["prune", "{gpt2}", "--sparsity", "0.5"], "unsupported architecture 'gpt2'"),
         (["prune", "{corrupt}", "--sparsity", "0.5"], "corrupted"),
-        (["prune", "{model}", "--method", "wanda", "--sparsity", "0.5", "--calib", "klingon"], "neither a built-in corpus"),
+        (
+            ["prune", "{model}", "--method", "wanda", "--sparsity", "0.5", "--calib", "klingon"],
+            "neither a built-in corpus",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_line(capsys, tmp_path, tiny_model_dir, argv, needle):
@@ -50,13 +58,24 @@ def test_bad_input_is_one_clear_line(capsys, tmp_path, tiny_model_dir, argv, nee
     if "{gpt2}" in argv:
         from transformers import GPT2Config, GPT2LMHeadModel
 
-        GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64)).save_pretrained(gpt2)
+        GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=64)).save_pretrained(
+            gpt2
+        )
     if "cuda" in " ".join(argv) and torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    subs = {"{model}": str(tiny_model_dir), "{empty}": str(empty), "{small}": str(small),
-            "{corrupt}": str(corrupt), "{gpt2}": str(gpt2)}
+    subs = {
+        "{model}": str(tiny_model_dir),
+        "{empty}": str(empty),
+        "{small}": str(small),
+        "{corrupt}": str(corrupt),
+        "{gpt2}": str(gpt2),
+    }
     out = tmp_path / "out"
-    argv = [subs.get(a, a) for a in argv] + ["-o", str(out), "--calib-samples", "4", "--seq-len", "32"] if "--seq-len" not in argv else [subs.get(a, a) for a in argv] + ["-o", str(out)]
+    argv = (
+        [subs.get(a, a) for a in argv] + ["-o", str(out), "--calib-samples", "4", "--seq-len", "32"]
+        if "--seq-len" not in argv
+        else [subs.get(a, a) for a in argv] + ["-o", str(out)]
+    )
     code, err = run_cli(capsys, *argv)
     assert code == 2
     assert needle in err
@@ -93,6 +112,10 @@ def test_builtin_with_tampered_weights_is_refused(capsys, tmp_path, monkeypatch,
     monkeypatch.setenv("PRUNEKIT_HOME", str(tmp_path))
     folder = tmp_path / "models" / "smollm2-135m"
     shutil.copytree(tiny_model_dir, folder)
-    (folder / "prunekit_source.json").write_text(json.dumps({"files": {"model.safetensors": "0" * 64}, "gguf_sha256": "x", "source_packages": []}))
+    (folder / "prunekit_source.json").write_text(
+        json.dumps(
+            {"files": {"model.safetensors": "0" * 64}, "gguf_sha256": "x", "source_packages": []}
+        )
+    )
     code, err = run_cli(capsys, "eval", "smollm2-135m", "--ppl", "python")
     assert code == 2 and "do not match their recorded hashes" in err and "--force" in err

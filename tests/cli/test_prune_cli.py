@@ -5,10 +5,28 @@ from prunekit.cli import main
 
 def test_prune_then_eval_writes_a_complete_report(tmp_path, tiny_model_dir, capsys):
     out = tmp_path / "run"
-    code = main([
-        "prune", str(tiny_model_dir), "--method", "sparsegpt", "--pattern", "2:4", "--calib-samples", "4",
-        "--seq-len", "32", "--eval-ppl", "python", "--ppl-tokens", "256", "--ppl-seq-len", "32", "-o", str(out),
-    ])
+    code = main(
+        [
+            "prune",
+            str(tiny_model_dir),
+            "--method",
+            "sparsegpt",
+            "--pattern",
+            "2:4",
+            "--calib-samples",
+            "4",
+            "--seq-len",
+            "32",
+            "--eval-ppl",
+            "python",
+            "--ppl-tokens",
+            "256",
+            "--ppl-seq-len",
+            "32",
+            "-o",
+            str(out),
+        ]
+    )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     assert report["method"] == {"name": "sparsegpt", "pattern": "2:4", "allocation": "uniform"}
@@ -26,7 +44,10 @@ def test_prune_then_eval_writes_a_complete_report(tmp_path, tiny_model_dir, caps
     assert before["tokens"] == after["tokens"] == 8 * 31
     capsys.readouterr()
 
-    assert main(["eval", str(out), "--ppl", "python", "--ppl-tokens", "128", "--ppl-seq-len", "32"]) == 0
+    assert (
+        main(["eval", str(out), "--ppl", "python", "--ppl-tokens", "128", "--ppl-seq-len", "32"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "python" in printed
     updated = json.loads((out / "report.json").read_text())

@@ -13,7 +13,15 @@ def test_pruned_checkpoint_reloads_in_plain_transformers(tiny_model_dir, tmp_pat
     import prunekit
 
     lm = prunekit.load_model(str(tiny_model_dir))
-    result = prunekit.prune(lm.model, lm.tokenizer, method="wanda", sparsity=0.5, calib_samples=4, seq_len=32, progress=False)
+    result = prunekit.prune(
+        lm.model,
+        lm.tokenizer,
+        method="wanda",
+        sparsity=0.5,
+        calib_samples=4,
+        seq_len=32,
+        progress=False,
+    )
     out = tmp_path / "run"
     prunekit.save(result, out)
     code = (
@@ -25,7 +33,9 @@ def test_pruned_checkpoint_reloads_in_plain_transformers(tiny_model_dir, tmp_pat
         "assert 'prunekit' not in sys.modules\n"
         "print(float((w == 0).float().mean()), ids.shape[1])\n"
     )
-    out_line = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    out_line = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
     assert float(out_line[0]) == pytest.approx(0.5, abs=1e-6)
     assert int(out_line[1]) > 3
     assert (out / "report.json").is_file() and (out / "report.md").is_file()

@@ -11,7 +11,10 @@ def brute_row_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """The k-subset of each row with the smallest total score, by enumeration."""
     out = torch.zeros_like(scores, dtype=torch.bool)
     for r in range(scores.shape[0]):
-        best = min(itertools.combinations(range(scores.shape[1]), k), key=lambda c: float(scores[r, list(c)].sum()))
+        best = min(
+            itertools.combinations(range(scores.shape[1]), k),
+            key=lambda c: float(scores[r, list(c)].sum()),
+        )
         out[r, list(best)] = True
     return out
 

@@ -62,7 +62,14 @@ def test_sparsegpt_update_lies_between_best_refit_and_plain_masking():
     assert err_sgpt < err_plain
     # and the best possible 3-of-6 mask with refit is a lower bound on everything
     best_any = min(
-        float((x[:, list(c)] @ torch.linalg.lstsq(x[:, list(c)], target[:, None]).solution[:, 0] - target).pow(2).sum())
+        float(
+            (
+                x[:, list(c)] @ torch.linalg.lstsq(x[:, list(c)], target[:, None]).solution[:, 0]
+                - target
+            )
+            .pow(2)
+            .sum()
+        )
         for c in itertools.combinations(range(6), 3)
     )
     assert best_any <= err_best + 1e-4

@@ -6,6 +6,7 @@ Only the current block is moved to the compute device, so a model larger than th
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -60,12 +61,12 @@ class BlockContext:
     def forward(self, inputs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Run the block (as it is now) over every batch of the stream."""
         inputs = self.inputs if inputs is None else inputs
-        return [
-            _first(self.layer(h, *c.args, **c.kwargs)) for h, c in zip(inputs, self.calls)
-        ]
+        return [_first(self.layer(h, *c.args, **c.kwargs)) for h, c in zip(inputs, self.calls)]
 
     @torch.no_grad()
-    def collect(self, kinds: Iterable[str], names: Iterable[str] | None = None) -> dict[str, LinearStats]:
+    def collect(
+        self, kinds: Iterable[str], names: Iterable[str] | None = None
+    ) -> dict[str, LinearStats]:
         """Run the block once with hooks on its Linears and return their input statistics."""
         kinds = frozenset(kinds)
         names = list(self.linears) if names is None else list(names)
@@ -140,10 +141,8 @@ class LayerwiseEngine:
             layer.forward = stand_in(i)
         try:
             for batch in self.batches:
-                try:
+                with contextlib.suppress(_StopCapture):
                     decoder(input_ids=batch.to(self.device), use_cache=False)
-                except _StopCapture:
-                    pass
         finally:
             for layer in layers:
                 del layer.forward
@@ -167,7 +166,10 @@ class LayerwiseEngine:
                 layer=layer,
                 linears=self.adapter.linears(layer),
                 inputs=stream,
-                calls=[LayerCall(_to(c.args, self.device), _to(c.kwargs, self.device)) for c in calls[i]],
+                calls=[
+                    LayerCall(_to(c.args, self.device), _to(c.kwargs, self.device))
+                    for c in calls[i]
+                ],
                 num_blocks=len(layers),
                 input_groups=self.adapter.input_groups(),
             )

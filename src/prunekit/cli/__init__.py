@@ -8,7 +8,13 @@ import sys
 from prunekit.errors import PrunekitError
 
 COMMANDS = (
-    "models_cmd", "install_cmd", "prune_cmd", "run_cmd", "eval_cmd", "compare_cmd", "submodels_cmd",
+    "models_cmd",
+    "install_cmd",
+    "prune_cmd",
+    "run_cmd",
+    "eval_cmd",
+    "compare_cmd",
+    "submodels_cmd",
 )
 
 

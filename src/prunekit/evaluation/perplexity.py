@@ -18,7 +18,11 @@ def window_nll(model: nn.Module, adapter: DecoderAdapter, ids: torch.Tensor) -> 
     decoder = adapter.decoder(model)
     hidden = decoder(input_ids=ids, use_cache=False).last_hidden_state
     head = adapter.lm_head(model)
-    cap = getattr(model.config, adapter.final_softcap_attr, None) if adapter.final_softcap_attr else None
+    cap = (
+        getattr(model.config, adapter.final_softcap_attr, None)
+        if adapter.final_softcap_attr
+        else None
+    )
     total = 0.0
     for row in range(ids.shape[0]):  # one window at a time keeps the vocab-sized logits small
         logits = head(hidden[row, :-1]).float()
@@ -41,7 +45,9 @@ def perplexity(
     nll, tokens = 0.0, 0
     starts = range(0, windows.shape[0], batch_size)
     for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
-        part_nll, part_tokens = window_nll(model, adapter, windows[start : start + batch_size].to(device))
+        part_nll, part_tokens = window_nll(
+            model, adapter, windows[start : start + batch_size].to(device)
+        )
         nll += part_nll
         tokens += part_tokens
     return {

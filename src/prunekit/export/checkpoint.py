@@ -26,7 +26,9 @@ def clean_config(config) -> None:
     config.architectures = [config.architectures[0]] if config.architectures else None
 
 
-def save_checkpoint(model: torch.nn.Module, tokenizer, out_dir: Path, dtype: torch.dtype | None = None) -> None:
+def save_checkpoint(
+    model: torch.nn.Module, tokenizer, out_dir: Path, dtype: torch.dtype | None = None
+) -> None:
     """Write model weights (safetensors), config and tokenizer into `out_dir`."""
     strip_quantizer(model)
     if dtype is not None and dtype != next(model.parameters()).dtype:

@@ -34,14 +34,23 @@ class LayerRecord:
         return self.zeros / self.numel
 
 
-def _prune_block(ctx_index: int, linears: dict[str, nn.Linear], stats, pruner: Pruner,
-                 target: TargetFn, pattern: Pattern, records: dict[str, LayerRecord]) -> None:
+def _prune_block(
+    ctx_index: int,
+    linears: dict[str, nn.Linear],
+    stats,
+    pruner: Pruner,
+    target: TargetFn,
+    pattern: Pattern,
+    records: dict[str, LayerRecord],
+) -> None:
     for name, linear in linears.items():
         t = target(ctx_index, name, linear.weight)
         pruner.prune(linear.weight.data, stats.get(name) if stats else None, t, pattern)
         zeros = int((linear.weight.data == 0).sum())
         mean_t = float(t.float().mean()) if isinstance(t, torch.Tensor) else float(t)
-        records[f"layers.{ctx_index}.{name}"] = LayerRecord(ctx_index, name, linear.weight.numel(), zeros, mean_t)
+        records[f"layers.{ctx_index}.{name}"] = LayerRecord(
+            ctx_index, name, linear.weight.numel(), zeros, mean_t
+        )
 
 
 def prune_model(
@@ -58,7 +67,9 @@ def prune_model(
     records: dict[str, LayerRecord] = {}
     if not pruner.needs:
         layers = adapter.layers(model)
-        for i in tqdm(range(len(layers)), desc=f"pruning ({pruner.name})", unit="block", disable=not progress):
+        for i in tqdm(
+            range(len(layers)), desc=f"pruning ({pruner.name})", unit="block", disable=not progress
+        ):
             _prune_block(i, adapter.linears(layers[i]), None, pruner, target, pattern, records)
         return records
 
@@ -66,5 +77,7 @@ def prune_model(
         stats = ctx.collect(pruner.needs)
         _prune_block(ctx.index, ctx.linears, stats, pruner, target, pattern, records)
 
-    LayerwiseEngine(model, adapter, batches, device, progress, desc=f"pruning ({pruner.name})").run(block_fn)
+    LayerwiseEngine(model, adapter, batches, device, progress, desc=f"pruning ({pruner.name})").run(
+        block_fn
+    )
     return records

@@ -14,7 +14,9 @@ from prunekit.methods.scores import magnitude_scores, wanda_scores
 from prunekit.methods.sparsegpt import sparsegpt_prune
 
 
-def mask_from_scores(scores: torch.Tensor, sparsity: float | torch.Tensor, pattern: Pattern) -> torch.Tensor:
+def mask_from_scores(
+    scores: torch.Tensor, sparsity: float | torch.Tensor, pattern: Pattern
+) -> torch.Tensor:
     """N:M groups for an N:M pattern, else the lowest scores per row at the (per-row) sparsity."""
     return nm_mask(scores, pattern.n, pattern.m) if pattern.is_nm else row_mask(scores, sparsity)
 
@@ -30,7 +32,11 @@ class Pruner:
 
     @torch.no_grad()
     def prune(
-        self, weight: torch.Tensor, stats: LinearStats | None, sparsity: float | torch.Tensor, pattern: Pattern
+        self,
+        weight: torch.Tensor,
+        stats: LinearStats | None,
+        sparsity: float | torch.Tensor,
+        pattern: Pattern,
     ) -> torch.Tensor:
         """Zero weights in place; return the mask (True = pruned)."""
         mask = mask_from_scores(self.scores(weight, stats), sparsity, pattern)
@@ -63,9 +69,15 @@ class SparseGPT(Pruner):
 
     @torch.no_grad()
     def prune(
-        self, weight: torch.Tensor, stats: LinearStats | None, sparsity: float | torch.Tensor, pattern: Pattern
+        self,
+        weight: torch.Tensor,
+        stats: LinearStats | None,
+        sparsity: float | torch.Tensor,
+        pattern: Pattern,
     ) -> torch.Tensor:
-        new, mask = sparsegpt_prune(weight, stats.hessian, sparsity, pattern, self.blocksize, self.percdamp)
+        new, mask = sparsegpt_prune(
+            weight, stats.hessian, sparsity, pattern, self.blocksize, self.percdamp
+        )
         weight.copy_(new)
         return mask
 

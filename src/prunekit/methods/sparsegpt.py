@@ -68,7 +68,9 @@ def sparsegpt_prune(
         for i in range(i2 - i1):
             if pattern.is_nm and i % pattern.m == 0:
                 cols = slice(i, i + pattern.m)
-                mask1[:, cols] = nm_mask(W1[:, cols].pow(2) / diag[cols].pow(2)[None, :], pattern.n, pattern.m)
+                mask1[:, cols] = nm_mask(
+                    W1[:, cols].pow(2) / diag[cols].pow(2)[None, :], pattern.n, pattern.m
+                )
             w = W1[:, i]
             q = w.masked_fill(mask1[:, i], 0.0)
             Q1[:, i] = q

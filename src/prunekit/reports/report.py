@@ -36,7 +36,11 @@ def machine() -> dict[str, str | int]:
         pass
     import os
 
-    info: dict[str, str | int] = {"cpu": cpu, "cores": os.cpu_count() or 0, "os": platform.platform()}
+    info: dict[str, str | int] = {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 0,
+        "os": platform.platform(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -89,7 +93,9 @@ def render_markdown(report: dict) -> str:
         lines.append(f"- parameters: {params['total']:,} total, {params['nonzero']:,} non-zero")
     cal = report.get("calibration")
     if cal:
-        lines.append(f"- calibration: {cal.get('description')} — {cal.get('samples')} × {cal.get('seq_len')} tokens, seed {cal.get('seed')}")
+        lines.append(
+            f"- calibration: {cal.get('description')} — {cal.get('samples')} × {cal.get('seq_len')} tokens, seed {cal.get('seed')}"
+        )
     lines += ["", "| stage | wall time (s) |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in report.get("timings_s", {}).items()]
     if "peak_rss_mb" in report:
@@ -98,7 +104,11 @@ def render_markdown(report: dict) -> str:
     ppl = ev.get("perplexity", {})
     before = report.get("evaluation_before", {}).get("perplexity", {})
     if ppl:
-        lines += ["", "| data | ppl before | ppl after | tokens | window |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| data | ppl before | ppl after | tokens | window |",
+            "|---|---|---|---|---|",
+        ]
         for lang, r in ppl.items():
             b = before.get(lang, {}).get("ppl")
             lines.append(
