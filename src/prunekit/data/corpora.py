@@ -12,6 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from prunekit.data.corpus_sources import (
+    cpp_sources,
+    install_hint,
+    java_sources,
+    javascript_sources,
+    text_sources,
+)
 from prunekit.errors import PrunekitError
 
 EVAL_SHARE = 10  # one file in EVAL_SHARE goes to the held-out split
@@ -47,7 +54,8 @@ def _python_stdlib() -> tuple[Path, list[Path]]:
     root = Path(sysconfig.get_paths()["stdlib"])
     skip = {"site-packages", "dist-packages", "test", "tests", "__pycache__", "idle_test"}
     files = [
-        p for p in root.rglob("*.py")
+        p
+        for p in root.rglob("*.py")
         if not skip.intersection(p.relative_to(root).parts) and p.is_file()
     ]
     return root, files
@@ -67,6 +75,47 @@ register(
         description="CPython standard library sources of the running interpreter (tests excluded)",
         licence="PSF License 2.0",
         find=_python_stdlib,
+    )
+)
+
+register(
+    Corpus(
+        name="java",
+        description="OpenJDK 17 class library, java.* modules (Debian openjdk-17-source src.zip; "
+        "licence headers removed)",
+        licence="GPL-2.0 with the Classpath Exception",
+        find=java_sources,
+        install_hint=install_hint("java"),
+    )
+)
+register(
+    Corpus(
+        name="cpp",
+        description="GNU libstdc++ headers of the newest installed GCC (/usr/include/c++/N; "
+        "licence headers removed)",
+        licence="GPL-3.0 with the GCC Runtime Library Exception",
+        find=cpp_sources,
+        install_hint=install_hint("cpp"),
+    )
+)
+register(
+    Corpus(
+        name="javascript",
+        description="hand-written .js of npm lodash@4, express@4, eslint@8, acorn@8 and their "
+        "dependencies (no bundles, minified files or tests)",
+        licence="MIT (lodash, express, eslint, acorn); dependencies MIT/ISC/BSD/Apache-2.0 (see each package.json)",
+        find=javascript_sources,
+        install_hint=install_hint("javascript"),
+    )
+)
+register(
+    Corpus(
+        name="text",
+        description="English prose: Jane Austen's six novels, one file per chapter (Debian "
+        "r-cran-janeaustenr data, Project Gutenberg texts)",
+        licence="public domain (novels); janeaustenr package MIT",
+        find=text_sources,
+        install_hint=install_hint("text"),
     )
 )
 
