@@ -21,7 +21,7 @@ def reference_wanda(model, batches, sparsity):
         linears = adapter.linears(layer)
         sums = {n: torch.zeros(lin.in_features) for n, lin in linears.items()}
 
-        def hook(_module, inputs, _output, n):
+        def hook(_module, inputs, _output, n, sums=sums):
             sums[n].add_(inputs[0].reshape(-1, inputs[0].shape[-1]).pow(2).sum(0))
 
         hooks = [
