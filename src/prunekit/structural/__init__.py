@@ -1,0 +1,1 @@
+"""Structural pruning: drop unused tokens, whole decoder layers and FFN channels; export stays standard."""

@@ -1,0 +1,247 @@
+"""Depth pruning: remove whole decoder layers greedily, re-scoring the remaining ones after each removal.
+
+Criteria (lower score = less useful layer, removed first):
+- `cosine`: block influence 1 − cos(h_in, h_out), mean over tokens;
+- `angular`: arccos(cos(h_in, h_out)) / π, mean over tokens;
+- `kl`: mean per-token KL(p_current ‖ p_without_layer) of the next-token distribution.
+With `last_token`, only the last position of each calibration window is scored.
+
+Cost of `kl` (exact, no approximation): each round runs the current model once and caches every
+layer's input stream; the model without candidate layer i is then the cached input of i pushed
+through the layers after i only, so a round costs Σ_i (L−1−i) ≈ L²/2 layer passes plus one head
+per candidate (instead of L full forwards, ≈ L² layer passes). After a removal, the streams
+before the removed layer are reused. `cosine`/`angular` need one pass per round (from the
+removed layer on).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from prunekit.calibration.engine import LayerCall, LayerwiseEngine, _first, _to
+from prunekit.errors import PrunekitError
+from prunekit.models.adapters import DecoderAdapter
+
+CRITERIA = ("kl", "cosine", "angular")
+LOGPROB_CACHE_BYTES = 2 << 30  # cache the current model's log-probs per round below this size
+
+
+def _pick(h: torch.Tensor, last_token: bool) -> torch.Tensor:
+    """Rows to score: every position (B·T × d) or the last position of each window (B × d)."""
+    return h[:, -1].float() if last_token else h.reshape(-1, h.shape[-1]).float()
+
+
+def cosine_sum(
+    h_in: torch.Tensor, h_out: torch.Tensor, last_token: bool = False
+) -> tuple[float, int]:
+    """Σ (1 − cos(h_in, h_out)) over scored tokens, and how many tokens were scored."""
+    a, b = _pick(h_in, last_token), _pick(h_out, last_token)
+    return float((1 - F.cosine_similarity(a, b, dim=-1)).sum()), a.shape[0]
+
+
+def angular_sum(
+    h_in: torch.Tensor, h_out: torch.Tensor, last_token: bool = False
+) -> tuple[float, int]:
+    """Σ arccos(cos(h_in, h_out)) / π over scored tokens, and how many tokens were scored."""
+    a, b = _pick(h_in, last_token), _pick(h_out, last_token)
+    cos = F.cosine_similarity(a, b, dim=-1).clamp(-1.0, 1.0)
+    return float((torch.arccos(cos) / math.pi).sum()), a.shape[0]
+
+
+def kl_sum(logp: torch.Tensor, logq: torch.Tensor) -> tuple[float, int]:
+    """Σ_tokens KL(p ‖ q) from log-probabilities (… × V), and the number of tokens."""
+    logp = logp.reshape(-1, logp.shape[-1]).float()
+    logq = logq.reshape(-1, logq.shape[-1]).float()
+    kl = (logp.exp() * (logp - logq)).sum(-1)
+    return float(kl.sum()), logp.shape[0]
+
+
+@dataclass
+class DepthResult:
+    """Removal order (original layer indices) and every candidate's score in every round."""
+
+    criterion: str
+    last_token: bool
+    removed: list[int]
+    rounds: list[dict[int, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "criterion": self.criterion,
+            "last_token": self.last_token,
+            "removed": self.removed,
+            "rounds": [{str(k): v for k, v in r.items()} for r in self.rounds],
+        }
+
+
+def check_remove(remove: int, num_layers: int) -> None:
+    if not isinstance(remove, int) or isinstance(remove, bool) or remove < 1:
+        raise PrunekitError(f"depth remove must be a whole number ≥ 1, got {remove!r}")
+    if remove >= num_layers:
+        raise PrunekitError(
+            f"cannot remove {remove} of {num_layers} layers (at least one must stay); "
+            f"choose depth remove ≤ {num_layers - 1}"
+        )
+
+
+class _Stack:
+    """Runs a subset of the decoder's layers over the captured calibration stream."""
+
+    def __init__(self, model: nn.Module, adapter: DecoderAdapter, batches, device) -> None:
+        self.model, self.adapter, self.device = model, adapter, torch.device(device)
+        engine = LayerwiseEngine(model, adapter, batches, self.device, progress=False)
+        self.h0, calls = engine.capture()
+        self.calls = [
+            [LayerCall(_to(c.args, self.device), _to(c.kwargs, self.device)) for c in per]
+            for per in calls
+        ]
+        self.layers = adapter.layers(model)
+
+    @torch.no_grad()
+    def run(self, idx: int, stream: list[torch.Tensor]) -> list[torch.Tensor]:
+        layer = self.layers[idx]
+        return [_first(layer(h, *c.args, **c.kwargs)) for h, c in zip(stream, self.calls[idx])]
+
+    @torch.no_grad()
+    def logprobs(self, hidden: torch.Tensor, last_token: bool) -> torch.Tensor:
+        h = hidden[:, -1:] if last_token else hidden
+        return torch.log_softmax(self.adapter.logits(self.model, h).float(), dim=-1)
+
+
+@torch.no_grad()
+def greedy_depth(
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    batches: list[torch.Tensor],
+    remove: int,
+    criterion: str = "kl",
+    last_token: bool = False,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> DepthResult:
+    """Choose `remove` layers one at a time (pure scoring: the model is not edited)."""
+    if criterion not in CRITERIA:
+        raise PrunekitError(
+            f"unknown depth criterion '{criterion}'; choose one of: {', '.join(CRITERIA)}"
+        )
+    num_layers = len(adapter.layers(model))
+    check_remove(remove, num_layers)
+    device = torch.device(device)
+    home = next(model.parameters()).device
+    if device != home:
+        model.to(device)
+    try:
+        stack = _Stack(model, adapter, batches, device)
+        active = list(range(num_layers))
+        streams: list[list[torch.Tensor]] = [
+            stack.h0
+        ]  # streams[p] = input of active[p]; last = final
+        result = DepthResult(criterion, last_token, [])
+        bar = tqdm(range(remove), desc=f"depth ({criterion})", unit="round", disable=not progress)
+        for _ in bar:
+            while len(streams) < len(active) + 1:  # (re)compute the streams after the last removal
+                streams.append(stack.run(active[len(streams) - 1], streams[-1]))
+            scores = _score_round(stack, active, streams, criterion, last_token, progress)
+            pos = min(range(len(active)), key=lambda p: (scores[active[p]], active[p]))
+            result.rounds.append(scores)
+            result.removed.append(active.pop(pos))
+            del streams[pos + 1 :]
+            bar.set_postfix(removed=result.removed[-1])
+        return result
+    finally:
+        if device != home:
+            model.to(home)
+
+
+def _score_round(
+    stack: _Stack, active, streams, criterion: str, last_token: bool, progress: bool
+) -> dict[int, float]:
+    if criterion in ("cosine", "angular"):
+        fn = cosine_sum if criterion == "cosine" else angular_sum
+        scores = {}
+        for p, idx in enumerate(active):
+            total = count = 0
+            for a, b in zip(streams[p], streams[p + 1]):
+                s, n = fn(a, b, last_token)
+                total, count = total + s, count + n
+            scores[idx] = total / count
+        return scores
+    final = streams[-1]
+    vocab = stack.adapter.lm_head(stack.model).weight.shape[0]
+    tokens = sum(h.shape[0] * (1 if last_token else h.shape[1]) for h in final)
+    cached = (
+        [stack.logprobs(h, last_token) for h in final]
+        if tokens * vocab * 4 <= LOGPROB_CACHE_BYTES
+        else None
+    )
+    scores = {}
+    for p in tqdm(range(len(active)), desc="  kl candidates", leave=False, disable=not progress):
+        h = streams[p]  # the model without active[p]: its input, through the layers after it
+        for idx in active[p + 1 :]:
+            h = stack.run(idx, h)
+        total = count = 0
+        for b, hb in enumerate(h):
+            logp = cached[b] if cached is not None else stack.logprobs(final[b], last_token)
+            s, n = kl_sum(logp, stack.logprobs(hb, last_token))
+            total, count = total + s, count + n
+        scores[active[p]] = total / count
+    return scores
+
+
+def remove_layers(model: nn.Module, adapter: DecoderAdapter, drop: list[int]) -> None:
+    """Delete decoder layers `drop` in place and fix everything that indexes layers.
+
+    Renumbers each attention module's `layer_idx` (the KV cache is indexed by it), filters
+    every per-layer list in the config (e.g. `layer_types`) and updates `num_hidden_layers`.
+    """
+    layers = adapter.layers(model)
+    num = len(layers)
+    drop_set = set(drop)
+    if not drop_set or min(drop_set) < 0 or max(drop_set) >= num:
+        raise PrunekitError(f"layer indices {sorted(drop_set)} are out of range for {num} layers")
+    check_remove(len(drop_set), num)
+    kept_old = [i for i in range(num) if i not in drop_set]
+    adapter.decoder(model).layers = nn.ModuleList([layers[i] for i in kept_old])
+    for new_idx, layer in enumerate(adapter.layers(model)):
+        for module in layer.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = new_idx
+    cfg = model.config
+    for key, value in list(vars(cfg).items()):
+        if "layer" in key and isinstance(value, list | tuple) and len(value) == num:
+            setattr(cfg, key, type(value)(value[i] for i in kept_old))
+    if isinstance(getattr(cfg, "max_window_layers", None), int):
+        cfg.max_window_layers = sum(1 for i in kept_old if i < cfg.max_window_layers)
+    cfg.num_hidden_layers = len(kept_old)
+
+
+def plot_depth_scores(result: DepthResult, path, title: str = "") -> None:
+    """One line per round: each remaining layer's score; the removed layer is marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for r, (scores, removed) in enumerate(zip(result.rounds, result.removed)):
+        xs = sorted(scores)
+        line = ax.plot(
+            xs, [scores[x] for x in xs], marker=".", label=f"round {r + 1}: remove {removed}"
+        )
+        ax.plot([removed], [scores[removed]], marker="x", markersize=10, color=line[0].get_color())
+    name = result.criterion + (" (last token)" if result.last_token else "")
+    ax.set_xlabel("layer (original index)")
+    ax.set_ylabel(f"{name} score (lower = removed first)")
+    if result.criterion == "kl":
+        ax.set_yscale("log")
+    ax.set_title(title or f"Greedy depth pruning, {name}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

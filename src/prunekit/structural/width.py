@@ -1,0 +1,212 @@
+"""FFN width pruning: remove the least important MLP channels, the same number in every layer.
+
+A channel j of a gated MLP is a dependency group: row j of gate_proj and up_proj and column j of
+down_proj; removing it removes all three slices (importance and surgery are separate, as in
+Torch-Pruning). Importances:
+- `activation`: Σ|W|·a over the group — |gate_j|·a_in + |up_j|·a_in + ‖down_:,j‖₁·a_mid,j, where
+  a_in is the L2 norm of the MLP's input channels and a_mid,j that of channel j (Wanda's score
+  summed over the group), from one calibration pass on the shared engine;
+- `taylor`: first-order estimate of the loss change when channel j is zeroed, |Σ_tokens a_j ∂L/∂a_j|,
+  from forward+backward passes of the language-model loss on the calibration data.
+The same keep count in every layer keeps `intermediate_size` a single number (a standard config);
+counts are rounded to a multiple (e.g. 64) that suits matrix kernels. Qwen2/Llama/Gemma MLPs have
+no biases, so there is no bias compensation to do.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from prunekit.calibration.engine import BlockContext, LayerwiseEngine
+from prunekit.calibration.stats import SQ_NORM
+from prunekit.errors import PrunekitError
+from prunekit.models.adapters import DecoderAdapter
+
+CRITERIA = ("activation", "taylor")
+
+
+def keep_count(width: int, keep: float, multiple: int = 1) -> int:
+    """Channels kept out of `width` for fraction `keep`, rounded to a multiple (never 0, never > width)."""
+    if not isinstance(keep, int | float) or isinstance(keep, bool) or not 0 < keep <= 1:
+        raise PrunekitError(f"width ffn_keep must be in (0, 1], got {keep!r}")
+    if not isinstance(multiple, int) or multiple < 1:
+        raise PrunekitError(f"width multiple must be a whole number ≥ 1, got {multiple!r}")
+    if keep == 1:
+        return width
+    k = int(round(width * keep / multiple)) * multiple
+    return max(min(k, width), min(multiple, width))
+
+
+def activation_importance(
+    gate: torch.Tensor,
+    up: torch.Tensor,
+    down: torch.Tensor,
+    a_in: torch.Tensor,
+    a_mid: torch.Tensor,
+) -> torch.Tensor:
+    """Σ|W|·a over each channel's coupled weights: gate/up rows (I × d), down columns (d × I)."""
+    a_in, a_mid = a_in.float(), a_mid.float()
+    return gate.abs().float() @ a_in + up.abs().float() @ a_in + down.abs().float().sum(0) * a_mid
+
+
+def taylor_importance(act_grad_sum: torch.Tensor) -> torch.Tensor:
+    """|Σ_tokens a_j · ∂L/∂a_j|: first-order loss change of zeroing channel j."""
+    return act_grad_sum.abs()
+
+
+def select_channels(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the k highest scores, in ascending order (ties: the lower index wins)."""
+    order = torch.sort(scores.float(), descending=True, stable=True).indices[:k]
+    return torch.sort(order).values
+
+
+def _slice(linear: nn.Linear, idx: torch.Tensor, dim: int) -> None:
+    grad = linear.weight.requires_grad
+    linear.weight = nn.Parameter(
+        linear.weight.data.index_select(dim, idx).clone(), requires_grad=grad
+    )
+    if dim == 0:
+        if linear.bias is not None:
+            linear.bias = nn.Parameter(
+                linear.bias.data.index_select(0, idx).clone(), requires_grad=grad
+            )
+        linear.out_features = len(idx)
+    else:
+        linear.in_features = len(idx)
+
+
+def slice_mlp(mlp: nn.Module, idx: torch.Tensor) -> None:
+    """Keep channels `idx` of a gated MLP in place (gate/up rows, down columns)."""
+    _slice(mlp.gate_proj, idx, 0)
+    _slice(mlp.up_proj, idx, 0)
+    _slice(mlp.down_proj, idx, 1)
+    if hasattr(mlp, "intermediate_size"):
+        mlp.intermediate_size = len(idx)
+
+
+def _mlp(layer: nn.Module) -> nn.Module:
+    return layer.mlp
+
+
+@torch.no_grad()
+def prune_width_activation(
+    model: nn.Module, adapter: DecoderAdapter, batches, k: int, device, progress: bool = True
+) -> list[torch.Tensor]:
+    """Activation importance per block on the engine (block i scored on the pruned stream of i−1)."""
+    kept: list[torch.Tensor] = []
+
+    def block_fn(ctx: BlockContext) -> None:
+        stats = ctx.collect([SQ_NORM], ["mlp.gate_proj", "mlp.down_proj"])
+        mlp = _mlp(ctx.layer)
+        scores = activation_importance(
+            mlp.gate_proj.weight,
+            mlp.up_proj.weight,
+            mlp.down_proj.weight,
+            stats["mlp.gate_proj"].act_norm,
+            stats["mlp.down_proj"].act_norm,
+        )
+        idx = select_channels(scores.cpu(), k)
+        slice_mlp(mlp, idx.to(mlp.gate_proj.weight.device))
+        kept.append(idx)
+
+    LayerwiseEngine(model, adapter, batches, device, progress, desc="width (activation)").run(
+        block_fn
+    )
+    return kept
+
+
+def taylor_scores(
+    model: nn.Module, adapter: DecoderAdapter, batches, device, progress: bool = True
+) -> list[torch.Tensor]:
+    """Σ_tokens a·∂L/∂a at every down_proj input, over the calibration batches (LM loss)."""
+    layers = adapter.layers(model)
+    sums = [torch.zeros(_mlp(layer).down_proj.in_features, dtype=torch.float64) for layer in layers]
+    handles = []
+
+    def pre_hook(i: int):
+        def hook(_module, args) -> None:
+            x = args[0]
+            if not x.requires_grad:
+                return
+            a = x.detach()
+
+            def grad_hook(g: torch.Tensor) -> None:
+                sums[i].add_((a.float() * g.float()).sum((0, 1)).double().cpu())
+
+            x.register_hook(grad_hook)
+
+        return hook
+
+    for i, layer in enumerate(layers):
+        handles.append(_mlp(layer).down_proj.register_forward_pre_hook(pre_hook(i)))
+    emb = adapter.embed_tokens(model)
+    handles.append(emb.register_forward_hook(lambda _m, _i, out: out.detach().requires_grad_(True)))
+    was = {id(p): p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        for batch in tqdm(batches, desc="width (taylor)", unit="batch", disable=not progress):
+            batch = batch.to(device)
+            with torch.enable_grad():
+                hidden = adapter.decoder(model)(input_ids=batch, use_cache=False).last_hidden_state
+                logits = adapter.logits(model, hidden[:, :-1]).float()
+                loss = nn.functional.cross_entropy(
+                    logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1)
+                )
+                loss.backward()
+    finally:
+        for h in handles:
+            h.remove()
+        for p in model.parameters():
+            p.requires_grad_(was[id(p)])
+    return [s.float() for s in sums]
+
+
+def prune_width(
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    batches,
+    ffn_keep: float,
+    criterion: str = "activation",
+    multiple: int = 64,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Prune every layer's MLP to the same width; update `intermediate_size`; return a report."""
+    if criterion not in CRITERIA:
+        raise PrunekitError(
+            f"unknown width criterion '{criterion}'; choose one of: {', '.join(CRITERIA)}"
+        )
+    layers = adapter.layers(model)
+    widths = {_mlp(layer).down_proj.in_features for layer in layers}
+    if len(widths) != 1:
+        raise PrunekitError(
+            f"the MLPs have different widths {sorted(widths)}; width pruning needs one width"
+        )
+    width = widths.pop()
+    k = keep_count(width, ffn_keep, multiple)
+    if criterion == "activation":
+        kept = prune_width_activation(model, adapter, batches, k, device, progress)
+    else:
+        home = next(model.parameters()).device
+        model.to(device)
+        try:
+            scores = taylor_scores(model, adapter, batches, device, progress)
+        finally:
+            model.to(home)
+        kept = []
+        for layer, s in zip(layers, scores):
+            idx = select_channels(taylor_importance(s), k)
+            slice_mlp(_mlp(layer), idx)
+            kept.append(idx)
+    model.config.intermediate_size = k
+    return {
+        "criterion": criterion,
+        "ffn_keep": ffn_keep,
+        "multiple": multiple,
+        "intermediate_size_before": width,
+        "intermediate_size_after": k,
+        "channels_removed_per_layer": width - k,
+    }

@@ -1,0 +1,152 @@
+"""Depth pruning: surgery equals running the model without the layer; greedy scores equal brute force."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import tiny_model
+from prunekit.errors import PrunekitError
+from prunekit.models.adapters import adapter_for
+from prunekit.structural.depth import (
+    angular_sum,
+    cosine_sum,
+    greedy_depth,
+    kl_sum,
+    plot_depth_scores,
+    remove_layers,
+)
+
+ARCHS = ["llama", "qwen2", "gemma3"]
+
+
+def _skip(model, drop):
+    """Ground truth: the same model with layers `drop` replaced by the identity."""
+    ref = copy.deepcopy(model)
+    for i in drop:
+        ref.model.layers[i].forward = lambda h, *a, **k: h
+    return ref
+
+
+def _batches(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randint(0, 128, (2, 12), generator=g) for _ in range(2)]
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("arch", ARCHS)
+def test_remove_layers_equals_skipping_and_reloads(arch, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    model = tiny_model(arch)
+    ids = torch.randint(0, 128, (2, 10))
+    drop = [1]
+    expected = _skip(model, drop)(ids).logits
+    remove_layers(model, adapter_for(model), drop)
+    assert model.config.num_hidden_layers == len(model.model.layers)
+    torch.testing.assert_close(model(ids).logits, expected)
+    if arch == "gemma3":  # per-layer list filtered in step with the layers
+        assert model.config.layer_types == [
+            "sliding_attention",
+            "sliding_attention",
+            "full_attention",
+        ]
+    # KV cache indexed by layer_idx: cached and uncached greedy decoding agree
+    prompt = ids[:1, :4]
+    a = model.generate(prompt, max_new_tokens=6, do_sample=False, use_cache=True)
+    b = model.generate(prompt, max_new_tokens=6, do_sample=False, use_cache=False)
+    assert torch.equal(a, b)
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(reloaded(ids).logits, expected)
+
+
+def test_pure_scores_by_hand():
+    h = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    o = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
+    assert cosine_sum(h, o) == (pytest.approx(1.0), 2)  # 0 + 1
+    assert angular_sum(h, o) == (pytest.approx(0.5), 2)  # 0 + (π/2)/π
+    assert cosine_sum(h, o, last_token=True) == (pytest.approx(1.0), 1)
+    logp = torch.log(torch.tensor([[0.5, 0.5]]))
+    logq = torch.log(torch.tensor([[0.25, 0.75]]))
+    expected = 0.5 * torch.log(torch.tensor(2.0)) + 0.5 * torch.log(torch.tensor(0.5 / 0.75))
+    assert kl_sum(logp, logq)[0] == pytest.approx(float(expected))
+
+
+@torch.no_grad()
+def _brute_kl(model, batches, removed, candidate, last_token=False):
+    p_model, q_model = _skip(model, removed), _skip(model, [*removed, candidate])
+    total = count = 0
+    for b in batches:
+        lp = F.log_softmax(p_model(b).logits.float(), -1)
+        lq = F.log_softmax(q_model(b).logits.float(), -1)
+        if last_token:
+            lp, lq = lp[:, -1], lq[:, -1]
+        s, n = kl_sum(lp, lq)
+        total, count = total + s, count + n
+    return total / count
+
+
+@torch.no_grad()
+def _brute_cos(model, batches, removed, candidate, last_token=False):
+    ref = _skip(model, removed)
+    total = count = 0
+    for b in batches:
+        hs = ref(b, output_hidden_states=True).hidden_states
+        # hidden_states[i] is the input of layer i; the last one has the final norm applied
+        out = hs[candidate + 1] if candidate + 1 < len(hs) - 1 else None
+        if out is None:
+            captured = {}
+            layer = ref.model.layers[candidate]
+            handle = layer.register_forward_hook(lambda _m, _i, o, c=captured: c.setdefault("o", o))
+            ref(b)
+            handle.remove()
+            out = captured["o"][0] if isinstance(captured["o"], tuple) else captured["o"]
+        s, n = cosine_sum(hs[candidate], out, last_token)
+        total, count = total + s, count + n
+    return total / count
+
+
+@pytest.mark.parametrize("arch", ["llama", "gemma3"])
+@pytest.mark.parametrize("last_token", [False, True])
+def test_greedy_kl_matches_brute_force_each_round(arch, last_token):
+    model = tiny_model(arch)
+    batches = _batches()
+    result = greedy_depth(model, adapter_for(model), batches, 2, "kl", last_token, progress=False)
+    assert len(result.rounds) == 2 and len(result.removed) == 2
+    for r, scores in enumerate(result.rounds):
+        removed = result.removed[:r]
+        for cand, score in scores.items():
+            assert score == pytest.approx(
+                _brute_kl(model, batches, removed, cand, last_token), rel=1e-4, abs=1e-7
+            )
+        assert result.removed[r] == min(scores, key=scores.get)
+        assert set(scores) == set(range(len(model.model.layers))) - set(removed)
+
+
+def test_greedy_cosine_matches_brute_force_each_round():
+    model = tiny_model("qwen2")
+    batches = _batches(1)
+    result = greedy_depth(model, adapter_for(model), batches, 2, "cosine", progress=False)
+    for r, scores in enumerate(result.rounds):
+        for cand, score in scores.items():
+            assert score == pytest.approx(
+                _brute_cos(model, batches, result.removed[:r], cand), rel=1e-4
+            )
+
+
+def test_bad_depth_input(tmp_path):
+    model = tiny_model("llama")  # 3 layers
+    ad = adapter_for(model)
+    with pytest.raises(PrunekitError, match="at least one must stay"):
+        greedy_depth(model, ad, _batches(), 3, "kl", progress=False)
+    with pytest.raises(PrunekitError, match="at least one must stay"):
+        remove_layers(model, ad, [0, 1, 2])
+    with pytest.raises(PrunekitError, match="unknown depth criterion"):
+        greedy_depth(model, ad, _batches(), 1, "entropy", progress=False)
+    result = greedy_depth(model, ad, _batches(), 2, "angular", progress=False)
+    plot_depth_scores(result, tmp_path / "depth.png")
+    assert (tmp_path / "depth.png").stat().st_size > 0
