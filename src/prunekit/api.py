@@ -94,19 +94,28 @@ def prune(
     batch_size: int = 8,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    allocation: str = "uniform",
+    allocation_options: dict | None = None,
 ) -> PruneResult:
-    """Prune every decoder Linear of `model` in place with one method at one sparsity."""
+    """Prune every decoder Linear of `model` in place with one method at one sparsity.
+
+    `allocation` (uniform / owl / neuroal) decides how many weights each layer and row loses;
+    `allocation_options` are its parameters (see `prunekit.allocation.build.OPTIONS`).
+    """
+    from prunekit.allocation.build import build_allocation, check_allocation
+
     pat = parse_pattern(pattern)
     target = resolve_sparsity(sparsity, pat)
     pruner = get_pruner(method)
+    alloc_options = check_allocation(allocation, allocation_options, pat)
     adapter = adapter_for(model)
     timer = Timer()
     report: dict = {
-        "method": {"name": method, "pattern": str(pat), "allocation": "uniform"},
+        "method": {"name": method, "pattern": str(pat), "allocation": allocation},
         "seed": seed,
     }
     batches = None
-    if pruner.needs:
+    if pruner.needs or allocation != "uniform":
         if tokenizer is None and not isinstance(calib, torch.Tensor):
             raise PrunekitError(f"{method} needs calibration data: pass the tokenizer or token ids")
         check_seq_len(model, seq_len)
@@ -116,10 +125,11 @@ def prune(
             )
         batches = list(windows.split(batch_size))
     torch.manual_seed(seed)
+    with timer("allocation"):
+        args = (model, adapter, pruner, pat, target, batches, device, progress)
+        plan, report["allocation"] = build_allocation(allocation, alloc_options, *args)
     with timer("prune"):
-        records = prune_model(
-            model, adapter, pruner, lambda *_: target, pat, batches, device, progress
-        )
+        records = prune_model(model, adapter, pruner, plan.target, pat, batches, device, progress)
     report["sparsity"] = sparsity_summary(records, target)
     report["params"] = param_counts(model)
     report["timings_s"] = timer.stages
@@ -154,4 +164,8 @@ def save(result: PruneResult, out_dir: str | Path, force: bool = False) -> Path:
     with atomic_output_dir(Path(out_dir), force=force) as tmp:
         save_checkpoint(result.model, result.tokenizer, tmp)
         write_report(tmp, result.report)
+        if result.report.get("allocation", {}).get("name", "uniform") != "uniform":
+            from prunekit.reports.allocation_plots import write_allocation_plots
+
+            write_allocation_plots(result.report["allocation"], tmp)
     return Path(out_dir)

@@ -25,6 +25,7 @@ def register(sub) -> None:
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward pass")
     p.add_argument("--seed", type=int, default=0)
+    _add_allocation_args(p)
     add_ppl_args(p, "--eval-ppl")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--force", action="store_true", help="replace an existing output folder")
@@ -41,9 +42,10 @@ def run(args: argparse.Namespace) -> int:
 
     # Validate everything cheap before loading a model.
     resolve_sparsity(args.sparsity, parse_pattern(args.pattern))
+    alloc_options = _allocation_options(args)
     check_output_dir(args.output, args.force)
     device = resolve_device(args.device)
-    if args.method != "magnitude":
+    if args.method != "magnitude" or args.allocation != "uniform":
         resolve_source(args.calib, "calib")
     ppl_sets = split_list(args.eval_ppl)
     for data in ppl_sets:
@@ -87,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         device=device,
+        allocation=args.allocation,
+        allocation_options=alloc_options,
     )
     timer.stages.update(result.report.pop("timings_s"))
     report.update(result.report)
@@ -105,6 +109,52 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_allocation_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("allocation (how many weights each block and row loses)")
+    g.add_argument("--allocation", default="uniform", choices=["uniform", "owl", "neuroal"])
+    g.add_argument("--owl-m", type=float, default=None, help="OWL outlier threshold M (default 5)")
+    g.add_argument("--owl-lambda", type=float, default=None, help="OWL spread λ (default 0.08)")
+    g.add_argument(
+        "--neuroal-samples", type=int, default=None, help="NeuroAL search windows (default 8)"
+    )
+    g.add_argument(
+        "--neuroal-search-method",
+        default=None,
+        choices=["magnitude", "wanda", "sparsegpt"],
+        help="scorer used inside the search (default: the method; wanda for sparsegpt)",
+    )
+    g.add_argument("--neuroal-no-row-step", action="store_true", help="block step only")
+    g.add_argument(
+        "--neuroal-exhaustive",
+        action="store_true",
+        help="finish every candidate (default: stop one once it cannot beat the best)",
+    )
+
+
+def _allocation_options(args: argparse.Namespace) -> dict:
+    """Allocation options from the flags, validated before any model is loaded."""
+    from prunekit.allocation.build import check_allocation
+    from prunekit.errors import PrunekitError
+    from prunekit.methods.patterns import parse_pattern
+
+    given = {
+        "owl": {"m": args.owl_m, "lambda": args.owl_lambda},
+        "neuroal": {
+            "samples": args.neuroal_samples,
+            "search_method": args.neuroal_search_method,
+            "row_step": False if args.neuroal_no_row_step else None,
+            "bound": False if args.neuroal_exhaustive else None,
+        },
+    }
+    for name, opts in given.items():
+        used = [k for k, v in opts.items() if v is not None]
+        if used and name != args.allocation:
+            raise PrunekitError(f"--{name}-* flags need --allocation {name}")
+    opts = {k: v for k, v in given.get(args.allocation, {}).items() if v is not None}
+    check_allocation(args.allocation, opts, parse_pattern(args.pattern))
+    return opts
+
+
 def _summary(report: dict, out: Path) -> None:
     from prunekit.cli.common import print_table
 
@@ -120,6 +170,10 @@ def _summary(report: dict, out: Path) -> None:
     for d, r in report.get("evaluation", {}).get("perplexity", {}).items():
         before = report.get("evaluation_before", {}).get("perplexity", {}).get(d, {}).get("ppl")
         rows.append([f"ppl {d} (before → after)", f"{before:.3f} → {r['ppl']:.3f}"])
+    if report.get("allocation"):
+        from prunekit.reports.allocation_plots import summary_rows
+
+        rows += summary_rows(report["allocation"])
     rows += [[f"time {k} (s)", f"{v:.1f}"] for k, v in report["timings_s"].items()]
     rows.append(["peak RSS (MiB)", f"{report['peak_rss_mb']:.0f}"])
     rows.append(["output", str(out)])

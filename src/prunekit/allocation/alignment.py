@@ -1,0 +1,135 @@
+"""NeuroAL's neuron-alignment objective M(D): how far a masked block's input-norm profile drifts
+from the dense one, measured block by block on a small calibration subset (forward passes only).
+
+For every Linear ℓ: m_ℓ = ‖a^dense/Σa^dense − a^sparse/Σa^sparse‖₂ / d_in, with a the per-channel
+input L2 norm, the dense block run on the current (masked) stream, and δ_ℓ = a^dense − a^sparse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from prunekit.calibration.engine import BlockContext, LayerwiseEngine
+from prunekit.calibration.stats import SQ_NORM, LinearStats
+from prunekit.methods.oneshot import TargetFn
+from prunekit.methods.patterns import Pattern
+from prunekit.methods.pruners import Pruner
+from prunekit.models.adapters import DecoderAdapter
+
+
+def alignment_term(a_dense: torch.Tensor, a_sparse: torch.Tensor) -> float:
+    """m = ‖a_d/Σa_d − a_s/Σa_s‖₂ / d_in (0 when the profiles are proportional)."""
+    a_d, a_s = a_dense.double(), a_sparse.double()
+    return float(torch.linalg.vector_norm(a_d / a_d.sum() - a_s / a_s.sum()) / a_d.numel())
+
+
+def forward_with_norms(
+    linears: dict[str, nn.Linear], forward: Callable[[], list[torch.Tensor]]
+) -> tuple[dict[str, LinearStats], list[torch.Tensor]]:
+    """Run `forward` once with hooks: each Linear's input Σx² (and the block's outputs, kept)."""
+    stats = {n: LinearStats(frozenset({SQ_NORM})) for n in linears}
+    handles = [
+        lin.register_forward_hook(lambda _m, inp, _out, s=stats[n]: s.add(inp[0]))
+        for n, lin in linears.items()
+    ]
+    try:
+        outputs = forward()
+    finally:
+        for h in handles:
+            h.remove()
+    return stats, outputs
+
+
+@dataclass
+class BlockAlignment:
+    terms: dict[str, float]
+    deltas: dict[str, torch.Tensor]
+    outputs: list[torch.Tensor]
+
+
+@torch.no_grad()
+def align_block(
+    linears: dict[str, nn.Linear],
+    collect: Callable[[frozenset[str]], dict[str, LinearStats]],
+    forward: Callable[[], list[torch.Tensor]],
+    prune: Callable[[str, torch.Tensor, LinearStats], None],
+    needs: frozenset[str] = frozenset(),
+) -> BlockAlignment:
+    """Dense statistics, mask, masked forward, restore: the block ends dense, its masked output kept.
+
+    Only this block's weights are cloned (never the model). `collect(kinds)` is the dense
+    statistics pass (the engine's `ctx.collect`); `prune(name, weight, stats)` masks in place.
+    """
+    dense = collect(frozenset(needs) | {SQ_NORM})
+    saved = {n: lin.weight.detach().clone() for n, lin in linears.items()}
+    try:
+        for n, lin in linears.items():
+            prune(n, lin.weight.data, dense[n])
+        sparse, outputs = forward_with_norms(linears, forward)
+    finally:
+        for n, lin in linears.items():
+            lin.weight.data.copy_(saved[n])
+    terms, deltas = {}, {}
+    for n in linears:
+        a_d, a_s = dense[n].act_norm, sparse[n].act_norm
+        terms[n] = alignment_term(a_d, a_s)
+        deltas[n] = (a_d - a_s).double().cpu()
+    return BlockAlignment(terms, deltas, outputs)
+
+
+@dataclass
+class AlignmentResult:
+    """M(D) = Σ m_ℓ; `complete` is False when the pass stopped early (partial sum ≥ bound)."""
+
+    objective: float
+    complete: bool
+    blocks_done: int
+    terms: dict[str, float] = field(default_factory=dict)
+    deltas: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def alignment_objective(
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    pruner: Pruner,
+    pattern: Pattern,
+    target: TargetFn,
+    batches: list[torch.Tensor],
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    bound: float = math.inf,
+    desc: str = "alignment",
+) -> AlignmentResult:
+    """M(D) for the allocation `target`, through the shared engine; the model ends unchanged.
+
+    Every m_ℓ ≥ 0, so once the running sum reaches `bound` (the best complete candidate so far)
+    this candidate cannot win: the remaining blocks just pass the stream through uncomputed.
+    """
+    result = AlignmentResult(0.0, True, 0)
+
+    def block_fn(ctx: BlockContext) -> None:
+        if not result.complete:
+            ctx.outputs = ctx.inputs
+            return
+
+        def prune(name: str, weight: torch.Tensor, stats: LinearStats) -> None:
+            pruner.prune(weight, stats, target(ctx.index, name, weight), pattern)
+
+        block = align_block(ctx.linears, ctx.collect, ctx.forward, prune, pruner.needs)
+        ctx.outputs = block.outputs
+        for n in ctx.linears:
+            result.terms[f"layers.{ctx.index}.{n}"] = block.terms[n]
+            result.deltas[f"layers.{ctx.index}.{n}"] = block.deltas[n]
+        result.objective += sum(block.terms.values())
+        result.blocks_done = ctx.index + 1
+        if result.objective >= bound and ctx.index < ctx.num_blocks - 1:
+            result.complete = False
+
+    LayerwiseEngine(model, adapter, batches, device, progress, desc=desc).run(block_fn)
+    return result

@@ -1,0 +1,149 @@
+"""Choose and build an allocation (uniform / OWL / NeuroAL) as a plan for the masking stage.
+
+`check_allocation` validates names and options before any heavy work; `build_allocation` runs
+whatever statistics or search the allocation needs and returns the plan and its report section.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from prunekit.allocation.neuroal import DEFAULT_SAMPLES, neuroal_search
+from prunekit.allocation.owl import (
+    DEFAULT_LAMBDA,
+    DEFAULT_M,
+    owl_block_sparsity,
+    owl_outlier_ratios,
+)
+from prunekit.allocation.plan import AllocationPlan, block_sizes, layer_shapes, make_plan
+from prunekit.errors import PrunekitError
+from prunekit.methods.patterns import Pattern
+from prunekit.methods.pruners import Pruner, SparseGPT, get_pruner
+from prunekit.models.adapters import DecoderAdapter
+
+OPTIONS: dict[str, dict[str, object]] = {
+    "uniform": {},
+    "owl": {"m": DEFAULT_M, "lambda": DEFAULT_LAMBDA},
+    "neuroal": {
+        "samples": DEFAULT_SAMPLES,
+        "row_step": True,
+        "search_method": "auto",
+        "block_lambdas": None,
+        "row_lambdas": None,
+        "bound": True,
+    },
+}
+
+
+def check_allocation(name: str, options: dict | None, pattern: Pattern) -> dict:
+    """Validate cheaply; return the options with defaults filled in."""
+    if name not in OPTIONS:
+        raise PrunekitError(f"unknown allocation '{name}'; choose one of: {', '.join(OPTIONS)}")
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTIONS[name]))
+    if unknown:
+        allowed = ", ".join(OPTIONS[name]) or "none"
+        raise PrunekitError(
+            f"unknown option(s) {', '.join(unknown)} for allocation '{name}'; allowed: {allowed}"
+        )
+    if name != "uniform" and pattern.is_nm:
+        raise PrunekitError(
+            f"allocation '{name}' varies sparsity per layer/row, but an N:M pattern fixes it at "
+            f"{pattern.n}/{pattern.m} everywhere; use --allocation uniform or an unstructured --sparsity"
+        )
+    full = {**OPTIONS[name], **options}
+    if name == "owl" and (full["m"] <= 0 or not 0 <= full["lambda"] < 0.5):
+        raise PrunekitError("OWL needs M > 0 and 0 ≤ λ < 0.5 (defaults: M=5, λ=0.08)")
+    if name == "neuroal":
+        if int(full["samples"]) < 1:
+            raise PrunekitError("NeuroAL needs at least 1 search window; e.g. --neuroal-samples 8")
+        if full["search_method"] != "auto":
+            get_pruner(full["search_method"])
+    return full
+
+
+def build_allocation(
+    name: str,
+    options: dict,
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    pruner: Pruner,
+    pattern: Pattern,
+    sparsity: float,
+    batches: list[torch.Tensor] | None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> tuple[AllocationPlan, dict]:
+    """The plan and the report section {name, options, block_sparsity, row_histogram, time_s, …}."""
+    t0 = time.perf_counter()
+    shapes = layer_shapes(model, adapter)
+    sizes = block_sizes(shapes)
+    row_wise = not isinstance(pruner, SparseGPT) and not pattern.is_nm
+    report: dict = {"name": name, "options": dict(options)}
+    if name == "uniform":
+        plan = make_plan(shapes, [sparsity] * len(sizes), row_wise=row_wise)
+    elif name == "owl":
+        ratios = owl_outlier_ratios(model, adapter, batches, options["m"], device, progress)
+        blocks = owl_block_sparsity(torch.tensor(ratios), sparsity, options["lambda"], sizes)
+        plan = make_plan(shapes, blocks, row_wise=row_wise)
+        report["outlier_ratio"] = ratios
+    else:
+        plan, report["search"] = _neuroal(
+            options,
+            model,
+            adapter,
+            pruner,
+            pattern,
+            shapes,
+            sparsity,
+            batches,
+            device,
+            progress,
+            row_wise,
+        )
+    report["block_sparsity"] = plan.block_sparsity()
+    report["planned_sparsity"] = plan.global_sparsity()
+    report["row_histogram"] = plan.row_histogram()
+    report["time_s"] = time.perf_counter() - t0
+    return plan, report
+
+
+def _neuroal(
+    options, model, adapter, pruner, pattern, shapes, sparsity, batches, device, progress, row_wise
+) -> tuple[AllocationPlan, dict]:
+    method = options["search_method"]
+    if method == "auto":
+        # one SparseGPT update per layer per candidate would cost ~28 full SparseGPT runs;
+        # Wanda masks at the same targets are the cheap stand-in for the search
+        method = "wanda" if isinstance(pruner, SparseGPT) else pruner.name
+    searcher = pruner if method == pruner.name else get_pruner(method)
+    samples = int(options["samples"])
+    windows = torch.cat(batches)[:samples]
+    sub = list(windows.split(batches[0].shape[0]))
+    kwargs = {}
+    if options["block_lambdas"]:
+        kwargs["block_lambdas"] = tuple(options["block_lambdas"])
+    if options["row_lambdas"]:
+        kwargs["row_lambdas"] = tuple(options["row_lambdas"])
+    plan, log = neuroal_search(
+        model,
+        adapter,
+        searcher,
+        pattern,
+        shapes,
+        sparsity,
+        sub,
+        device,
+        progress,
+        row_step=bool(options["row_step"]) and row_wise,
+        row_wise=row_wise,
+        bound=bool(options["bound"]),
+        **kwargs,
+    )
+    log["search_method"] = method
+    if not row_wise and options["row_step"]:
+        log["row_step"] = "skipped: SparseGPT picks its mask jointly over rows (block step only)"
+    return plan, log

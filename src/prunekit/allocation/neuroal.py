@@ -1,0 +1,212 @@
+"""NeuroAL (Cunegatti et al., 2024) as a top-up over any scorer: choose the block ramp λ, then the
+row λ, by minimising the neuron-alignment objective on a small calibration subset.
+
+Block step: s_b(λ) = s − λ + 2λ(b−1)/(B−1). Row step: a row's density grows with how much
+activation its consumer's input channel lost (δ = a^dense − a^sparse of the consuming layer,
+taken from the chosen block-step pass). Both are clipped and re-centred to keep the mean.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from prunekit.allocation.alignment import AlignmentResult, alignment_objective
+from prunekit.allocation.plan import AllocationPlan, LayerShape, block_sizes, make_plan
+from prunekit.allocation.ramps import block_ramp, minmax, recentre
+from prunekit.methods.patterns import Pattern
+from prunekit.methods.pruners import Pruner
+from prunekit.models.adapters import DecoderAdapter
+
+BLOCK_GRID = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10, 0.12, 0.15, 0.20, 0.25)
+ROW_GRID = (0.0, *BLOCK_GRID)
+DEFAULT_SAMPLES = 8
+
+# whose input tells how much a layer's output rows matter: q/k/v feed o_proj, o_proj (through the
+# residual and norm) feeds gate/up, gate/up feed down_proj; down_proj rows keep the block value
+CONSUMERS = {
+    "self_attn.q_proj": "self_attn.o_proj",
+    "self_attn.k_proj": "self_attn.o_proj",
+    "self_attn.v_proj": "self_attn.o_proj",
+    "self_attn.o_proj": "mlp.gate_proj",
+    "mlp.gate_proj": "mlp.down_proj",
+    "mlp.up_proj": "mlp.down_proj",
+}
+
+
+def block_grid(sparsity: float) -> tuple[float, ...]:
+    """The block-step λ candidates (0.25 is dropped at s ≥ 0.8, where it would clip hard)."""
+    return tuple(v for v in BLOCK_GRID if not (sparsity >= 0.8 and v == 0.25))
+
+
+def ramp_sparsity(
+    num_blocks: int, sparsity: float, lam: float, sizes: torch.Tensor
+) -> torch.Tensor:
+    """The block ramp, clipped to [0.01, 0.99] and re-centred (size-weighted) to mean s."""
+    return recentre(block_ramp(num_blocks, sparsity, lam), sizes, sparsity)
+
+
+def fold_to_rows(delta: torch.Tensor, rows: int, head_dim: int | None) -> torch.Tensor | None:
+    """Map a consumer's per-input-channel δ onto a producer's output rows.
+
+    Equal sizes map one to one. Grouped-query attention: k/v rows are shared by several query
+    heads, so a k/v row takes the mean δ of the o_proj channels its heads feed.
+    """
+    if delta.numel() == rows:
+        return delta
+    if head_dim and delta.numel() % rows == 0 and rows % head_dim == 0:
+        kv_heads = rows // head_dim
+        return delta.view(kv_heads, -1, head_dim).mean(1).flatten()
+    return None
+
+
+def row_sparsity(delta: torch.Tensor, layer_sparsity: float, lam: float) -> torch.Tensor:
+    """Density (1−s_ℓ) + 2λ·minmax(δ_r) − mean, as sparsity, clipped and re-centred to mean s_ℓ."""
+    raw = -2 * lam * minmax(delta)
+    return recentre(raw, torch.ones_like(raw), layer_sparsity)
+
+
+def row_plan(
+    shapes: dict[str, LayerShape],
+    blocks: torch.Tensor,
+    deltas: dict[str, torch.Tensor],
+    lam: float,
+    head_dim: int | None,
+) -> AllocationPlan:
+    """Per-row sparsities from the consumer-layer δ (last block and down_proj keep the block value)."""
+    last = max(s.block for s in shapes.values())
+    rows = {}
+    for key, s in shapes.items():
+        consumer = CONSUMERS.get(s.name)
+        if lam == 0 or consumer is None or s.block == last:
+            continue
+        delta = deltas.get(f"layers.{s.block}.{consumer}")
+        folded = None if delta is None else fold_to_rows(delta, s.d_out, head_dim)
+        if folded is not None:
+            rows[key] = row_sparsity(folded, float(blocks[s.block]), lam)
+    return make_plan(shapes, blocks, rows, row_wise=True)
+
+
+@dataclass
+class SearchLog:
+    """Every candidate's λ and objective (None-free: incomplete ones carry their lower bound)."""
+
+    candidates: list[dict] = field(default_factory=list)
+    chosen: float | None = None
+
+    def add(self, lam: float, res: AlignmentResult, note: str = "") -> None:
+        self.candidates.append(
+            {
+                "lambda": lam,
+                "objective": res.objective,
+                "complete": res.complete,
+                "blocks_evaluated": res.blocks_done,
+                **({"note": note} if note else {}),
+            }
+        )
+
+
+def _order(grid: tuple[float, ...], start: float) -> list[float]:
+    """Evaluate the likely winner first (tightest early bound), then the rest outwards."""
+    return sorted(grid, key=lambda v: (abs(v - start), v))
+
+
+def neuroal_search(
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    pruner: Pruner,
+    pattern: Pattern,
+    shapes: dict[str, LayerShape],
+    sparsity: float,
+    batches: list[torch.Tensor],
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    row_step: bool = True,
+    row_wise: bool = True,
+    block_lambdas: tuple[float, ...] | None = None,
+    row_lambdas: tuple[float, ...] = ROW_GRID,
+    bound: bool = True,
+) -> tuple[AllocationPlan, dict]:
+    """Block λ search, then (if `row_step`) row λ search; return the chosen plan and the log.
+
+    `batches` is the small search subset. `bound` stops a candidate as soon as its partial
+    objective reaches the best complete one (exact: every term is ≥ 0).
+    """
+    t0 = time.perf_counter()
+    num_blocks = 1 + max(s.block for s in shapes.values())
+    sizes = block_sizes(shapes)
+    head_dim = _head_dim(model)
+    grid = block_lambdas or block_grid(sparsity)
+
+    def evaluate(plan: AllocationPlan, best: float, desc: str) -> AlignmentResult:
+        return alignment_objective(
+            model,
+            adapter,
+            pruner,
+            pattern,
+            plan.target,
+            batches,
+            device,
+            False,
+            best if bound else math.inf,
+            desc,
+        )
+
+    block_log, best, best_res = SearchLog(), math.inf, None
+    bar = tqdm(
+        total=len(grid) + (len(row_lambdas) if row_step else 0),
+        desc="NeuroAL search",
+        unit="λ",
+        disable=not progress,
+    )
+    for lam in _order(grid, 0.08):
+        plan = make_plan(shapes, ramp_sparsity(num_blocks, sparsity, lam, sizes), row_wise=row_wise)
+        res = evaluate(plan, best, f"block λ={lam}")
+        block_log.add(lam, res)
+        if res.complete and res.objective < best:
+            best, best_res, block_log.chosen = res.objective, res, lam
+        bar.update()
+    blocks = ramp_sparsity(num_blocks, sparsity, block_log.chosen, sizes)
+    plan = make_plan(shapes, blocks, row_wise=row_wise)
+    out = {
+        "search_windows": sum(b.shape[0] for b in batches),
+        "bounded": bound,
+        "block_step": {"chosen_lambda": block_log.chosen, "candidates": _sorted(block_log)},
+    }
+
+    if row_step:
+        row_log = SearchLog(chosen=0.0)
+        for lam in row_lambdas:
+            if lam == 0:  # the block step's winner: already evaluated
+                row_log.add(0.0, best_res, "block-step result")
+                bar.update()
+                continue
+            candidate = row_plan(shapes, blocks, best_res.deltas, lam, head_dim)
+            res = evaluate(candidate, best, f"row λ={lam}")
+            row_log.add(lam, res)
+            if res.complete and res.objective < best:
+                best, plan, row_log.chosen = res.objective, candidate, lam
+            bar.update()
+        out["row_step"] = {"chosen_lambda": row_log.chosen, "candidates": _sorted(row_log)}
+    bar.close()
+    out["objective"] = best
+    out["search_s"] = time.perf_counter() - t0
+    return plan, out
+
+
+def _sorted(log: SearchLog) -> list[dict]:
+    return sorted(log.candidates, key=lambda c: c["lambda"])
+
+
+def _head_dim(model: nn.Module) -> int | None:
+    cfg = getattr(model, "config", None)
+    if cfg is None:
+        return None
+    hd = getattr(cfg, "head_dim", None)
+    heads = getattr(cfg, "num_attention_heads", None)
+    return hd or (cfg.hidden_size // heads if heads else None)

@@ -1,0 +1,111 @@
+"""End to end on tiny random models: every allocation hits the target; NeuroAL records its search."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from conftest import tiny_model
+from prunekit.allocation.neuroal import BLOCK_GRID, ROW_GRID
+from prunekit.api import prune
+from prunekit.errors import PrunekitError
+from prunekit.methods.oneshot import prune_model
+from prunekit.methods.patterns import UNSTRUCTURED
+from prunekit.methods.pruners import Wanda
+from prunekit.models.adapters import adapter_for
+from prunekit.reports.allocation_plots import write_allocation_plots
+
+IDS = torch.randint(0, 128, (8, 24), generator=torch.Generator().manual_seed(0))
+SMALL_GRID = {"block_lambdas": [0.05, 0.2], "row_lambdas": [0.0, 0.1]}
+
+
+def run(arch="qwen2", **kw):
+    return prune(tiny_model(arch), None, calib=IDS, seq_len=24, batch_size=4, progress=False, **kw)
+
+
+def test_neuroal_end_to_end_hits_target_and_records_every_candidate(tmp_path):
+    t0 = time.perf_counter()
+    result = run(
+        method="wanda", sparsity=0.6, allocation="neuroal", allocation_options={"samples": 4}
+    )
+    assert time.perf_counter() - t0 < 60
+    rep = result.report
+    assert rep["method"]["allocation"] == "neuroal"
+    assert abs(rep["sparsity"]["achieved"] - 0.6) < 1e-3
+    search = rep["allocation"]["search"]
+    assert search["search_windows"] == 4
+    block, row = search["block_step"], search["row_step"]
+    assert [c["lambda"] for c in block["candidates"]] == list(BLOCK_GRID)
+    assert [c["lambda"] for c in row["candidates"]] == list(ROW_GRID)
+    assert block["chosen_lambda"] in BLOCK_GRID and row["chosen_lambda"] in ROW_GRID
+    complete = [c for c in block["candidates"] + row["candidates"] if c["complete"]]
+    assert search["objective"] == pytest.approx(min(c["objective"] for c in complete))
+    # a candidate stopped early was provably no better than the winner
+    assert all(c["objective"] >= search["objective"] for c in block["candidates"])
+    assert rep["timings_s"]["allocation"] >= search["search_s"]
+    assert write_allocation_plots(rep["allocation"], tmp_path).stat().st_size > 0
+
+
+@pytest.mark.parametrize("method", ["magnitude", "wanda", "sparsegpt"])
+@pytest.mark.parametrize("allocation", ["uniform", "owl", "neuroal"])
+def test_every_allocation_hits_an_awkward_target(method, allocation):
+    opts = {**SMALL_GRID, "samples": 4} if allocation == "neuroal" else None
+    rep = run(method=method, sparsity=0.55, allocation=allocation, allocation_options=opts).report
+    assert abs(rep["sparsity"]["achieved"] - 0.55) < 1e-3, rep["sparsity"]["achieved"]
+    assert rep["allocation"]["planned_sparsity"] == pytest.approx(0.55, abs=1e-3)
+    if allocation != "uniform":
+        assert max(rep["allocation"]["block_sparsity"]) > min(rep["allocation"]["block_sparsity"])
+    if allocation == "neuroal" and method == "sparsegpt":
+        assert rep["allocation"]["search"]["row_step"].startswith("skipped")
+        assert rep["allocation"]["search"]["search_method"] == "wanda"
+
+
+def test_owl_parameters_are_used():
+    flat = run(method="wanda", sparsity=0.5, allocation="owl", allocation_options={"lambda": 0.0})
+    wide = run(
+        method="wanda", sparsity=0.5, allocation="owl", allocation_options={"lambda": 0.2, "m": 3}
+    )
+    assert max(flat.report["allocation"]["block_sparsity"]) == pytest.approx(0.5)
+    spread = wide.report["allocation"]["block_sparsity"]
+    assert max(spread) - min(spread) == pytest.approx(0.4, abs=1 / 32)  # whole weights per row
+
+
+def test_uniform_wanda_masks_equal_the_plain_scalar_path():
+    a, b = tiny_model("llama"), tiny_model("llama")
+    prune(
+        a, None, method="wanda", sparsity=0.5, calib=IDS, seq_len=24, batch_size=4, progress=False
+    )
+    prune_model(
+        b, adapter_for(b), Wanda(), lambda *_: 0.5, UNSTRUCTURED, list(IDS.split(4)), progress=False
+    )
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(p, q), name
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"allocation": "owl", "pattern": "2:4"}, "N:M pattern"),
+        ({"allocation": "neuroal", "pattern": "4:8"}, "N:M pattern"),
+        ({"allocation": "bogus", "sparsity": 0.5}, "unknown allocation"),
+        (
+            {"allocation": "owl", "sparsity": 0.5, "allocation_options": {"lamda": 1}},
+            "unknown option",
+        ),
+        (
+            {"allocation": "neuroal", "sparsity": 0.5, "allocation_options": {"samples": 0}},
+            "search window",
+        ),
+    ],
+)
+def test_bad_allocation_input_is_one_line_error(kwargs, needle):
+    with pytest.raises(PrunekitError, match=needle) as err:
+        run(method="wanda", **kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_nm_with_uniform_allocation_still_works():
+    rep = run(method="wanda", pattern="2:4").report
+    assert rep["sparsity"]["achieved"] == pytest.approx(0.5)
