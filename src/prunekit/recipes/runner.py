@@ -1,0 +1,285 @@
+"""Run a validated recipe: load once, apply the steps in order, evaluate, export atomically with a report."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+from prunekit.errors import PrunekitError
+from prunekit.recipes.schema import Recipe, Step
+
+
+def precheck(recipe: Recipe) -> None:
+    """Everything that can be checked without the model: data sources, device, dtype."""
+    from prunekit.data.sources import resolve_source
+    from prunekit.models.loading import parse_dtype, resolve_device
+
+    parse_dtype(recipe.dtype)
+    resolve_device(recipe.device)
+    resolve_source(recipe.calibration["source"], "calib")
+    for step in recipe.steps:
+        if step.name == "vocabulary" and step.options["corpus"]:
+            resolve_source(step.options["corpus"], "calib")
+    for data in recipe.evaluate["perplexity"]:
+        resolve_source(data, "eval")
+
+
+def check_against_model(recipe: Recipe, model, adapter, tokenizer) -> None:
+    """Model-dependent checks, run after loading and before the first step changes anything."""
+    from prunekit.api import check_seq_len
+    from prunekit.structural.depth import check_remove
+    from prunekit.structural.vocabulary import check_tokenizer
+
+    layers = len(adapter.layers(model))
+    for step in recipe.steps:
+        check_seq_len(model, step.options.get("seq_len") or recipe.calibration["seq_len"])
+        if step.name == "depth":
+            try:
+                check_remove(step.options["remove"], layers)
+            except PrunekitError as exc:
+                raise PrunekitError(f"recipe step depth: {exc}") from None
+        if step.name == "vocabulary":
+            check_tokenizer(tokenizer)
+    if recipe.evaluate["perplexity"]:
+        check_seq_len(model, recipe.evaluate["ppl_seq_len"])
+
+
+class _Run:
+    """State of one recipe run: the model and tokenizer as they are now, plus the report."""
+
+    def __init__(
+        self, recipe: Recipe, model, tokenizer, device: torch.device, progress: bool
+    ) -> None:
+        from prunekit.models.adapters import adapter_for
+
+        self.recipe, self.model, self.tokenizer = recipe, model, tokenizer
+        self.adapter = adapter_for(model)
+        self.device, self.progress = device, progress
+        self.depth_results: list = []
+
+    def batches(self, step: Step) -> tuple[list[torch.Tensor], dict]:
+        """Calibration windows, tokenized with the tokenizer as it is now (after any vocabulary step)."""
+        from prunekit.api import calibration_data
+
+        cal = self.recipe.calibration
+        samples = step.options.get("samples") or cal["samples"]
+        seq_len = step.options.get("seq_len") or cal["seq_len"]
+        windows, desc = calibration_data(
+            self.tokenizer, cal["source"], samples, seq_len, cal["seed"]
+        )
+        return list(windows.split(cal["batch_size"])), desc
+
+    def vocabulary(self, step: Step) -> dict:
+        from prunekit.data.sources import resolve_source
+        from prunekit.structural.vocabulary import prune_vocabulary
+
+        corpus = step.options["corpus"] or self.recipe.calibration["source"]
+        source = resolve_source(corpus, "calib")
+        self.tokenizer, rep = prune_vocabulary(
+            self.model, self.tokenizer, self.adapter, source.documents(), step.options["min_count"]
+        )
+        return {"corpus": source.description, **rep}
+
+    def depth(self, step: Step) -> dict:
+        from prunekit.structural.depth import greedy_depth, remove_layers
+
+        batches, desc = self.batches(step)
+        o = step.options
+        torch.manual_seed(self.recipe.calibration["seed"])
+        result = greedy_depth(
+            self.model,
+            self.adapter,
+            batches,
+            o["remove"],
+            o["criterion"],
+            o["last_token"],
+            self.device,
+            self.progress,
+        )
+        before = len(self.adapter.layers(self.model))
+        remove_layers(self.model, self.adapter, result.removed)
+        self.depth_results.append(result)
+        return {
+            "calibration": desc,
+            "layers_before": before,
+            "layers_after": len(self.adapter.layers(self.model)),
+            **result.to_dict(),
+        }
+
+    def width(self, step: Step) -> dict:
+        from prunekit.structural.width import prune_width
+
+        batches, desc = self.batches(step)
+        o = step.options
+        rep = prune_width(
+            self.model,
+            self.adapter,
+            batches,
+            o["ffn_keep"],
+            o["criterion"],
+            o["multiple"],
+            self.device,
+            self.progress,
+        )
+        return {"calibration": desc, **rep}
+
+    def unstructured(self, step: Step) -> dict:
+        from prunekit import api
+
+        cal = self.recipe.calibration
+        o = step.options
+        result = api.prune(
+            self.model,
+            self.tokenizer,
+            method=o["method"],
+            sparsity=o["sparsity"],
+            pattern=o["pattern"],
+            calib=cal["source"],
+            calib_samples=o.get("samples") or cal["samples"],
+            seq_len=o.get("seq_len") or cal["seq_len"],
+            seed=cal["seed"],
+            batch_size=cal["batch_size"],
+            device=self.device,
+            progress=self.progress,
+        )
+        rep = dict(result.report)
+        rep.pop("timings_s", None)
+        return rep
+
+    def evaluate(self) -> dict:
+        from prunekit import api
+
+        ev = self.recipe.evaluate
+        out: dict = {}
+        if ev["perplexity"]:
+            self.model.to(self.device)
+            out["perplexity"] = {
+                d: api.perplexity(
+                    self.model,
+                    self.tokenizer,
+                    d,
+                    ev["ppl_seq_len"],
+                    ev["ppl_tokens"],
+                    ev["ppl_batch_size"],
+                    self.device,
+                    self.progress,
+                )
+                for d in ev["perplexity"]
+            }
+            self.model.to("cpu")
+        if ev["humaneval"]:
+            out["humaneval"] = _optional(
+                "humaneval", ("prunekit.cli.eval_code", "prunekit.evaluation.humaneval")
+            )
+        if ev["speed"]:
+            out["speed"] = _optional("speed", ("prunekit.evaluation.speed",))
+        return out
+
+
+def _optional(what: str, modules: tuple[str, ...]) -> dict:
+    """Evaluations owned by another component: recorded as unavailable until it exists."""
+    for name in modules:
+        if importlib.util.find_spec(name) is not None:
+            return {
+                "status": "unavailable",
+                "reason": f"{name} exists but the recipe runner does not call it yet",
+            }
+    return {
+        "status": "unavailable",
+        "reason": f"{what} evaluation is not installed in this prunekit ({modules[0]})",
+    }
+
+
+def run_recipe(
+    recipe: Recipe, out: Path, force: bool = False, progress: bool = True, command=None
+) -> dict:
+    """Load the model, run every step, evaluate, and write checkpoint + report.json/md (+ plots) atomically."""
+    from prunekit.export.checkpoint import save_checkpoint
+    from prunekit.models.loading import load_model, resolve_device
+    from prunekit.reports.report import new_report, param_counts, write_report
+    from prunekit.structural.depth import plot_depth_scores
+    from prunekit.utils import Timer, atomic_output_dir, check_output_dir, peak_rss_mb
+
+    check_output_dir(out, force)
+    precheck(recipe)
+    device = resolve_device(recipe.device)
+    timer = Timer()
+    report = new_report(command)
+    report["recipe"] = recipe.raw
+    with timer("load"):
+        lm = load_model(recipe.model, recipe.dtype, recipe.trust_remote_code)
+    report["model"] = lm.info
+    run = _Run(recipe, lm.model, lm.tokenizer, device, progress)
+    check_against_model(recipe, run.model, run.adapter, run.tokenizer)
+    report["params_before"] = param_counts(run.model)
+    if recipe.evaluate["before"] and recipe.evaluate["perplexity"]:
+        with timer("eval_before"):
+            report["evaluation_before"] = {"perplexity": run.evaluate()["perplexity"]}
+    report["steps"] = []
+    for step in recipe.steps:
+        with timer(step.name):
+            rep = getattr(run, step.name)(step)
+        report["steps"].append(
+            {
+                "step": step.name,
+                "options": step.options,
+                "params_after": param_counts(run.model),
+                **rep,
+            }
+        )
+    report["params"] = param_counts(run.model)
+    with timer("eval_after"):
+        report["evaluation"] = run.evaluate()
+    report["timings_s"] = timer.stages
+    report["peak_rss_mb"] = peak_rss_mb()
+    with atomic_output_dir(Path(out), force=force) as tmp:
+        save_checkpoint(run.model, run.tokenizer, tmp)
+        for i, result in enumerate(run.depth_results):
+            plot_depth_scores(result, tmp / f"depth_scores{'' if i == 0 else i + 1}.png")
+        write_report(tmp, report)
+        with (tmp / "report.md").open("a") as fh:
+            fh.write(render_steps(report))
+    return report
+
+
+def render_steps(report: dict) -> str:
+    """Markdown for the structural part of a recipe report (appended to the standard report)."""
+    before = report.get("params_before", {}).get("total")
+    lines = [
+        "",
+        "## Recipe steps",
+        "",
+        "| step | parameters after | change | details |",
+        "|---|---|---|---|",
+    ]
+    prev = before
+    for s in report.get("steps", []):
+        total = s["params_after"]["total"]
+        change = f"{(total - prev) / prev:+.1%}" if prev else "—"
+        lines.append(f"| {s['step']} | {total:,} | {change} | {_details(s)} |")
+        prev = total
+    if before:
+        after = report["params"]["total"]
+        lines += ["", f"Parameters: {before:,} → {after:,} ({(after - before) / before:+.1%})."]
+    for name in ("humaneval", "speed"):
+        ev = report.get("evaluation", {}).get(name)
+        if ev and ev.get("status") == "unavailable":
+            lines.append(f"- {name}: unavailable ({ev['reason']})")
+    if any(s["step"] == "depth" for s in report.get("steps", [])):
+        lines += ["", "![depth scores per round](depth_scores.png)"]
+    return "\n".join(lines) + "\n"
+
+
+def _details(s: dict) -> str:
+    if s["step"] == "vocabulary":
+        return f"tokens {s['tokens_before']:,} → {s['tokens_kept']:,} (corpus {s['kept_from_corpus']:,}, merge chains {s['kept_for_merge_chains']:,}, special {s['kept_special_added']:,}, base {s['kept_base']:,})"
+    if s["step"] == "depth":
+        return f"{s['criterion']}{' last-token' if s['last_token'] else ''}: layers {s['layers_before']} → {s['layers_after']}, removed in order {s['removed']}"
+    if s["step"] == "width":
+        return f"{s['criterion']}: FFN {s['intermediate_size_before']} → {s['intermediate_size_after']} (multiple {s['multiple']})"
+    if s["step"] == "unstructured":
+        sp = s.get("sparsity", {})
+        return f"{s.get('method', {}).get('name')} {s.get('method', {}).get('pattern')}: sparsity {sp.get('achieved', 0):.3f}"
+    return ""

@@ -1,0 +1,257 @@
+"""Recipe files: parse and validate a YAML recipe completely before any model is loaded.
+
+    model: qwen2.5-coder-0.5b
+    calibration: {source: python, samples: 64, seq_len: 512, seed: 0}
+    steps:
+      - vocabulary: {corpus: python}
+      - depth: {remove: 4, criterion: kl}
+      - width: {ffn_keep: 0.9, criterion: activation}
+      - unstructured: {method: wanda, sparsity: 0.5}
+    evaluate: {perplexity: [python], humaneval: true, speed: true}
+
+Every problem is reported as one line naming the key and listing what is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prunekit.errors import PrunekitError
+
+TOP_KEYS = (
+    "model",
+    "dtype",
+    "device",
+    "trust_remote_code",
+    "calibration",
+    "steps",
+    "evaluate",
+    "output",
+)
+CALIBRATION_DEFAULTS = {
+    "source": "python",
+    "samples": 64,
+    "seq_len": 512,
+    "seed": 0,
+    "batch_size": 8,
+}
+EVALUATE_DEFAULTS = {
+    "perplexity": [],
+    "humaneval": False,
+    "speed": False,
+    "before": True,
+    "ppl_seq_len": 512,
+    "ppl_tokens": 32768,
+    "ppl_batch_size": 4,
+}
+_WINDOWS = {"samples": None, "seq_len": None}  # per-step override of the calibration size
+STEP_DEFAULTS: dict[str, dict[str, Any]] = {
+    "vocabulary": {"corpus": None, "min_count": 1},
+    "depth": {"remove": None, "criterion": "kl", "last_token": False, **_WINDOWS},
+    "width": {"ffn_keep": None, "criterion": "activation", "multiple": 64, **_WINDOWS},
+    "unstructured": {"method": "wanda", "sparsity": None, "pattern": "unstructured", **_WINDOWS},
+}
+REQUIRED = {"depth": ("remove",), "width": ("ffn_keep",)}
+CHOICES = {
+    ("depth", "criterion"): ("kl", "cosine", "angular"),
+    ("width", "criterion"): ("activation", "taylor"),
+    ("unstructured", "method"): ("magnitude", "wanda", "sparsegpt"),
+    ("unstructured", "pattern"): ("unstructured", "2:4", "4:8"),
+}
+STRUCTURAL = ("vocabulary", "depth", "width")
+
+
+@dataclass
+class Step:
+    name: str
+    options: dict[str, Any]
+
+
+@dataclass
+class Recipe:
+    model: str
+    steps: list[Step]
+    dtype: str = "float32"
+    device: str = "cpu"
+    trust_remote_code: bool = False
+    calibration: dict[str, Any] = field(default_factory=lambda: dict(CALIBRATION_DEFAULTS))
+    evaluate: dict[str, Any] = field(default_factory=lambda: dict(EVALUATE_DEFAULTS))
+    output: str | None = None
+    raw: dict = field(default_factory=dict)
+
+
+def _fail(where: str, msg: str) -> None:
+    raise PrunekitError(f"recipe {where}: {msg}")
+
+
+def _known(where: str, given: dict, valid) -> None:
+    for key in given:
+        if key not in valid:
+            _fail(where, f"unknown key '{key}'; valid keys: {', '.join(valid)}")
+
+
+def _int(where: str, key: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        _fail(where, f"{key} must be a whole number ≥ {minimum}, got {value!r}")
+    return value
+
+
+def _bool(where: str, key: str, value) -> bool:
+    if not isinstance(value, bool):
+        _fail(where, f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _mapping(where: str, value, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        _fail(where, f"{what} must be a mapping of key: value, got {type(value).__name__}")
+    return value
+
+
+def _step(index: int, item) -> Step:
+    where = f"step {index}"
+    if isinstance(item, str):
+        item = {item: {}}
+    if not isinstance(item, dict) or len(item) != 1:
+        _fail(where, "each step is one mapping like '- depth: {remove: 2}'")
+    name, options = next(iter(item.items()))
+    if name not in STEP_DEFAULTS:
+        _fail(where, f"unknown step '{name}'; valid steps: {', '.join(STEP_DEFAULTS)}")
+    where = f"step {index} ({name})"
+    options = _mapping(where, options, "its options")
+    _known(where, options, STEP_DEFAULTS[name])
+    for key in REQUIRED.get(name, ()):
+        if key not in options:
+            _fail(where, f"'{key}' is required")
+    opts = {**STEP_DEFAULTS[name], **options}
+    for (step, key), choices in CHOICES.items():
+        if step == name and opts[key] not in choices:
+            _fail(where, f"{key} '{opts[key]}' is not one of: {', '.join(choices)}")
+    for key in ("samples", "seq_len"):
+        if opts.get(key) is not None:
+            _int(where, key, opts[key], 2 if key == "seq_len" else 1)
+    if name == "vocabulary":
+        _int(where, "min_count", opts["min_count"])
+        if opts["corpus"] is not None and not isinstance(opts["corpus"], str):
+            _fail(where, f"corpus must be a built-in corpus name or a path, got {opts['corpus']!r}")
+    elif name == "depth":
+        _int(where, "remove", opts["remove"])
+        _bool(where, "last_token", opts["last_token"])
+    elif name == "width":
+        keep = opts["ffn_keep"]
+        if not _number(keep) or not 0 < keep <= 1:
+            _fail(where, f"ffn_keep must be a number in (0, 1], got {keep!r}")
+        _int(where, "multiple", opts["multiple"])
+    elif name == "unstructured":
+        from prunekit.methods.patterns import parse_pattern, resolve_sparsity
+
+        sp = opts["sparsity"]
+        if sp is not None and not _number(sp):
+            _fail(where, f"sparsity must be a number in [0, 1), got {sp!r}")
+        try:
+            resolve_sparsity(sp, parse_pattern(opts["pattern"]))
+        except PrunekitError as exc:
+            _fail(where, str(exc).replace("--", ""))
+    return Step(name, opts)
+
+
+def _order(steps: list[Step]) -> None:
+    seen: dict[str, int] = {}
+    for i, step in enumerate(steps, 1):
+        if step.name in seen:
+            _fail(
+                f"step {i} ({step.name})",
+                f"'{step.name}' already appears as step {seen[step.name]}; give each step once",
+            )
+        seen[step.name] = i
+    if "unstructured" in seen:
+        late = [s for s in STRUCTURAL if seen.get(s, 0) > seen["unstructured"]]
+        if late:
+            _fail(
+                f"step {seen[late[0]]} ({late[0]})",
+                "structural steps must come before 'unstructured' (they would score zeroed weights "
+                "and slice away the sparsity pattern); move it earlier",
+            )
+
+
+def validate(data) -> Recipe:
+    """A checked Recipe from parsed YAML (a dict); PrunekitError on the first problem."""
+    if not isinstance(data, dict):
+        _fail("file", "the top level must be a mapping with at least 'model' and 'steps'")
+    _known("top level", data, TOP_KEYS)
+    model = data.get("model")
+    if not isinstance(model, str) or not model:
+        _fail("top level", "'model' is required: a built-in name, HF folder, .gguf file or hub id")
+    steps = data.get("steps")
+    if not isinstance(steps, list) or not steps:
+        _fail("top level", "'steps' must be a non-empty list, e.g. '- depth: {remove: 2}'")
+    parsed = [_step(i, item) for i, item in enumerate(steps, 1)]
+    _order(parsed)
+    calib = _mapping("calibration", data.get("calibration"), "calibration")
+    _known("calibration", calib, CALIBRATION_DEFAULTS)
+    calib = {**CALIBRATION_DEFAULTS, **calib}
+    for key in ("samples", "batch_size"):
+        _int("calibration", key, calib[key])
+    _int("calibration", "seq_len", calib["seq_len"], 2)
+    _int("calibration", "seed", calib["seed"], 0)
+    if not isinstance(calib["source"], str):
+        _fail(
+            "calibration",
+            f"source must be a built-in corpus name or a path, got {calib['source']!r}",
+        )
+    ev = _mapping("evaluate", data.get("evaluate"), "evaluate")
+    _known("evaluate", ev, EVALUATE_DEFAULTS)
+    ev = {**EVALUATE_DEFAULTS, **ev}
+    if isinstance(ev["perplexity"], str):
+        ev["perplexity"] = [ev["perplexity"]]
+    if not isinstance(ev["perplexity"], list) or not all(
+        isinstance(p, str) for p in ev["perplexity"]
+    ):
+        _fail("evaluate", "perplexity must be a list of corpora or paths, e.g. [python]")
+    for key in ("humaneval", "speed", "before"):
+        _bool("evaluate", key, ev[key])
+    for key in ("ppl_seq_len", "ppl_tokens", "ppl_batch_size"):
+        _int("evaluate", key, ev[key], 2 if key == "ppl_seq_len" else 1)
+    dtype = data.get("dtype", "float32")
+    if dtype not in ("float32", "bfloat16", "float16"):
+        _fail("top level", f"dtype '{dtype}' is not one of: float32, bfloat16, float16")
+    output = data.get("output")
+    if output is not None and not isinstance(output, str):
+        _fail("top level", f"output must be a folder path, got {output!r}")
+    return Recipe(
+        model=model,
+        steps=parsed,
+        dtype=dtype,
+        device=str(data.get("device", "cpu")),
+        trust_remote_code=_bool(
+            "top level", "trust_remote_code", data.get("trust_remote_code", False)
+        ),
+        calibration=calib,
+        evaluate=ev,
+        output=output,
+        raw=data,
+    )
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise PrunekitError(f"recipe '{path}' does not exist; give the path of a .yaml recipe")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise PrunekitError(f"recipe '{path}' is not valid YAML{where}; fix its syntax") from exc
+    return validate(data)
