@@ -80,6 +80,7 @@ def plot_pair(result: dict, title: str, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     layers = result["by_layer"]
     projections = sorted({split_key(k)[1] for k in layers})
@@ -91,6 +92,7 @@ def plot_pair(result: dict, title: str, path: Path) -> None:
         range(len(result["by_block"])), result["by_block"], color="black", lw=2, label="block (all)"
     )
     ax.axhline(result["random_expectation"], color="grey", ls="--", label="random s/(2−s)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("decoder block")
     ax.set_ylabel("Jaccard of pruned sets")
     ax.set_ylim(0, 1)
