@@ -14,7 +14,11 @@ from prunekit.allocation.alignment import (
     alignment_objective,
     alignment_term,
     forward_with_norms,
+    ranked_prune,
+    row_ranks,
+    scorer_prune,
 )
+from prunekit.methods.masks import row_mask
 from prunekit.methods.patterns import UNSTRUCTURED
 from prunekit.methods.pruners import Magnitude, Wanda
 from prunekit.models.adapters import adapter_for
@@ -80,9 +84,8 @@ def test_alignment_objective_through_engine_leaves_model_dense_and_bounds_exactl
     )
 
     def run(bound=math.inf):
-        return alignment_objective(
-            model, adapter, Wanda(), UNSTRUCTURED, lambda *_: 0.6, batches, bound=bound
-        )
+        prune = scorer_prune(Wanda(), UNSTRUCTURED, lambda *_: 0.6)
+        return alignment_objective(model, adapter, prune, batches, Wanda.needs, bound=bound)
 
     full = run()
     assert full.complete and full.blocks_done == 3
@@ -95,3 +98,15 @@ def test_alignment_objective_through_engine_leaves_model_dense_and_bounds_exactl
     # a block's own terms do not depend on later blocks: the prefix is identical
     for k, v in cut.terms.items():
         assert v == pytest.approx(full.terms[k])
+
+
+def test_masks_from_cached_ranks_equal_row_mask():
+    g = torch.Generator().manual_seed(3)
+    scores = torch.randint(0, 5, (9, 12), generator=g).float()  # many ties
+    per_row = torch.rand(9, generator=g, dtype=torch.float64)
+    for sparsity in (0.5, per_row):
+        weight = torch.ones(9, 12)
+        ranked_prune({"layers.0.x": row_ranks(scores)}, lambda *_, s=sparsity: s)(
+            0, "x", weight, None
+        )
+        assert torch.equal(weight == 0, row_mask(scores, sparsity))

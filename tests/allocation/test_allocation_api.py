@@ -109,3 +109,25 @@ def test_bad_allocation_input_is_one_line_error(kwargs, needle):
 def test_nm_with_uniform_allocation_still_works():
     rep = run(method="wanda", pattern="2:4").report
     assert rep["sparsity"]["achieved"] == pytest.approx(0.5)
+
+
+def test_a_given_block_lambda_skips_the_search_for_sparsegpt():
+    opts = {"block_lambda": 0.1, "samples": 4}
+    rep = run(
+        method="sparsegpt", sparsity=0.6, allocation="neuroal", allocation_options=opts
+    ).report
+    search = rep["allocation"]["search"]
+    assert search["block_step"] == {"chosen_lambda": 0.1, "candidates": []}
+    assert search["objective"] is None
+    blocks = rep["allocation"]["block_sparsity"]
+    assert blocks[-1] - blocks[0] == pytest.approx(0.2, abs=1e-6)
+    assert abs(rep["sparsity"]["achieved"] - 0.6) < 1e-3
+
+
+def test_exact_search_masks_rescore_each_candidate_and_still_hit_the_target():
+    opts = {**SMALL_GRID, "samples": 4, "fast_masks": False, "bound": False}
+    rep = run(method="wanda", sparsity=0.7, allocation="neuroal", allocation_options=opts).report
+    search = rep["allocation"]["search"]
+    assert search["fast_masks"] is False
+    assert all(c["complete"] for c in search["block_step"]["candidates"])
+    assert abs(rep["sparsity"]["achieved"] - 0.7) < 1e-3

@@ -16,6 +16,7 @@ from torch import nn
 
 from prunekit.calibration.engine import BlockContext, LayerwiseEngine
 from prunekit.calibration.stats import SQ_NORM, LinearStats
+from prunekit.methods.masks import row_prune_counts
 from prunekit.methods.oneshot import TargetFn
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.pruners import Pruner
@@ -93,20 +94,78 @@ class AlignmentResult:
     deltas: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+# (block index, linear name, weight to mask in place, dense statistics of its input)
+BlockPruneFn = Callable[[int, str, torch.Tensor, LinearStats], None]
+
+
+def scorer_prune(pruner: Pruner, pattern: Pattern, target: TargetFn) -> BlockPruneFn:
+    """Mask with the scorer itself, on statistics of the candidate's own stream (exact, slower)."""
+
+    def prune(block: int, name: str, weight: torch.Tensor, stats: LinearStats) -> None:
+        pruner.prune(weight, stats, target(block, name, weight), pattern)
+
+    return prune
+
+
+def row_ranks(scores: torch.Tensor) -> torch.Tensor:
+    """Rank of every score within its row (0 = lowest; stable, as `row_mask` breaks ties)."""
+    d_out, d_in = scores.shape
+    order = torch.argsort(scores, dim=1, stable=True)
+    ranks = torch.empty(d_out, d_in, dtype=torch.int16 if d_in < 2**15 else torch.int32)
+    ranks.scatter_(1, order, torch.arange(d_in, dtype=ranks.dtype).expand(d_out, d_in))
+    return ranks
+
+
+@torch.no_grad()
+def score_ranks(
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    pruner: Pruner,
+    batches: list[torch.Tensor],
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> dict[str, torch.Tensor]:
+    """One dense pass: every Linear's per-row score ranks (int16), to mask any candidate cheaply.
+
+    Sorting scores dominates a candidate pass otherwise (one sort per Linear per candidate);
+    with the ranks, a mask at per-row counts k_r is just `ranks < k_r`.
+    """
+    ranks: dict[str, torch.Tensor] = {}
+
+    def block_fn(ctx: BlockContext) -> None:
+        stats = ctx.collect(pruner.needs) if pruner.needs else {}
+        for n, lin in ctx.linears.items():
+            scores = pruner.scores(lin.weight, stats.get(n))
+            ranks[f"layers.{ctx.index}.{n}"] = row_ranks(scores).cpu()
+
+    LayerwiseEngine(model, adapter, batches, device, progress, desc="search scores").run(block_fn)
+    return ranks
+
+
+def ranked_prune(ranks: dict[str, torch.Tensor], target: TargetFn) -> BlockPruneFn:
+    """Mask the ⌊d_in·s_r⌋ lowest-ranked weights of every row (same mask as `row_mask`)."""
+
+    def prune(block: int, name: str, weight: torch.Tensor, stats: LinearStats) -> None:
+        r = ranks[f"layers.{block}.{name}"].to(weight.device)
+        counts = row_prune_counts(weight.shape[1], target(block, name, weight), weight.shape[0])
+        weight.masked_fill_(r < counts.to(weight.device)[:, None], 0)
+
+    return prune
+
+
 @torch.no_grad()
 def alignment_objective(
     model: nn.Module,
     adapter: DecoderAdapter,
-    pruner: Pruner,
-    pattern: Pattern,
-    target: TargetFn,
+    prune: BlockPruneFn,
     batches: list[torch.Tensor],
+    needs: frozenset[str] = frozenset(),
     device: torch.device | str = "cpu",
     progress: bool = False,
     bound: float = math.inf,
     desc: str = "alignment",
 ) -> AlignmentResult:
-    """M(D) for the allocation `target`, through the shared engine; the model ends unchanged.
+    """M(D) for the allocation that `prune` applies, through the shared engine; model ends unchanged.
 
     Every m_ℓ ≥ 0, so once the running sum reaches `bound` (the best complete candidate so far)
     this candidate cannot win: the remaining blocks just pass the stream through uncomputed.
@@ -118,10 +177,10 @@ def alignment_objective(
             ctx.outputs = ctx.inputs
             return
 
-        def prune(name: str, weight: torch.Tensor, stats: LinearStats) -> None:
-            pruner.prune(weight, stats, target(ctx.index, name, weight), pattern)
+        def prune_here(name: str, weight: torch.Tensor, stats: LinearStats) -> None:
+            prune(ctx.index, name, weight, stats)
 
-        block = align_block(ctx.linears, ctx.collect, ctx.forward, prune, pruner.needs)
+        block = align_block(ctx.linears, ctx.collect, ctx.forward, prune_here, needs)
         ctx.outputs = block.outputs
         for n in ctx.linears:
             result.terms[f"layers.{ctx.index}.{n}"] = block.terms[n]

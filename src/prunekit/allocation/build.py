@@ -31,9 +31,11 @@ OPTIONS: dict[str, dict[str, object]] = {
         "samples": DEFAULT_SAMPLES,
         "row_step": True,
         "search_method": "auto",
+        "block_lambda": None,
         "block_lambdas": None,
         "row_lambdas": None,
         "bound": True,
+        "fast_masks": True,
     },
 }
 
@@ -126,6 +128,8 @@ def _neuroal(
     kwargs = {}
     if options["block_lambdas"]:
         kwargs["block_lambdas"] = tuple(options["block_lambdas"])
+    if options["block_lambda"] is not None:  # a λ chosen before (e.g. by another scorer's search)
+        kwargs["block_lambdas"] = (float(options["block_lambda"]),)
     if options["row_lambdas"]:
         kwargs["row_lambdas"] = tuple(options["row_lambdas"])
     plan, log = neuroal_search(
@@ -141,6 +145,7 @@ def _neuroal(
         row_step=bool(options["row_step"]) and row_wise,
         row_wise=row_wise,
         bound=bool(options["bound"]),
+        fast_masks=bool(options["fast_masks"]),
         **kwargs,
     )
     log["search_method"] = method

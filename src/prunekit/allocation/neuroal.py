@@ -16,7 +16,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from prunekit.allocation.alignment import AlignmentResult, alignment_objective
+from prunekit.allocation.alignment import (
+    AlignmentResult,
+    alignment_objective,
+    ranked_prune,
+    score_ranks,
+    scorer_prune,
+)
 from prunekit.allocation.plan import AllocationPlan, LayerShape, block_sizes, make_plan
 from prunekit.allocation.ramps import block_ramp, minmax, recentre
 from prunekit.methods.patterns import Pattern
@@ -131,11 +137,14 @@ def neuroal_search(
     block_lambdas: tuple[float, ...] | None = None,
     row_lambdas: tuple[float, ...] = ROW_GRID,
     bound: bool = True,
+    fast_masks: bool = True,
 ) -> tuple[AllocationPlan, dict]:
     """Block λ search, then (if `row_step`) row λ search; return the chosen plan and the log.
 
     `batches` is the small search subset. `bound` stops a candidate as soon as its partial
-    objective reaches the best complete one (exact: every term is ≥ 0).
+    objective reaches the best complete one (exact: every term is ≥ 0). `fast_masks` scores
+    every Linear once on the dense stream of the subset and masks candidates from those ranks;
+    off, each candidate re-scores on its own (masked) stream, as the scorer would in a real prune.
     """
     t0 = time.perf_counter()
     num_blocks = 1 + max(s.block for s in shapes.values())
@@ -143,21 +152,26 @@ def neuroal_search(
     head_dim = _head_dim(model)
     grid = block_lambdas or block_grid(sparsity)
 
+    if fast_masks and not pattern.is_nm:
+        ranks = score_ranks(model, adapter, pruner, batches, device)
+        needs: frozenset[str] = frozenset()
+    else:
+        ranks, needs = None, pruner.needs
+
     def evaluate(plan: AllocationPlan, best: float, desc: str) -> AlignmentResult:
+        if ranks is not None:
+            prune = ranked_prune(ranks, plan.target)
+        else:
+            prune = scorer_prune(pruner, pattern, plan.target)
+        limit = best if bound else math.inf
         return alignment_objective(
-            model,
-            adapter,
-            pruner,
-            pattern,
-            plan.target,
-            batches,
-            device,
-            False,
-            best if bound else math.inf,
-            desc,
+            model, adapter, prune, batches, needs, device, False, limit, desc
         )
 
     block_log, best, best_res = SearchLog(), math.inf, None
+    if len(grid) == 1 and not row_step:  # nothing to compare: skip the search pass
+        block_log.chosen = grid[0]
+        grid = ()
     bar = tqdm(
         total=len(grid) + (len(row_lambdas) if row_step else 0),
         desc="NeuroAL search",
@@ -176,6 +190,7 @@ def neuroal_search(
     out = {
         "search_windows": sum(b.shape[0] for b in batches),
         "bounded": bound,
+        "fast_masks": ranks is not None,
         "block_step": {"chosen_lambda": block_log.chosen, "candidates": _sorted(block_log)},
     }
 
@@ -194,7 +209,7 @@ def neuroal_search(
             bar.update()
         out["row_step"] = {"chosen_lambda": row_log.chosen, "candidates": _sorted(row_log)}
     bar.close()
-    out["objective"] = best
+    out["objective"] = best if math.isfinite(best) else None  # None: λ given, nothing searched
     out["search_s"] = time.perf_counter() - t0
     return plan, out
 

@@ -76,7 +76,9 @@ def write_allocation_plots(alloc: dict, out_dir: str | Path) -> Path:
     return path
 
 
-def plot_ppl_vs_sparsity(rows: list[dict], title: str, path: str | Path) -> Path:
+def plot_ppl_vs_sparsity(
+    rows: list[dict], title: str, path: str | Path, dense: float | None = None
+) -> Path:
     """Perplexity (log scale) vs sparsity, one line per method × allocation."""
     fig, ax = plt.subplots(figsize=(6, 4))
     keys = sorted({(r["method"], r["allocation"]) for r in rows})
@@ -93,6 +95,8 @@ def plot_ppl_vs_sparsity(rows: list[dict], title: str, path: str | Path) -> Path
             label=f"{method} + {alloc}",
             color="tab:blue" if method == "wanda" else "tab:red",
         )
+    if dense:
+        ax.axhline(dense, color="k", ls=":", lw=1, label="dense")
     ax.set_yscale("log")
     ax.set_xlabel("sparsity")
     ax.set_ylabel("held-out Python perplexity")
@@ -117,7 +121,8 @@ def summary_rows(alloc: dict) -> list[list[str]]:
             part = search.get(step)
             value = f"λ = {part['chosen_lambda']}" if isinstance(part, dict) else str(part)
             rows.append([f"NeuroAL {step.replace('_', ' ')}", value])
-        rows.append(["NeuroAL objective", f"{search['objective']:.6g}"])
+        if search["objective"] is not None:
+            rows.append(["NeuroAL objective", f"{search['objective']:.6g}"])
     return rows
 
 

@@ -1,0 +1,226 @@
+"""Allocation benchmark: {Wanda, SparseGPT} × {uniform, OWL, NeuroAL} at several sparsities.
+
+One process per model: the model is loaded once and its dense weights restored between runs
+(same calibration windows for every run). Held-out Python perplexity after each run; the time of
+each run (allocation + pruning) and its multiple of plain Wanda at the same sparsity. Results are
+rewritten after every run to benchmarks/results/allocation_<model>.{json,md,png}.
+
+    flock /tmp/prunekit-bench.lock python benchmarks/allocation.py --model smollm2-135m \\
+        --samples 32 --seq-len 256 --ppl-tokens 16384
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="smollm2-135m")
+    p.add_argument("--samples", type=int, default=32)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--ppl-tokens", type=int, default=16384)
+    p.add_argument("--sparsities", default="0.5,0.6,0.7")
+    p.add_argument("--methods", default="wanda,sparsegpt")
+    p.add_argument("--allocations", default="uniform,owl,neuroal")
+    p.add_argument("--neuroal-samples", type=int, default=8)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--tag", default="", help="suffix for the result files")
+    p.add_argument(
+        "--sparsegpt-neuroal",
+        default="reuse",
+        choices=["reuse", "search"],
+        help="reuse: SparseGPT+NeuroAL takes the block λ chosen by the Wanda+NeuroAL run at the "
+        "same sparsity (SparseGPT's own default search is that same Wanda-mask block step); "
+        "search: run the search again",
+    )
+    args = p.parse_args()
+
+    import torch
+
+    import prunekit
+    from prunekit.api import calibration_data
+    from prunekit.reports.report import machine, versions
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lm = prunekit.load_model(args.model)
+    dense = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    windows, calib = calibration_data(lm.tokenizer, "python", args.samples, args.seq_len, 0)
+
+    def ppl() -> dict:
+        return prunekit.perplexity(
+            lm.model, lm.tokenizer, "python", args.seq_len, args.ppl_tokens, progress=False
+        )
+
+    t0 = time.perf_counter()
+    base = ppl()
+    rows: list[dict] = [{"method": "dense", "ppl": base["ppl"], "eval_s": time.perf_counter() - t0}]
+    print(f"dense ppl {base['ppl']:.3f} on {base['tokens']} tokens", file=sys.stderr, flush=True)
+    meta = {
+        "model": args.model,
+        "calibration": calib,
+        "batch_size": args.batch_size,
+        "ppl_tokens": base["tokens"],
+        "ppl_seq_len": args.seq_len,
+        "neuroal_samples": args.neuroal_samples,
+        "sparsegpt_neuroal": args.sparsegpt_neuroal,
+        "threads": torch.get_num_threads(),
+        "machine": machine(),
+        "versions": versions(),
+        "command": " ".join(sys.argv),
+    }
+    for method in args.methods.split(","):
+        for s in (float(v) for v in args.sparsities.split(",")):
+            for alloc in args.allocations.split(","):
+                lm.model.load_state_dict(dense)
+                rows.append(one_run(lm, windows, args, method, s, alloc, rows))
+                rows[-1]["ppl"] = ppl()["ppl"]
+                r = rows[-1]
+                print(
+                    f"{method} {alloc} s={s}: ppl {r['ppl']:.3f} run {r['run_s']:.1f}s "
+                    f"achieved {r['achieved']:.5f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                write(args, meta, rows)
+    write(args, meta, rows, final=True)
+
+
+def one_run(lm, windows, args, method: str, s: float, alloc: str, rows: list[dict]) -> dict:
+    """Prune the (dense) model once; return the timings, achieved sparsity and chosen λs."""
+    import prunekit
+
+    opts, reused = None, None
+    if alloc == "neuroal":
+        opts = {"samples": args.neuroal_samples}
+        if method == "sparsegpt" and args.sparsegpt_neuroal == "reuse":
+            reused = next(
+                (
+                    r["block_lambda"]
+                    for r in rows[1:]
+                    if r["method"] == "wanda"
+                    and r["allocation"] == "neuroal"
+                    and r["sparsity"] == s
+                ),
+                None,
+            )
+            if reused is not None:
+                opts["block_lambda"] = reused
+    t0 = time.perf_counter()
+    result = prunekit.prune(
+        lm.model,
+        lm.tokenizer,
+        method=method,
+        sparsity=s,
+        calib=windows,
+        seq_len=args.seq_len,
+        batch_size=args.batch_size,
+        allocation=alloc,
+        allocation_options=opts,
+        progress=False,
+    )
+    rep = result.report
+    a = rep["allocation"]
+    row = {
+        "method": method,
+        "sparsity": s,
+        "allocation": alloc,
+        "run_s": time.perf_counter() - t0,
+        "allocation_s": rep["timings_s"]["allocation"],
+        "prune_s": rep["timings_s"]["prune"],
+        "achieved": rep["sparsity"]["achieved"],
+        "block_sparsity": a["block_sparsity"],
+        "row_histogram": a["row_histogram"],
+    }
+    if alloc == "owl":
+        row["outlier_ratio"] = a["outlier_ratio"]
+    if alloc == "neuroal":
+        search = a["search"]
+        rs = search.get("row_step")
+        row.update(
+            block_lambda=search["block_step"]["chosen_lambda"],
+            row_lambda=rs["chosen_lambda"] if isinstance(rs, dict) else None,
+            search_method=search["search_method"],
+            objective=search["objective"],
+            block_lambda_reused_from_wanda=reused is not None,
+            candidates={
+                k: search[k]["candidates"]
+                for k in ("block_step", "row_step")
+                if isinstance(search.get(k), dict)
+            },
+        )
+    return row
+
+
+def write(args: argparse.Namespace, meta: dict, rows: list[dict], final: bool = False) -> None:
+    """(Re)write json/md/png after every run, so a cut-short benchmark keeps what it measured."""
+    for r in rows[1:]:
+        plain = next(
+            (
+                x
+                for x in rows[1:]
+                if x["method"] == "wanda"
+                and x["allocation"] == "uniform"
+                and x["sparsity"] == r["sparsity"]
+            ),
+            None,
+        )
+        r["x_plain_wanda"] = r["run_s"] / plain["run_s"] if plain else None
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"allocation_{args.model}{args.tag}"
+    meta["complete"] = final
+    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    md = render(meta, rows)
+    stem.with_suffix(".md").write_text(md)
+    from prunekit.reports.allocation_plots import plot_ppl_vs_sparsity
+
+    title = f"{args.model}: allocation × method"
+    plot_ppl_vs_sparsity(rows[1:], title, stem.with_suffix(".png"), dense=rows[0]["ppl"])
+    if final:
+        print(md)
+
+
+def render(meta: dict, rows: list[dict]) -> str:
+    m, c = meta["machine"], meta["calibration"]
+    lines = [
+        f"# Sparsity allocation on `{meta['model']}`",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores shared with other jobs (times are indicative), "
+        f"{meta['threads']} torch threads. Calibration: {c['samples']} × {c['seq_len']} tokens of "
+        f"Python (seed 0); NeuroAL searches on the first {meta['neuroal_samples']} of those "
+        f"windows. Perplexity: {meta['ppl_tokens']} held-out Python tokens in windows of "
+        f"{meta['ppl_seq_len']}. Command: `{meta['command']}`",
+        "",
+        f"Dense perplexity: {rows[0]['ppl']:.3f}" + ("" if meta["complete"] else " (in progress)"),
+        "",
+        "| method | sparsity | allocation | ppl (python) | achieved | run time (s) | "
+        "of which allocation (s) | × plain Wanda | NeuroAL λ (block / row) | block sparsity range |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows[1:]:
+        lam = "—"
+        if r["allocation"] == "neuroal":
+            row_lam = r["row_lambda"] if r["row_lambda"] is not None else "—"
+            lam = f"{r['block_lambda']} / {row_lam}"
+            if r["block_lambda_reused_from_wanda"]:
+                lam += " (block λ from the Wanda search)"
+        x = f"{r['x_plain_wanda']:.2f}" if r.get("x_plain_wanda") else "—"
+        lo, hi = min(r["block_sparsity"]), max(r["block_sparsity"])
+        lines.append(
+            f"| {r['method']} | {r['sparsity']:.2f} | {r['allocation']} | {r['ppl']:.3f} | "
+            f"{r['achieved']:.4f} | {r['run_s']:.1f} | {r['allocation_s']:.1f} | {x} | {lam} | "
+            f"{lo:.3f}–{hi:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
