@@ -1,0 +1,244 @@
+"""The code-evaluation part of `prunekit eval`: HumanEval pass@k by execution, and speed.
+
+`eval_cmd` calls `register_args(parser)` and `run(args, loaded, device, out_dir)`; the
+returned sections are merged into `report["evaluation"]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from pathlib import Path
+
+from prunekit.errors import PrunekitError
+
+PROBLEMS_FILE = "humaneval_problems.jsonl"
+
+
+def register_args(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("code evaluation (HumanEval pass@k) and speed")
+    g.add_argument(
+        "--humaneval",
+        action="store_true",
+        help="run HumanEval (164 problems) and execute the code in a sandbox",
+    )
+    g.add_argument(
+        "--mode",
+        default="auto",
+        choices=["auto", "chat", "completion"],
+        help="prompt mode: chat (instruct models) or completion (base models); "
+        "auto = chat if the tokenizer has a chat template",
+    )
+    g.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        help="samples per problem (pass@k for k <= N; needs --temperature > 0)",
+    )
+    g.add_argument(
+        "--temperature", type=float, default=0.0, help="sampling temperature; 0 = greedy (default)"
+    )
+    g.add_argument("--limit", type=int, default=None, help="run only the first K problems")
+    g.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=512,
+        help="generation budget per completion (default 512)",
+    )
+    g.add_argument(
+        "--gen-batch-size",
+        type=int,
+        default=16,
+        help="sequences generated together (left padding, KV cache; default 16)",
+    )
+    g.add_argument(
+        "--exec-timeout",
+        type=float,
+        default=10.0,
+        help="wall-time limit per candidate in seconds (default 10)",
+    )
+    g.add_argument(
+        "--exec-memory-mb",
+        type=int,
+        default=1024,
+        help="address-space limit per candidate (default 1024 MiB)",
+    )
+    g.add_argument(
+        "--exec-workers",
+        type=int,
+        default=None,
+        help="candidates executed in parallel (default: min(4, cores))",
+    )
+    g.add_argument(
+        "--humaneval-jsonl",
+        type=Path,
+        default=None,
+        help=f"where to write per-problem results (default: {PROBLEMS_FILE} beside "
+        "the report, or a temporary file when there is no report)",
+    )
+    g.add_argument(
+        "--speed",
+        action="store_true",
+        help="measure prefill/decode throughput, memory, size and FLOPs per token",
+    )
+    g.add_argument("--speed-prompt-len", type=int, default=256, help="prefill length (default 256)")
+    g.add_argument(
+        "--speed-decode-steps",
+        type=int,
+        default=32,
+        help="timed decode steps per repetition (default 32)",
+    )
+    g.add_argument(
+        "--speed-batch",
+        type=int,
+        default=8,
+        help="the larger decode batch (batch 1 is always measured; default 8)",
+    )
+    g.add_argument(
+        "--speed-repeats",
+        type=int,
+        default=5,
+        help="timed repetitions after one warm-up; the median is reported (default 5)",
+    )
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.limit is not None and args.limit < 1:
+        raise PrunekitError(f"--limit must be a positive number of problems, got {args.limit}")
+    if args.samples < 1:
+        raise PrunekitError(f"--samples must be at least 1, got {args.samples}")
+    if args.temperature < 0:
+        raise PrunekitError(f"--temperature must be >= 0, got {args.temperature}")
+    if args.samples > 1 and args.temperature == 0:
+        raise PrunekitError("--samples N > 1 needs sampling: add --temperature T (e.g. 0.8)")
+    for name in (
+        "max_new_tokens",
+        "gen_batch_size",
+        "speed_prompt_len",
+        "speed_decode_steps",
+        "speed_batch",
+        "speed_repeats",
+    ):
+        if getattr(args, name) < 1:
+            raise PrunekitError(f"--{name.replace('_', '-')} must be positive")
+    if args.exec_timeout <= 0 or args.exec_memory_mb < 64:
+        raise PrunekitError("--exec-timeout must be > 0 and --exec-memory-mb at least 64")
+
+
+def _jsonl_path(args: argparse.Namespace, out_dir: Path | None) -> Path:
+    if args.humaneval_jsonl is not None:
+        return Path(args.humaneval_jsonl)
+    if out_dir is not None:
+        return Path(out_dir) / PROBLEMS_FILE
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(args.model)).strip("_")[-60:] or "model"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(tempfile.gettempdir()) / f"prunekit-humaneval-{slug}-{stamp}.jsonl"
+
+
+def run(args: argparse.Namespace, loaded, device, out_dir: Path | None) -> dict:
+    """Run what was asked (HumanEval, speed); return report sections (empty if neither)."""
+    want_he = getattr(args, "humaneval", False)
+    want_speed = getattr(args, "speed", False)
+    if not (want_he or want_speed):
+        return {}
+    _check(args)
+    progress = not args.no_progress
+    sections: dict = {}
+    if want_he:
+        from prunekit.evaluation.energy import EnergyMeter
+        from prunekit.evaluation.humaneval import load_problems, run_humaneval
+        from prunekit.evaluation.sandbox import Limits
+
+        load_problems(limit=1)  # fail fast (install hint) before any generation
+        limits = Limits(
+            wall_s=args.exec_timeout,
+            cpu_s=max(1, int(round(args.exec_timeout))),
+            memory_mb=args.exec_memory_mb,
+        )
+        jsonl = _jsonl_path(args, out_dir)
+        with EnergyMeter(device=str(device)) as meter:
+            he = run_humaneval(
+                loaded.model,
+                loaded.tokenizer,
+                device=device,
+                mode=args.mode,
+                samples=args.samples,
+                temperature=args.temperature,
+                limit=args.limit,
+                max_new_tokens=args.max_new_tokens,
+                batch_size=args.gen_batch_size,
+                limits=limits,
+                workers=args.exec_workers,
+                jsonl_path=jsonl,
+                model_name=f"model '{args.model}'",
+                progress=progress,
+            )
+        if out_dir is None or args.humaneval_jsonl is not None:
+            he["problems_file"] = str(jsonl.resolve())
+        sections["humaneval"] = he
+        sections["energy"] = {"scope": "HumanEval run (generation + execution)", **meter.result}
+        _print_humaneval(he, sections["energy"], jsonl)
+    if want_speed:
+        from prunekit.evaluation.speed import measure_speed
+
+        sections["speed"] = measure_speed(
+            loaded.model,
+            device,
+            spec=str(args.model),
+            prompt_len=args.speed_prompt_len,
+            decode_steps=args.speed_decode_steps,
+            batch_sizes=(1, args.speed_batch),
+            repeats=args.speed_repeats,
+            progress=progress,
+        )
+        _print_speed(sections["speed"])
+    return sections
+
+
+def _print_humaneval(he: dict, energy: dict, jsonl: Path) -> None:
+    scope = (
+        f"first {he['problems']} problems (limited)"
+        if he["limited"]
+        else f"{he['problems']} problems"
+    )
+    ks = ", ".join(f"{k} {v * 100:.1f}%" for k, v in he.items() if k.startswith("pass@"))
+    print(f"HumanEval [{he['mode']}, {he['decoding']}, {scope}]: {ks} ({he['solved']} solved)")
+    print(
+        f"  generated {he['generated_tokens']} tokens in {he['generation_s']:.1f}s "
+        f"({he['tokens_per_s']} tok/s); execution {he['execution_s']:.1f}s; "
+        f"total {he['wall_s']:.1f}s"
+    )
+    label = (
+        "measured"
+        if energy.get("measured")
+        else ("estimate" if energy.get("measured") is False else energy.get("method"))
+    )
+    print(
+        f"  energy ({label}, {energy['method']}): {energy['energy_j'] / 1000:.2f} kJ, "
+        f"{energy['co2_kg'] * 1000:.2f} g CO2"
+    )
+    print(f"  per-problem results: {jsonl}")
+
+
+def _print_speed(sp: dict) -> None:
+    d = sp["decode"]
+    dec = ", ".join(
+        f"batch {v['batch']} {v['tokens_per_s']} tok/s"
+        for k, v in d.items()
+        if k.startswith("batch_")
+    )
+    print(
+        f"speed [{sp['device']}, {sp['dtype']}, median of {sp['repeats']}]: prefill "
+        f"{sp['prefill']['tokens_per_s']} tok/s @ {sp['prefill']['prompt_len']} tokens; "
+        f"decode {dec}"
+    )
+    size = sp["disk"]["bytes"]
+    size_txt = f"{size / 2**20:.1f} MiB on disk" if size else "size on disk unknown"
+    print(
+        f"  params {sp['params']['total']:,} (non-zero {sp['params']['nonzero']:,}); "
+        f"{size_txt}; peak RSS {sp['memory']['peak_rss_mb']:.0f} MiB; "
+        f"{sp['flops_per_token']['dense'] / 1e9:.2f} GFLOP/token"
+    )

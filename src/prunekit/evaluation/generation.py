@@ -1,0 +1,157 @@
+"""Batched generation for evaluation: left padding, KV cache, per-row stop sequences."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+
+class StopOnSequences(StoppingCriteria):
+    """Per-row stop: a row is done once its generated text contains any stop sequence.
+
+    Only the tail of each row is decoded at every step (stops are short), so the cost is
+    independent of how long the row already is.
+    """
+
+    def __init__(self, tokenizer, stops: tuple[str, ...], prompt_len: int, tail_tokens: int = 12):
+        self.tokenizer = tokenizer
+        self.stops = tuple(s for s in stops if s)
+        self.prompt_len = prompt_len
+        self.tail = tail_tokens
+        self.done: torch.Tensor | None = None
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        if self.done is None:
+            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if not self.stops:
+            return self.done.clone()
+        start = max(self.prompt_len, input_ids.shape[1] - self.tail)
+        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=False)
+        for i, text in enumerate(tails):
+            if not self.done[i] and any(s in text for s in self.stops):
+                self.done[i] = True
+        return self.done.clone()
+
+
+@dataclass
+class Generation:
+    """One decoded continuation and how many tokens the model actually produced for it."""
+
+    text: str
+    new_tokens: int
+
+
+def _pad_id(tokenizer, model) -> int:
+    for tid in (
+        tokenizer.pad_token_id,
+        getattr(model.generation_config, "pad_token_id", None),
+        tokenizer.eos_token_id,
+    ):
+        if isinstance(tid, int):
+            return tid
+    return 0
+
+
+def _eos_ids(tokenizer, model) -> list[int]:
+    ids: set[int] = set()
+    for tid in (getattr(model.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(tid, int):
+            ids.add(tid)
+        elif isinstance(tid, (list, tuple)):
+            ids.update(t for t in tid if isinstance(t, int))
+    return sorted(ids)
+
+
+def generate_batched(
+    model,
+    tokenizer,
+    prompts: list[str],
+    *,
+    max_new_tokens: int = 512,
+    batch_size: int = 8,
+    num_samples: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 0.95,
+    stops: tuple[str, ...] = (),
+    add_special_tokens: bool = True,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "generate",
+) -> tuple[list[list[Generation]], dict]:
+    """Continue every prompt `num_samples` times; greedy when temperature == 0.
+
+    Prompts are sorted by length so batches hold similar lengths (less padding), then
+    restored to input order. Returns per-prompt lists of Generation and timing stats.
+    """
+    if num_samples > 1 and temperature <= 0:
+        raise ValueError("several samples per problem need temperature > 0")
+    device = torch.device(device)
+    pad_id = _pad_id(tokenizer, model)
+    eos_ids = _eos_ids(tokenizer, model)
+    stop_ids = set(eos_ids) | {pad_id}
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    encoded = [tokenizer(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    # one row per (prompt, sample); sampled rows are grouped with their prompt
+    rows = [(i, s) for i in order for s in range(num_samples)]
+    results: list[list[Generation | None]] = [[None] * num_samples for _ in prompts]
+    generator_seed = torch.Generator().manual_seed(seed)
+    total_new = 0
+    start = time.perf_counter()
+    bar = tqdm(total=len(rows), desc=desc, unit="seq", disable=not progress)
+    try:
+        for b in range(0, len(rows), batch_size):
+            chunk = rows[b : b + batch_size]
+            width = max(len(encoded[i]) for i, _ in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, (i, _) in enumerate(chunk):
+                seq = encoded[i]
+                ids[r, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
+                mask[r, width - len(seq) :] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            criteria = StoppingCriteriaList([StopOnSequences(tokenizer, stops, width)])
+            kwargs = dict(
+                max_new_tokens=max_new_tokens,
+                pad_token_id=pad_id,
+                eos_token_id=eos_ids or None,
+                stopping_criteria=criteria,
+                use_cache=True,
+            )
+            if temperature > 0:
+                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator_seed)))
+                kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            with torch.inference_mode():
+                out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            new = out[:, width:].cpu()
+            for r, (i, s) in enumerate(chunk):
+                toks = new[r].tolist()
+                n = len(toks)
+                for j, t in enumerate(toks):
+                    if t in stop_ids:
+                        n = j + (1 if t in eos_ids else 0)
+                        break
+                text = tokenizer.decode(toks[:n], skip_special_tokens=True)
+                results[i][s] = Generation(text=text, new_tokens=n)
+                total_new += n
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        tokenizer.padding_side = old_side
+    elapsed = time.perf_counter() - start
+    stats = {
+        "generated_tokens": total_new,
+        "generation_s": round(elapsed, 3),
+        "tokens_per_s": round(total_new / elapsed, 2) if elapsed > 0 else None,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+    }
+    return [[g for g in per if g is not None] for per in results], stats
