@@ -267,7 +267,22 @@ def render_steps(report: dict) -> str:
         ev = report.get("evaluation", {}).get(name)
         if ev and ev.get("status") == "unavailable":
             lines.append(f"- {name}: unavailable ({ev['reason']})")
-    if any(s["step"] == "depth" for s in report.get("steps", [])):
+    for s in report.get("steps", []):
+        if s["step"] != "depth":
+            continue
+        lines += [
+            "",
+            f"### Depth rounds ({s['criterion']}{', last token' if s['last_token'] else ''})",
+            "",
+            "| round | removed (score) | next lowest | highest |",
+            "|---|---|---|---|",
+        ]
+        for r, (scores, removed) in enumerate(zip(s["rounds"], s["removed"]), 1):
+            ranked = sorted(scores.items(), key=lambda kv: kv[1])
+            nxt = f"{ranked[1][0]} ({ranked[1][1]:.4g})" if len(ranked) > 1 else "—"
+            lines.append(
+                f"| {r} | {removed} ({scores[str(removed)]:.4g}) | {nxt} | {ranked[-1][0]} ({ranked[-1][1]:.4g}) |"
+            )
         lines += ["", "![depth scores per round](depth_scores.png)"]
     return "\n".join(lines) + "\n"
 
