@@ -27,12 +27,13 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--ppl-tokens", type=int, default=16384)
-    p.add_argument("--sparsities", default="0.5,0.6,0.7")
+    p.add_argument("--sparsities", default="0.7,0.6,0.5")
     p.add_argument("--methods", default="wanda,sparsegpt")
     p.add_argument("--allocations", default="uniform,owl,neuroal")
     p.add_argument("--neuroal-samples", type=int, default=8)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--tag", default="", help="suffix for the result files")
+    p.add_argument("--render-only", action="store_true", help="re-render md/png from the json")
     p.add_argument(
         "--sparsegpt-neuroal",
         default="reuse",
@@ -42,6 +43,11 @@ def main() -> None:
         "search: run the search again",
     )
     args = p.parse_args()
+    if args.render_only:
+        stem = RESULTS / f"allocation_{args.model}{args.tag}"
+        data = json.loads(stem.with_suffix(".json").read_text())
+        write(args, data["meta"], data["rows"], final=data["meta"]["complete"])
+        return
 
     import torch
 
@@ -77,8 +83,9 @@ def main() -> None:
         "versions": versions(),
         "command": " ".join(sys.argv),
     }
-    for method in args.methods.split(","):
-        for s in (float(v) for v in args.sparsities.split(",")):
+    # sparsity-major, so each sparsity's comparison is complete before the next starts
+    for s in (float(v) for v in args.sparsities.split(",")):
+        for method in args.methods.split(","):
             for alloc in args.allocations.split(","):
                 lm.model.load_state_dict(dense)
                 rows.append(one_run(lm, windows, args, method, s, alloc, rows))
@@ -180,10 +187,25 @@ def write(args: argparse.Namespace, meta: dict, rows: list[dict], final: bool = 
     stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     md = render(meta, rows)
     stem.with_suffix(".md").write_text(md)
-    from prunekit.reports.allocation_plots import plot_ppl_vs_sparsity
+    from prunekit.reports.allocation_plots import plot_ppl_vs_sparsity, write_allocation_plots
 
     title = f"{args.model}: allocation × method"
     plot_ppl_vs_sparsity(rows[1:], title, stem.with_suffix(".png"), dense=rows[0]["ppl"])
+    searched = [r for r in rows[1:] if r["allocation"] == "neuroal" and r.get("candidates")]
+    if searched:  # the NeuroAL search at the highest sparsity: objective vs λ, blocks, rows
+        r = max(searched, key=lambda r: r["sparsity"])
+        search = {
+            k: {"chosen_lambda": r[f"{k.split('_')[0]}_lambda"], "candidates": v}
+            for k, v in r["candidates"].items()
+        }
+        alloc = {
+            "name": f"NeuroAL, {r['method']} s={r['sparsity']}",
+            "search": search,
+            "block_sparsity": r["block_sparsity"],
+            "planned_sparsity": r["sparsity"],
+            "row_histogram": r["row_histogram"],
+        }
+        write_allocation_plots(alloc, RESULTS, f"{stem.name}_neuroal_search.png")
     if final:
         print(md)
 

@@ -45,8 +45,8 @@ def _objective_panel(ax, search: dict) -> None:
     ax.legend(fontsize=7)
 
 
-def write_allocation_plots(alloc: dict, out_dir: str | Path) -> Path:
-    """Write `allocation.png` into `out_dir` from a report's allocation section."""
+def write_allocation_plots(alloc: dict, out_dir: str | Path, name: str = "allocation.png") -> Path:
+    """Write `allocation.png` (or `name`) into `out_dir` from a report's allocation section."""
     search = alloc.get("search")
     panels = 3 if isinstance(search, dict) else 2
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.8))
@@ -70,7 +70,7 @@ def write_allocation_plots(alloc: dict, out_dir: str | Path) -> Path:
     ax.set_ylabel("rows")
     ax.set_title(f"row sparsities (min {hist['min']:.3f}, max {hist['max']:.3f})")
     fig.tight_layout()
-    path = Path(out_dir) / "allocation.png"
+    path = Path(out_dir) / name
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
