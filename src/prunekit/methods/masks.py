@@ -19,10 +19,15 @@ def row_mask(scores: torch.Tensor, sparsity: float | torch.Tensor) -> torch.Tens
     """Prune the ⌊d_in·s_r⌋ lowest scores of every row r (Wanda's per-output comparison group)."""
     d_out, d_in = scores.shape
     counts = row_prune_counts(d_in, sparsity, d_out).to(scores.device)
-    order = torch.argsort(scores, dim=1, stable=True)
-    ranks = torch.empty_like(order)
-    ranks.scatter_(1, order, torch.arange(d_in, device=scores.device).expand(d_out, d_in))
-    return ranks < counts[:, None]
+    mask = torch.zeros_like(scores, dtype=torch.bool)
+    k = int(counts[0])
+    if bool((counts == k).all()):  # one count for all rows: top-k is much cheaper than a sort
+        if k:
+            mask.scatter_(1, torch.topk(scores, k, dim=1, largest=False).indices, True)
+        return mask
+    order = torch.argsort(scores, dim=1)
+    ranks_pruned = torch.arange(d_in, device=scores.device)[None, :] < counts[:, None]
+    return mask.scatter_(1, order, ranks_pruned)
 
 
 def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
