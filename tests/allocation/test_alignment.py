@@ -102,7 +102,7 @@ def test_alignment_objective_through_engine_leaves_model_dense_and_bounds_exactl
 
 def test_masks_from_cached_ranks_equal_row_mask():
     g = torch.Generator().manual_seed(3)
-    scores = torch.randint(0, 5, (9, 12), generator=g).float()  # many ties
+    scores = torch.rand(9, 12, generator=g)  # no ties: any tie-break gives the same mask
     per_row = torch.rand(9, generator=g, dtype=torch.float64)
     for sparsity in (0.5, per_row):
         weight = torch.ones(9, 12)
