@@ -31,6 +31,29 @@ def add_ppl_args(parser: argparse.ArgumentParser, flag: str = "--ppl") -> None:
     parser.add_argument("--ppl-batch-size", type=int, default=4)
 
 
+def perplexities(lm, names: list[str], args: argparse.Namespace, device) -> dict:
+    """Held-out perplexity on each named corpus/path, with the model on `device` meanwhile."""
+    from prunekit import api
+
+    home = next(lm.model.parameters()).device
+    lm.model.to(device)
+    try:
+        return {
+            name: api.perplexity(
+                lm.model,
+                lm.tokenizer,
+                name,
+                args.ppl_seq_len,
+                args.ppl_tokens,
+                args.ppl_batch_size,
+                device,
+            )
+            for name in names
+        }
+    finally:
+        lm.model.to(home)
+
+
 def split_list(text: str | None) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()] if text else []
 

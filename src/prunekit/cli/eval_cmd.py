@@ -7,7 +7,13 @@ import json
 import os
 from pathlib import Path
 
-from prunekit.cli.common import add_model_args, add_ppl_args, print_table, split_list
+from prunekit.cli.common import (
+    add_model_args,
+    add_ppl_args,
+    perplexities,
+    print_table,
+    split_list,
+)
 
 
 def _code_eval():
@@ -40,7 +46,6 @@ def _run_folder(model: str) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prunekit import api
     from prunekit.data.sources import resolve_source
     from prunekit.models.loading import load_model, resolve_device
     from prunekit.reports.report import new_report, render_markdown
@@ -54,18 +59,7 @@ def run(args: argparse.Namespace) -> int:
     lm.model.to(device)
     results: dict = {}
     if ppl_sets:
-        results["perplexity"] = {
-            d: api.perplexity(
-                lm.model,
-                lm.tokenizer,
-                d,
-                args.ppl_seq_len,
-                args.ppl_tokens,
-                args.ppl_batch_size,
-                device,
-            )
-            for d in ppl_sets
-        }
+        results["perplexity"] = perplexities(lm, ppl_sets, args, device)
     code = _code_eval()
     if code is not None:
         results.update(

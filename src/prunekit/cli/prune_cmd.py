@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from prunekit.cli.common import add_model_args, add_ppl_args, split_list
+from prunekit.cli.common import add_model_args, add_ppl_args, perplexities, split_list
 
 
 def register(sub) -> None:
@@ -57,26 +57,9 @@ def run(args: argparse.Namespace) -> int:
         lm = load_model(args.model, args.dtype, args.trust_remote_code)
     report["model"] = lm.info
 
-    def ppl_all() -> dict:
-        return {
-            d: api.perplexity(
-                lm.model,
-                lm.tokenizer,
-                d,
-                args.ppl_seq_len,
-                args.ppl_tokens,
-                args.ppl_batch_size,
-                device,
-            )
-            for d in ppl_sets
-        }
-
     if ppl_sets:
-        if device.type != "cpu":
-            lm.model.to(device)
         with timer("eval_before"):
-            report["evaluation_before"] = {"perplexity": ppl_all()}
-        lm.model.to("cpu")
+            report["evaluation_before"] = {"perplexity": perplexities(lm, ppl_sets, args, device)}
     result = api.prune(
         lm.model,
         lm.tokenizer,
@@ -95,11 +78,8 @@ def run(args: argparse.Namespace) -> int:
     timer.stages.update(result.report.pop("timings_s"))
     report.update(result.report)
     if ppl_sets:
-        if device.type != "cpu":
-            lm.model.to(device)
         with timer("eval_after"):
-            report["evaluation"] = {"perplexity": ppl_all()}
-        lm.model.to("cpu")
+            report["evaluation"] = {"perplexity": perplexities(lm, ppl_sets, args, device)}
     report["timings_s"] = timer.stages
     report["peak_rss_mb"] = peak_rss_mb()
     result.report = report
