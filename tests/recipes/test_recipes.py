@@ -64,6 +64,11 @@ def _with(**changes):
             _with(evaluate={"perplexity": "python", "humaneva": True}),
             "evaluate: unknown key 'humaneva'",
         ),
+        (
+            _with(evaluate={"speed": {"prompt": 8}}),
+            "evaluate.speed: unknown key 'prompt'; valid keys: prompt_len",
+        ),
+        (_with(evaluate={"humaneval": "yes"}), "humaneval must be true or false"),
         ({"steps": [{"depth": {"remove": 1}}]}, "'model' is required"),
     ],
 )
@@ -128,7 +133,12 @@ def _recipe(tmp_path, tiny_model_dir, corpus, steps, evaluate=None):
         },
         "steps": steps,
         "evaluate": evaluate
-        or {"perplexity": [str(corpus)], "ppl_seq_len": 32, "ppl_tokens": 256, "speed": True},
+        or {
+            "perplexity": [str(corpus)],
+            "ppl_seq_len": 32,
+            "ppl_tokens": 256,
+            "speed": {"prompt_len": 8, "decode_steps": 2, "repeats": 1},
+        },
     }
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -155,7 +165,8 @@ def test_full_recipe_exports_a_plain_smaller_checkpoint(
     assert report["steps"][3]["params_after"]["nonzero"] < sizes[4]
     depth = report["steps"][1]
     assert len(depth["removed"]) == 1 and len(depth["rounds"][0]) == 3
-    assert report["evaluation"]["speed"]["status"] == "unavailable"
+    speed = report["evaluation"]["speed"]
+    assert speed["decode"]["batch_1"]["tokens_per_s"] > 0 and speed["params"]["total"] == sizes[4]
     assert "python" not in report["evaluation"]["perplexity"]
     assert (out / "depth_scores.png").stat().st_size > 0
     assert "## Recipe steps" in (out / "report.md").read_text()

@@ -170,26 +170,46 @@ class _Run:
             }
             self.model.to("cpu")
         if ev["humaneval"]:
-            out["humaneval"] = _optional(
-                "humaneval", ("prunekit.cli.eval_code", "prunekit.evaluation.humaneval")
+            out["humaneval"] = self._humaneval(
+                ev["humaneval"] if isinstance(ev["humaneval"], dict) else {}
             )
         if ev["speed"]:
-            out["speed"] = _optional("speed", ("prunekit.evaluation.speed",))
+            out["speed"] = self._speed(ev["speed"] if isinstance(ev["speed"], dict) else {})
         return out
 
-
-def _optional(what: str, modules: tuple[str, ...]) -> dict:
-    """Evaluations owned by another component: recorded as unavailable until it exists."""
-    for name in modules:
-        if importlib.util.find_spec(name) is not None:
+    def _humaneval(self, opts: dict) -> dict:
+        """HumanEval pass@1 via the code-evaluation component (sandboxed execution)."""
+        if importlib.util.find_spec("prunekit.evaluation.humaneval") is None:
             return {
                 "status": "unavailable",
-                "reason": f"{name} exists but the recipe runner does not call it yet",
+                "reason": "prunekit.evaluation.humaneval is not installed",
             }
-    return {
-        "status": "unavailable",
-        "reason": f"{what} evaluation is not installed in this prunekit ({modules[0]})",
-    }
+        from prunekit.evaluation.humaneval import run_humaneval
+
+        self.model.to(self.device)
+        try:
+            return run_humaneval(
+                self.model,
+                self.tokenizer,
+                device=self.device,
+                progress=self.progress,
+                model_name=self.recipe.model,
+                **opts,
+            )
+        finally:
+            self.model.to("cpu")
+
+    def _speed(self, opts: dict) -> dict:
+        """Prefill/decode throughput and memory via the code-evaluation component's speed meter."""
+        if importlib.util.find_spec("prunekit.evaluation.speed") is None:
+            return {"status": "unavailable", "reason": "prunekit.evaluation.speed is not installed"}
+        from prunekit.evaluation.speed import measure_speed
+
+        self.model.to(self.device)
+        try:
+            return measure_speed(self.model, self.device, progress=self.progress, **opts)
+        finally:
+            self.model.to("cpu")
 
 
 def run_recipe(
@@ -263,10 +283,21 @@ def render_steps(report: dict) -> str:
     if before:
         after = report["params"]["total"]
         lines += ["", f"Parameters: {before:,} → {after:,} ({(after - before) / before:+.1%})."]
+    ev = report.get("evaluation", {})
     for name in ("humaneval", "speed"):
-        ev = report.get("evaluation", {}).get(name)
-        if ev and ev.get("status") == "unavailable":
-            lines.append(f"- {name}: unavailable ({ev['reason']})")
+        if ev.get(name, {}).get("status") == "unavailable":
+            lines.append(f"- {name}: unavailable ({ev[name]['reason']})")
+    if "pass@1" in ev.get("humaneval", {}):
+        he = ev["humaneval"]
+        lines.append(
+            f"- HumanEval pass@1: {he['pass@1']:.3f} ({he['problems']} problems, {he['mode']})"
+        )
+    if "decode" in ev.get("speed", {}):
+        sp = ev["speed"]
+        lines.append(
+            f"- speed ({sp['device']}, {sp['dtype']}): prefill {sp['prefill']['tokens_per_s']} tok/s, "
+            f"decode batch 1 {sp['decode'].get('batch_1', {}).get('tokens_per_s')} tok/s"
+        )
     for s in report.get("steps", []):
         if s["step"] != "depth":
             continue

@@ -46,6 +46,12 @@ EVALUATE_DEFAULTS = {
     "ppl_tokens": 32768,
     "ppl_batch_size": 4,
 }
+HUMANEVAL_KEYS = (
+    "limit",
+    "max_new_tokens",
+    "batch_size",
+)  # `humaneval: true` or a mapping of these
+SPEED_KEYS = ("prompt_len", "decode_steps", "repeats")
 _WINDOWS = {"samples": None, "seq_len": None}  # per-step override of the calibration size
 STEP_DEFAULTS: dict[str, dict[str, Any]] = {
     "vocabulary": {"corpus": None, "min_count": 1},
@@ -216,8 +222,14 @@ def validate(data) -> Recipe:
         isinstance(p, str) for p in ev["perplexity"]
     ):
         _fail("evaluate", "perplexity must be a list of corpora or paths, e.g. [python]")
-    for key in ("humaneval", "speed", "before"):
-        _bool("evaluate", key, ev[key])
+    _bool("evaluate", "before", ev["before"])
+    for key, valid in (("humaneval", HUMANEVAL_KEYS), ("speed", SPEED_KEYS)):
+        if isinstance(ev[key], dict):
+            _known(f"evaluate.{key}", ev[key], valid)
+            for k, v in ev[key].items():
+                _int(f"evaluate.{key}", k, v)
+        else:
+            _bool("evaluate", key, ev[key])
     for key in ("ppl_seq_len", "ppl_tokens", "ppl_batch_size"):
         _int("evaluate", key, ev[key], 2 if key == "ppl_seq_len" else 1)
     dtype = data.get("dtype", "float32")
