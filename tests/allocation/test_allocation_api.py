@@ -131,3 +131,13 @@ def test_exact_search_masks_rescore_each_candidate_and_still_hit_the_target():
     assert search["fast_masks"] is False
     assert all(c["complete"] for c in search["block_step"]["candidates"])
     assert abs(rep["sparsity"]["achieved"] - 0.7) < 1e-3
+
+
+def test_sparsegpt_can_be_the_search_scorer_itself():
+    opts = {**SMALL_GRID, "samples": 4, "search_method": "sparsegpt"}
+    rep = run(
+        method="sparsegpt", sparsity=0.6, allocation="neuroal", allocation_options=opts
+    ).report
+    search = rep["allocation"]["search"]
+    assert search["search_method"] == "sparsegpt" and search["fast_masks"] is False
+    assert abs(rep["sparsity"]["achieved"] - 0.6) < 1e-3

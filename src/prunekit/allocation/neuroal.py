@@ -152,7 +152,7 @@ def neuroal_search(
     head_dim = _head_dim(model)
     grid = block_lambdas or block_grid(sparsity)
 
-    if fast_masks and not pattern.is_nm:
+    if fast_masks and not pattern.is_nm and pruner.name != "sparsegpt":  # SparseGPT: no ranks
         ranks = score_ranks(model, adapter, pruner, batches, device)
         needs: frozenset[str] = frozenset()
     else:

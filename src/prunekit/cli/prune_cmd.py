@@ -105,6 +105,11 @@ def _add_allocation_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--neuroal-no-row-step", action="store_true", help="block step only")
     g.add_argument(
+        "--neuroal-exact-masks",
+        action="store_true",
+        help="re-score every search candidate on its own stream (slower; default: score once)",
+    )
+    g.add_argument(
         "--neuroal-exhaustive",
         action="store_true",
         help="finish every candidate (default: stop one once it cannot beat the best)",
@@ -124,6 +129,7 @@ def _allocation_options(args: argparse.Namespace) -> dict:
             "search_method": args.neuroal_search_method,
             "row_step": False if args.neuroal_no_row_step else None,
             "bound": False if args.neuroal_exhaustive else None,
+            "fast_masks": False if args.neuroal_exact_masks else None,
         },
     }
     for name, opts in given.items():
