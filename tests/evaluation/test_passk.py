@@ -38,6 +38,8 @@ def test_mean_and_ks():
     assert mean_pass_at_k([(1, 1), (1, 0), (1, 1), (1, 0)], 1) == 0.5
     assert ks_for(1) == [1]
     assert ks_for(10) == [1, 5, 10]
+    assert ks_for(2) == [1, 2]
+    assert ks_for(200) == [1, 5, 10, 100]
 
 
 @pytest.mark.parametrize("n,c,k", [(5, 6, 1), (5, -1, 1), (5, 2, 0), (5, 2, 6)])

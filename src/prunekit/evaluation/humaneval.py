@@ -20,7 +20,19 @@ MODES = ("completion", "chat")
 
 # Codex-paper stop sequences: a completion ends where a new top-level statement begins.
 COMPLETION_STOPS = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#", "\nassert ", '\n"""', "\n```")
-CHAT_STOPS = ("\n```",)
+# In chat mode the reply is a whole script: it ends at the closing fence, or where top-level
+# demo/test code starts after the solution (saves tokens; the tests never need it).
+CHAT_STOPS = (
+    "\n```",
+    "\nprint(",
+    "\nif __name__",
+    "\nassert ",
+    "\n# Test",
+    "\n# test",
+    "\n# Example",
+    "\n# example",
+    "\n# Check",
+)
 
 # EvalPlus-style instruction and response prefix for chat (instruct) models: the reply is
 # prefilled up to the opening code fence, so generation is the code block itself.

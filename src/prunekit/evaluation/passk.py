@@ -28,5 +28,8 @@ def mean_pass_at_k(counts: Iterable[tuple[int, int]], k: int) -> float:
 
 
 def ks_for(n: int) -> list[int]:
-    """The k values worth reporting for n samples per problem: 1, 5, 10, 100 (k <= n)."""
-    return [k for k in (1, 5, 10, 20, 50, 100) if k <= n] or [1]
+    """The k values worth reporting for n samples per problem: 1, 5, 10, 100 (k <= n), and n."""
+    ks = {k for k in (1, 5, 10, 100) if k <= n}
+    if n <= 100:
+        ks.add(n)
+    return sorted(ks)

@@ -28,6 +28,21 @@ def _random_ids(vocab: int, batch: int, length: int, seed: int, device) -> torch
     return torch.randint(low, vocab, (batch, length), generator=g).to(device)
 
 
+def _cached_step(model, ids: torch.Tensor, cache=None):
+    """One forward with a KV cache; returns (cache, greedy next tokens). Handles both the
+    `cache=` (transformers >= 5.2x) and `past_key_values=` spellings."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    key = "cache" if "cache" in params else "past_key_values"
+    kwargs = {key: cache} if cache is not None else {}
+    out = model(input_ids=ids, use_cache=True, **kwargs)
+    new_cache = getattr(out, "cache", None)
+    if new_cache is None:
+        new_cache = getattr(out, "past_key_values", None)
+    return new_cache, out.logits[:, -1].argmax(-1, keepdim=True)
+
+
 @torch.inference_mode()
 def time_prefill(
     model, device, prompt_len: int, repeats: int, warmup: int, seed: int = 0
@@ -52,13 +67,11 @@ def time_decode(
     ids = _random_ids(model.config.vocab_size, batch, context, seed, device)
     times = []
     for i in range(warmup + repeats):
-        out = model(input_ids=ids, use_cache=True)
-        past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+        past, nxt = _cached_step(model, ids)
         _sync(device)
         t = time.perf_counter()
         for _ in range(steps):
-            out = model(input_ids=nxt, past_key_values=past, use_cache=True)
-            past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            past, nxt = _cached_step(model, nxt, past)
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t)

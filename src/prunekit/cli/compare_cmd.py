@@ -1,0 +1,58 @@
+"""`prunekit compare DIR1 DIR2 ...`: one side-by-side table of run reports and a PNG plot."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="compare run reports side by side (perplexity, pass@1, speed, memory, size)",
+    )
+    p.add_argument("runs", nargs="+", help="run folders holding report.json (or report files)")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        default=Path("prunekit-compare.png"),
+        help="PNG plot of quality vs size and speed (default: prunekit-compare.png)",
+    )
+    p.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    p.add_argument("--markdown", type=Path, default=None, help="also write the table as Markdown")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from prunekit.reports.compare import (
+        load_entry,
+        plot,
+        problem_diffs,
+        render_markdown,
+        render_text,
+        table,
+    )
+
+    entries = [load_entry(r) for r in args.runs]
+    headers, rows = table(entries)
+    print(render_text(headers, rows))
+    diffs = problem_diffs(entries)
+    for d in diffs:
+        print(
+            f"HumanEval vs {d['against']}: {d['run']} lost {len(d['lost'])}, gained "
+            f"{len(d['gained'])} of {d['common']} common problems ({d['both_pass']} pass in both)"
+        )
+    if args.markdown:
+        text = render_markdown(headers, rows) + "\n"
+        for d in diffs:
+            text += (
+                f"\nHumanEval vs {d['against']}: {d['run']} lost {len(d['lost'])} "
+                f"({', '.join(d['lost']) or 'none'}), gained {len(d['gained'])} "
+                f"({', '.join(d['gained']) or 'none'}).\n"
+            )
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text)
+        print(f"table: {args.markdown}")
+    if not args.no_plot:
+        print(f"plot: {plot(entries, args.plot)}")
+    return 0
