@@ -14,6 +14,7 @@ from prunekit.models.adapters import adapter_for
 from prunekit.structural.width import (
     activation_importance,
     keep_count,
+    output_importance,
     prune_width,
     select_channels,
 )
@@ -47,6 +48,8 @@ def test_activation_importance_by_hand():
     a_in, a_mid = torch.tensor([2.0, 1.0]), torch.tensor([1.0, 0.5])
     # channel 0: (2+2) + (1+0) + (1+2)·1 = 8; channel 1: (0+1) + (2+1) + (3+0)·0.5 = 5.5
     assert activation_importance(gate, up, down, a_in, a_mid).tolist() == [8.0, 5.5]
+    # output: ‖down_:,j‖₂ · a_mid,j = √5·1 and 3·0.5
+    torch.testing.assert_close(output_importance(down, a_mid), torch.tensor([5**0.5, 1.5]))
     assert select_channels(torch.tensor([3.0, 1.0, 3.0, 2.0]), 2).tolist() == [0, 2]
 
 
@@ -82,8 +85,10 @@ def _mid_inputs(model, batch):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("arch", ["llama", "gemma3"])
-def test_activation_equals_hand_scored_sequential_slicing(arch, tmp_path):
+@pytest.mark.parametrize(
+    ("arch", "criterion"), [("llama", "activation"), ("gemma3", "activation"), ("qwen2", "output")]
+)
+def test_activation_equals_hand_scored_sequential_slicing(arch, criterion, tmp_path):
     from transformers import AutoModelForCausalLM
 
     model = tiny_model(arch)
@@ -99,19 +104,27 @@ def test_activation_equals_hand_scored_sequential_slicing(arch, tmp_path):
             a_mid += seen[("mid", i)].reshape(-1, 64).pow(2).sum(0)
         a_in, a_mid = a_in.sqrt(), a_mid.sqrt()
         mlp = layer.mlp
-        scores = torch.tensor(
-            [
-                sum(
-                    abs(mlp.gate_proj.weight[j, c]) * a_in[c]
-                    + abs(mlp.up_proj.weight[j, c]) * a_in[c]
-                    for c in range(32)
-                )
-                + sum(abs(mlp.down_proj.weight[r, j]) for r in range(32)) * a_mid[j]
-                for j in range(64)
-            ]
-        )
+        if criterion == "output":
+            scores = torch.tensor(
+                [
+                    sum(mlp.down_proj.weight[r, j] ** 2 for r in range(32)) ** 0.5 * a_mid[j]
+                    for j in range(64)
+                ]
+            )
+        else:
+            scores = torch.tensor(
+                [
+                    sum(
+                        abs(mlp.gate_proj.weight[j, c]) * a_in[c]
+                        + abs(mlp.up_proj.weight[j, c]) * a_in[c]
+                        for c in range(32)
+                    )
+                    + sum(abs(mlp.down_proj.weight[r, j]) for r in range(32)) * a_mid[j]
+                    for j in range(64)
+                ]
+            )
         _hand_slice(mlp, torch.sort(torch.topk(scores, k).indices).values)
-    report = prune_width(model, adapter_for(model), batches, 0.5, "activation", 32, progress=False)
+    report = prune_width(model, adapter_for(model), batches, 0.5, criterion, 32, progress=False)
     assert report["intermediate_size_after"] == model.config.intermediate_size == 32
     ids = torch.randint(0, 128, (2, 10))
     torch.testing.assert_close(model(ids).logits, ref(ids).logits, rtol=1e-4, atol=1e-5)

@@ -62,7 +62,7 @@ STEP_DEFAULTS: dict[str, dict[str, Any]] = {
 REQUIRED = {"depth": ("remove",), "width": ("ffn_keep",)}
 CHOICES = {
     ("depth", "criterion"): ("kl", "cosine", "angular"),
-    ("width", "criterion"): ("activation", "taylor"),
+    ("width", "criterion"): ("activation", "output", "taylor"),
     ("unstructured", "method"): ("magnitude", "wanda", "sparsegpt"),
     ("unstructured", "pattern"): ("unstructured", "2:4", "4:8"),
 }

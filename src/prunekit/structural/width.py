@@ -6,6 +6,9 @@ Torch-Pruning). Importances:
 - `activation`: Σ|W|·a over the group — |gate_j|·a_in + |up_j|·a_in + ‖down_:,j‖₁·a_mid,j, where
   a_in is the L2 norm of the MLP's input channels and a_mid,j that of channel j (Wanda's score
   summed over the group), from one calibration pass on the shared engine;
+- `output`: ‖down_:,j‖₂·a_mid,j, the size of channel j's contribution to the MLP output (the
+  down-projection term alone; the gate/up terms above sum hundreds of input weights and vary
+  little from channel to channel, which dilutes the ranking);
 - `taylor`: first-order estimate of the loss change when channel j is zeroed, |Σ_tokens a_j ∂L/∂a_j|,
   from forward+backward passes of the language-model loss on the calibration data.
 The same keep count in every layer keeps `intermediate_size` a single number (a standard config);
@@ -24,7 +27,7 @@ from prunekit.calibration.stats import SQ_NORM
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter
 
-CRITERIA = ("activation", "taylor")
+CRITERIA = ("activation", "output", "taylor")
 
 
 def keep_count(width: int, keep: float, multiple: int = 1) -> int:
@@ -49,6 +52,11 @@ def activation_importance(
     """Σ|W|·a over each channel's coupled weights: gate/up rows (I × d), down columns (d × I)."""
     a_in, a_mid = a_in.float(), a_mid.float()
     return gate.abs().float() @ a_in + up.abs().float() @ a_in + down.abs().float().sum(0) * a_mid
+
+
+def output_importance(down: torch.Tensor, a_mid: torch.Tensor) -> torch.Tensor:
+    """‖down_:,j‖₂ · a_mid,j: the L2 norm over tokens of channel j's contribution to the MLP output."""
+    return down.float().norm(dim=0) * a_mid.float()
 
 
 def taylor_importance(act_grad_sum: torch.Tensor) -> torch.Tensor:
@@ -92,26 +100,37 @@ def _mlp(layer: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def prune_width_activation(
-    model: nn.Module, adapter: DecoderAdapter, batches, k: int, device, progress: bool = True
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    batches,
+    k: int,
+    device,
+    progress: bool = True,
+    criterion: str = "activation",
 ) -> list[torch.Tensor]:
-    """Activation importance per block on the engine (block i scored on the pruned stream of i−1)."""
+    """Activation-statistics importance per block on the engine (block i scored on the pruned
+    stream of blocks < i)."""
     kept: list[torch.Tensor] = []
 
     def block_fn(ctx: BlockContext) -> None:
         stats = ctx.collect([SQ_NORM], ["mlp.gate_proj", "mlp.down_proj"])
         mlp = _mlp(ctx.layer)
-        scores = activation_importance(
-            mlp.gate_proj.weight,
-            mlp.up_proj.weight,
-            mlp.down_proj.weight,
-            stats["mlp.gate_proj"].act_norm,
-            stats["mlp.down_proj"].act_norm,
-        )
+        a_mid = stats["mlp.down_proj"].act_norm
+        if criterion == "output":
+            scores = output_importance(mlp.down_proj.weight, a_mid)
+        else:
+            scores = activation_importance(
+                mlp.gate_proj.weight,
+                mlp.up_proj.weight,
+                mlp.down_proj.weight,
+                stats["mlp.gate_proj"].act_norm,
+                a_mid,
+            )
         idx = select_channels(scores.cpu(), k)
         slice_mlp(mlp, idx.to(mlp.gate_proj.weight.device))
         kept.append(idx)
 
-    LayerwiseEngine(model, adapter, batches, device, progress, desc="width (activation)").run(
+    LayerwiseEngine(model, adapter, batches, device, progress, desc=f"width ({criterion})").run(
         block_fn
     )
     return kept
@@ -187,8 +206,8 @@ def prune_width(
         )
     width = widths.pop()
     k = keep_count(width, ffn_keep, multiple)
-    if criterion == "activation":
-        kept = prune_width_activation(model, adapter, batches, k, device, progress)
+    if criterion in ("activation", "output"):
+        kept = prune_width_activation(model, adapter, batches, k, device, progress, criterion)
     else:
         home = next(model.parameters()).device
         model.to(device)
