@@ -221,7 +221,7 @@ def run(args, save) -> dict:
     if on("width"):
         for crit in args.width_criteria.split(","):
             m = copy.deepcopy(dense)
-            n = args.width_samples if crit == "activation" else args.taylor_samples
+            n = args.taylor_samples if crit == "taylor" else args.width_samples
             batches, _ = calib(tok, n, args.depth_seq_len, 2 if crit == "taylor" else 4)
             t0 = time.perf_counter()
             prune_width(m, ad, batches, args.ffn_keep, crit, args.multiple, "cpu", True)
