@@ -54,6 +54,13 @@ def register_args(parser: argparse.ArgumentParser) -> None:
         help="sequences generated together (left padding, KV cache; default 16)",
     )
     g.add_argument(
+        "--gen-segment",
+        type=int,
+        default=128,
+        help="re-batch unfinished sequences every N new tokens so one long completion does "
+        "not hold a whole batch (default 128; 0 = off)",
+    )
+    g.add_argument(
         "--exec-timeout",
         type=float,
         default=10.0,
@@ -105,7 +112,8 @@ def register_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _check(args: argparse.Namespace) -> None:
+def check_args(args: argparse.Namespace) -> None:
+    """Validate the code-evaluation flags (cheap; eval_cmd may call it before loading)."""
     if args.limit is not None and args.limit < 1:
         raise PrunekitError(f"--limit must be a positive number of problems, got {args.limit}")
     if args.samples < 1:
@@ -124,6 +132,8 @@ def _check(args: argparse.Namespace) -> None:
     ):
         if getattr(args, name) < 1:
             raise PrunekitError(f"--{name.replace('_', '-')} must be positive")
+    if args.gen_segment < 0:
+        raise PrunekitError("--gen-segment must be >= 0 (0 turns re-batching off)")
     if args.exec_timeout <= 0 or args.exec_memory_mb < 64:
         raise PrunekitError("--exec-timeout must be > 0 and --exec-memory-mb at least 64")
 
@@ -144,7 +154,7 @@ def run(args: argparse.Namespace, loaded, device, out_dir: Path | None) -> dict:
     want_speed = getattr(args, "speed", False)
     if not (want_he or want_speed):
         return {}
-    _check(args)
+    check_args(args)
     progress = not args.no_progress
     sections: dict = {}
     if want_he:
@@ -170,6 +180,7 @@ def run(args: argparse.Namespace, loaded, device, out_dir: Path | None) -> dict:
                 limit=args.limit,
                 max_new_tokens=args.max_new_tokens,
                 batch_size=args.gen_batch_size,
+                segment_tokens=args.gen_segment or None,
                 limits=limits,
                 workers=args.exec_workers,
                 jsonl_path=jsonl,

@@ -82,11 +82,16 @@ def generate_batched(
     seed: int = 0,
     progress: bool = True,
     desc: str = "generate",
+    segment_tokens: int | None = 128,
 ) -> tuple[list[list[Generation]], dict]:
     """Continue every prompt `num_samples` times; greedy when temperature == 0.
 
-    Prompts are sorted by length so batches hold similar lengths (less padding), then
-    restored to input order. Returns per-prompt lists of Generation and timing stats.
+    Rows are generated in batches of similar length (left padding, KV cache). A batch runs
+    for at most `segment_tokens` new tokens; rows that have not finished (no EOS, no stop
+    sequence, budget left) go back to the queue with their tokens so far as prompt. One long
+    row then no longer holds a whole batch hostage for `max_new_tokens` steps, at the price
+    of re-reading its prefix once per segment. None = one segment of `max_new_tokens`.
+    Returns per-prompt lists of Generation (input order) and timing stats.
     """
     if num_samples > 1 and temperature <= 0:
         raise ValueError("several samples per problem need temperature > 0")
@@ -94,34 +99,35 @@ def generate_batched(
     pad_id = _pad_id(tokenizer, model)
     eos_ids = _eos_ids(tokenizer, model)
     stop_ids = set(eos_ids) | {pad_id}
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
+    segment = min(segment_tokens or max_new_tokens, max_new_tokens)
     encoded = [tokenizer(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
-    # one row per (prompt, sample); sampled rows are grouped with their prompt
-    rows = [(i, s) for i in order for s in range(num_samples)]
-    results: list[list[Generation | None]] = [[None] * num_samples for _ in prompts]
+    # a row is (prompt index, sample index, generated token ids so far)
+    pending = [(i, s, []) for i in range(len(prompts)) for s in range(num_samples)]
+    done_ids: dict[tuple[int, int], list[int]] = {}
     generator_seed = torch.Generator().manual_seed(seed)
-    total_new = 0
     start = time.perf_counter()
-    bar = tqdm(total=len(rows), desc=desc, unit="seq", disable=not progress)
+    segments = 0
+    bar = tqdm(total=len(pending), desc=desc, unit="seq", disable=not progress)
     try:
-        for b in range(0, len(rows), batch_size):
-            chunk = rows[b : b + batch_size]
-            width = max(len(encoded[i]) for i, _ in chunk)
+        while pending:
+            # shortest first: similar lengths share a batch (less padding)
+            pending.sort(key=lambda row: len(encoded[row[0]]) + len(row[2]))
+            chunk, pending = pending[:batch_size], pending[batch_size:]
+            seqs = [encoded[i] + gen for i, _, gen in chunk]
+            width = max(len(q) for q in seqs)
+            budget = min(segment, max(max_new_tokens - len(gen) for _, _, gen in chunk))
             ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, (i, _) in enumerate(chunk):
-                seq = encoded[i]
-                ids[r, width - len(seq) :] = torch.tensor(seq, dtype=torch.long)
-                mask[r, width - len(seq) :] = 1
+            for r, q in enumerate(seqs):
+                ids[r, width - len(q) :] = torch.tensor(q, dtype=torch.long)
+                mask[r, width - len(q) :] = 1
             ids, mask = ids.to(device), mask.to(device)
-            criteria = StoppingCriteriaList([StopOnSequences(tokenizer, stops, width)])
+            criterion = StopOnSequences(tokenizer, stops, width)
             kwargs = dict(
-                max_new_tokens=max_new_tokens,
+                max_new_tokens=budget,
                 pad_token_id=pad_id,
                 eos_token_id=eos_ids or None,
-                stopping_criteria=criteria,
+                stopping_criteria=StoppingCriteriaList([criterion]),
                 use_cache=True,
             )
             if temperature > 0:
@@ -131,27 +137,44 @@ def generate_batched(
                 kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
             with torch.inference_mode():
                 out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+            segments += 1
             new = out[:, width:].cpu()
-            for r, (i, s) in enumerate(chunk):
+            for r, (i, s, gen) in enumerate(chunk):
                 toks = new[r].tolist()
+                finished = criterion.done is not None and bool(criterion.done[r])
                 n = len(toks)
                 for j, t in enumerate(toks):
                     if t in stop_ids:
                         n = j + (1 if t in eos_ids else 0)
+                        finished = True
                         break
-                text = tokenizer.decode(toks[:n], skip_special_tokens=True)
-                results[i][s] = Generation(text=text, new_tokens=n)
-                total_new += n
-            bar.update(len(chunk))
+                gen = gen + toks[: min(n, max_new_tokens - len(gen))]
+                own_budget = max_new_tokens - len(gen)
+                if finished or own_budget <= 0 or n == 0:
+                    done_ids[(i, s)] = gen
+                    bar.update(1)
+                else:
+                    pending.append((i, s, gen))
     finally:
         bar.close()
-        tokenizer.padding_side = old_side
     elapsed = time.perf_counter() - start
+    results: list[list[Generation]] = []
+    total_new = 0
+    for i in range(len(prompts)):
+        per = []
+        for s in range(num_samples):
+            gen = done_ids[(i, s)]
+            eos_cut = [t for t in gen if t not in stop_ids]
+            per.append(Generation(tokenizer.decode(eos_cut, skip_special_tokens=True), len(gen)))
+            total_new += len(gen)
+        results.append(per)
     stats = {
         "generated_tokens": total_new,
         "generation_s": round(elapsed, 3),
         "tokens_per_s": round(total_new / elapsed, 2) if elapsed > 0 else None,
         "batch_size": batch_size,
         "max_new_tokens": max_new_tokens,
+        "segment_tokens": segment,
+        "segments_run": segments,
     }
-    return [[g for g in per if g is not None] for per in results], stats
+    return results, stats
