@@ -131,11 +131,8 @@ class EnergyMeter:
             )
         elif self._tracker is not None:
             kg = self._tracker.stop() or 0.0
-            kwh = float(
-                getattr(self._tracker, "_total_energy", None).kWh
-                if getattr(self._tracker, "_total_energy", None) is not None
-                else 0.0
-            )
+            data = getattr(self._tracker, "final_emissions_data", None)
+            kwh = float(getattr(data, "energy_consumed", 0.0) or 0.0)
             joules = kwh * J_PER_KWH
             res.update(
                 method="codecarbon",
