@@ -72,6 +72,13 @@ def worker(args: argparse.Namespace) -> dict:
     row["loadavg_1m"] = os.getloadavg()[0]
     ppl = prunekit.perplexity(lm.model, lm.tokenizer, "python", args.seq_len, args.ppl_tokens)
     row.update(ppl=ppl["ppl"], ppl_tokens=ppl["tokens"], load_s=load_s)
+    if args.save_dir and args.method != "dense":
+        from prunekit.reports.report import new_report
+
+        name = f"{args.method}-{(args.pattern or 'unstructured').replace(':', '_')}"
+        result.report = {**new_report(), "model": lm.info, **result.report}
+        result.report["evaluation"] = {"perplexity": {"python": ppl}}
+        prunekit.save(result, Path(args.save_dir) / name, force=True)
     return row
 
 
@@ -84,6 +91,9 @@ def main() -> None:
     p.add_argument("--ppl-tokens", type=int, default=32768)
     p.add_argument("--dtype", default="float32")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument(
+        "--save-dir", default="runs/oneshot", help="where pruned checkpoints go ('' = none)"
+    )
     p.add_argument("--only", default=None, help="comma-separated method names to run")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--method", default=None, help=argparse.SUPPRESS)
@@ -120,6 +130,8 @@ def main() -> None:
             args.dtype,
             "--threads",
             str(args.threads),
+            "--save-dir",
+            args.save_dir,
         ]
         if sparsity is not None:
             cmd += ["--sparsity", str(sparsity)]
