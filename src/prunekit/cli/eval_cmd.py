@@ -54,13 +54,15 @@ def run(args: argparse.Namespace) -> int:
     ppl_sets = split_list(args.ppl)
     for data in ppl_sets:
         resolve_source(data, "eval")
+    code = _code_eval()
+    if code is not None:
+        code.check_args(args)
     folder = _run_folder(args.model)
     lm = load_model(args.model, args.dtype, args.trust_remote_code)
     lm.model.to(device)
     results: dict = {}
     if ppl_sets:
         results["perplexity"] = perplexities(lm, ppl_sets, args, device)
-    code = _code_eval()
     if code is not None:
         results.update(
             code.run(args, lm, device, folder or (args.report.parent if args.report else None))
