@@ -58,37 +58,71 @@ print(json.dumps({"prefill_tok_s": statistics.median(pre), "decode_tok_s": stati
 _SPEED: dict[tuple, dict] = {}
 
 
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in name)
+
+
+def time_export(out: Path, args) -> dict:
+    """Speed of an exported checkpoint, in a prunekit-free subprocess."""
+    cmd = [
+        sys.executable,
+        "-c",
+        SPEED_CODE,
+        str(out),
+        str(args.speed_threads),
+        str(args.prefill),
+        str(args.decode),
+        str(args.repeats),
+    ]
+    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def measure_export(model, tokenizer, name: str, args) -> dict:
     """Export, then time it in a prunekit-free subprocess; size on disk; delete the export.
 
-    Speed and size depend only on the shapes, so one measurement per shape is reused.
+    Speed and size depend only on the shapes, so one measurement per shape is reused. With
+    --defer-speed the export is kept and timed later by --speed-only (under the bench lock).
     """
     from prunekit.export.checkpoint import save_checkpoint
 
     cfg = model.config
     shape = (cfg.num_hidden_layers, cfg.intermediate_size, cfg.vocab_size)
     if shape in _SPEED:
-        return {**_SPEED[shape], "speed_from": _SPEED[shape]["speed_from"]}
-
-    out = SCRATCH / name
+        return dict(_SPEED[shape])
+    out = SCRATCH / _slug(name)
     shutil.rmtree(out, ignore_errors=True)
     save_checkpoint(model, tokenizer, out)
     size = sum(p.stat().st_size for p in out.glob("*.safetensors"))
-    cmd = [
-        sys.executable,
-        "-c",
-        SPEED_CODE,
-        str(out),
-        str(args.threads),
-        str(args.prefill),
-        str(args.decode),
-        str(args.repeats),
-    ]
-    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    speed = json.loads(res.stdout.strip().splitlines()[-1])
+    if args.defer_speed:
+        _SPEED[shape] = {"disk_mb": size / 2**20, "speed_from": name, "export_dir": str(out)}
+        return dict(_SPEED[shape])
+    speed = time_export(out, args)
     shutil.rmtree(out, ignore_errors=True)
     _SPEED[shape] = {"disk_mb": size / 2**20, **speed, "speed_from": name}
-    return _SPEED[shape]
+    return dict(_SPEED[shape])
+
+
+def speed_only(args, save) -> dict:
+    """Time the exports a --defer-speed run left behind and fill in every row of the same shape."""
+    result = json.loads((RESULTS / f"structural_{args.tag}.json").read_text())
+    for row in result["rows"]:
+        if "decode_tok_s" in row or "export_dir" not in row:
+            continue
+        speed = time_export(Path(row["export_dir"]), args)
+        print(row["speed_from"], json.dumps(speed), flush=True)
+        for other in result["rows"]:
+            if other.get("export_dir") == row["export_dir"]:
+                other.update(speed)
+        shutil.rmtree(row["export_dir"], ignore_errors=True)
+        save(result)
+    result["settings"].update(
+        speed_threads=args.speed_threads,
+        prefill=args.prefill,
+        decode=args.decode,
+        repeats=args.repeats,
+    )
+    return result
 
 
 def evaluate(name: str, model, tokenizer, args, extra: dict | None = None) -> dict:
@@ -305,6 +339,7 @@ def gemma(args) -> dict:
 
 
 def write_md(result: dict, path: Path, tag: str) -> None:
+    nan = float("nan")
     rows = result["rows"]
     dense = next((r for r in rows if r["variant"] == "dense"), None)
     s = result["settings"]
@@ -337,13 +372,13 @@ def write_md(result: dict, path: Path, tag: str) -> None:
         dppl = f"{r['ppl'] / dense['ppl'] - 1:+.1%}" if dense else "—"
         dx = (
             f"{r['decode_tok_cpu_s'] / dense['decode_tok_cpu_s']:.2f}×"
-            if dense and "decode_tok_cpu_s" in r
+            if dense and "decode_tok_cpu_s" in r and "decode_tok_cpu_s" in dense
             else "—"
         )
         lines.append(
             f"| {r['variant']} | {r['params'] / 1e6:.1f}M | {dp} | {r['layers']} | {r['ffn']} | {r['vocab']:,} | "
-            f"{r['disk_mb']:.0f} | {r['ppl']:.3f} | {dppl} | {r['prefill_tok_s']:.1f} | {r['decode_tok_s']:.2f} | "
-            f"{r.get('decode_tok_cpu_s', float('nan')):.2f} | {dx} | {r['peak_rss_mb']:.0f} |"
+            f"{r['disk_mb']:.0f} | {r['ppl']:.3f} | {dppl} | {r.get('prefill_tok_s', nan):.1f} | {r.get('decode_tok_s', nan):.2f} | "
+            f"{r.get('decode_tok_cpu_s', nan):.2f} | {dx} | {r.get('peak_rss_mb', nan):.0f} |"
         )
     lines += ["", "Removal order (original layer indices), greedy with re-scoring:"]
     for k, v in result.get("depth_rounds", {}).items():
@@ -420,6 +455,12 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--only", default=None, help="comma list of: dense,vocab,depth,width,full")
     p.add_argument("--gemma", action="store_true", help="vocabulary step alone on gemma3-270m")
+    p.add_argument(
+        "--defer-speed", action="store_true", help="keep exports; time them later with --speed-only"
+    )
+    p.add_argument(
+        "--speed-only", action="store_true", help="time the exports a --defer-speed run kept"
+    )
     args = p.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -452,7 +493,7 @@ def main() -> None:
         if any(r["variant"] == "dense" for r in result["rows"]):
             plot_tradeoff(result, RESULTS / f"structural_{tag}_tradeoff.png")
 
-    result = run(args, save)
+    result = speed_only(args, save) if args.speed_only else run(args, save)
     save(result)
     print((RESULTS / f"structural_{tag}.md").read_text())
 
