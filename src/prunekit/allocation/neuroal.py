@@ -152,7 +152,8 @@ def neuroal_search(
     head_dim = _head_dim(model)
     grid = block_lambdas or block_grid(sparsity)
 
-    if fast_masks and not pattern.is_nm and pruner.name != "sparsegpt":  # SparseGPT: no ranks
+    searching = len(grid) > 1 or row_step  # a single given λ without row step needs no pass
+    if searching and fast_masks and not pattern.is_nm and pruner.name != "sparsegpt":
         ranks = score_ranks(model, adapter, pruner, batches, device)
         needs: frozenset[str] = frozenset()
     else:
@@ -169,7 +170,7 @@ def neuroal_search(
         )
 
     block_log, best, best_res = SearchLog(), math.inf, None
-    if len(grid) == 1 and not row_step:  # nothing to compare: skip the search pass
+    if not searching:
         block_log.chosen = grid[0]
         grid = ()
     bar = tqdm(
