@@ -85,6 +85,10 @@ def render_markdown(report: dict) -> str:
             f"- method: {method.get('name')} · pattern {method.get('pattern')} · "
             f"target sparsity {_fmt(report.get('sparsity', {}).get('target'))}"
         )
+    if report.get("allocation"):
+        from prunekit.reports.allocation_plots import allocation_markdown
+
+        lines.append(allocation_markdown(report["allocation"]))
     sp = report.get("sparsity", {})
     if "achieved" in sp:
         lines.append(f"- achieved sparsity of pruned layers: {sp['achieved']:.4f}")
