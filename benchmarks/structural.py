@@ -234,11 +234,13 @@ def run(args, save) -> dict:
                     remove_layers(m, ad, res.removed[:k])
                 if keep < 1:
                     wb, _ = calib(vtok, args.width_samples, args.depth_seq_len)
-                    prune_width(m, ad, wb, keep, "activation", args.multiple, "cpu", False)
+                    prune_width(
+                        m, ad, wb, keep, args.full_width_criterion, args.multiple, "cpu", False
+                    )
                 name = (
                     "vocab"
                     + (f" + depth kl k={k}" if k else "")
-                    + (f" + width {keep}" if keep < 1 else "")
+                    + (f" + width {args.full_width_criterion} {keep}" if keep < 1 else "")
                 )
                 add(
                     evaluate(
@@ -448,6 +450,7 @@ def main() -> None:
     p.add_argument("--width-criteria", default="activation")
     p.add_argument("--ffn-keep", type=float, default=0.9)
     p.add_argument("--multiple", type=int, default=64)
+    p.add_argument("--full-width-criterion", default="activation")
     p.add_argument("--full-k", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--full-keep", type=float, nargs="*", default=[0.9])
     p.add_argument("--prefill", type=int, default=128)
