@@ -84,7 +84,7 @@ def test_defaults_and_shipped_recipes_validate():
     assert [s.name for s in r.steps] == ["vocabulary", "width"]
     assert r.steps[1].options == {
         "ffn_keep": 0.5,
-        "criterion": "activation",
+        "criterion": "output",
         "multiple": 64,
         "samples": None,
         "seq_len": None,

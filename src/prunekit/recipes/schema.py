@@ -56,7 +56,7 @@ _WINDOWS = {"samples": None, "seq_len": None}  # per-step override of the calibr
 STEP_DEFAULTS: dict[str, dict[str, Any]] = {
     "vocabulary": {"corpus": None, "min_count": 1},
     "depth": {"remove": None, "criterion": "kl", "last_token": False, **_WINDOWS},
-    "width": {"ffn_keep": None, "criterion": "activation", "multiple": 64, **_WINDOWS},
+    "width": {"ffn_keep": None, "criterion": "output", "multiple": 64, **_WINDOWS},
     "unstructured": {"method": "wanda", "sparsity": None, "pattern": "unstructured", **_WINDOWS},
 }
 REQUIRED = {"depth": ("remove",), "width": ("ffn_keep",)}
