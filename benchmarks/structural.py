@@ -109,12 +109,16 @@ def speed_only(args, save) -> dict:
     for row in result["rows"]:
         if "decode_tok_s" in row or "export_dir" not in row:
             continue
+        if not Path(row["export_dir"]).is_dir():
+            print(f"{row['variant']}: export {row['export_dir']} is gone; not timed", flush=True)
+            continue
         speed = time_export(Path(row["export_dir"]), args)
         print(row["speed_from"], json.dumps(speed), flush=True)
         for other in result["rows"]:
             if other.get("export_dir") == row["export_dir"]:
                 other.update(speed)
-        shutil.rmtree(row["export_dir"], ignore_errors=True)
+        if not args.keep_exports:
+            shutil.rmtree(row["export_dir"], ignore_errors=True)
         save(result)
     result["settings"].update(
         speed_threads=args.speed_threads,
