@@ -386,6 +386,13 @@ def write_md(result: dict, path: Path, tag: str) -> None:
             f"{r['disk_mb']:.0f} | {r['ppl']:.3f} | {dppl} | {r.get('prefill_tok_s', nan):.1f} | {r.get('decode_tok_s', nan):.2f} | "
             f"{r.get('decode_tok_cpu_s', nan):.2f} | {dx} | {r.get('peak_rss_mb', nan):.0f} |"
         )
+    untimed = [r["variant"] for r in rows if "decode_tok_s" not in r]
+    if untimed:
+        lines += [
+            "",
+            f"Speed not measured yet for {len(untimed)} rows (empty columns): their exports await "
+            "`--speed-only` (the timing phase).",
+        ]
     lines += ["", "Removal order (original layer indices), greedy with re-scoring:"]
     for k, v in result.get("depth_rounds", {}).items():
         lines.append(f"- {k}: {v['removed']}")
