@@ -160,9 +160,9 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"oneshot_{args.model}_{args.dtype}"
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    Path(f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     md = render(meta, rows)
-    stem.with_suffix(".md").write_text(md)
+    Path(f"{stem}.md").write_text(md)
     print(md)
 
 
