@@ -475,6 +475,9 @@ def main() -> None:
     p.add_argument(
         "--speed-only", action="store_true", help="time the exports a --defer-speed run kept"
     )
+    p.add_argument(
+        "--keep-exports", action="store_true", help="with --speed-only: do not delete the exports"
+    )
     args = p.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
