@@ -352,7 +352,8 @@ def write_md(result: dict, path: Path, tag: str) -> None:
     lines = [
         f"# Structural pruning on `{result['model']}` (CPU, one-shot, no recovery training)",
         "",
-        f"Command: `{result.get('command', '')}`",
+        f"Command: `{result.get('command', '')}`"
+        + (f"; timing phase: `{result['speed_command']}`" if result.get("speed_command") else ""),
         "",
         f"Machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; {s['threads']} torch threads for "
         f"scoring/perplexity, {s['speed_threads']} for the speed process; "
@@ -376,9 +377,11 @@ def write_md(result: dict, path: Path, tag: str) -> None:
     for r in rows:
         dp = f"{r['params'] / dense['params'] - 1:+.1%}" if dense else "—"
         dppl = f"{r['ppl'] / dense['ppl'] - 1:+.1%}" if dense else "—"
+        ref = result.get("window_dense", {}).get(str(r.get("timing_window")), dense)
         dx = (
-            f"{r['decode_tok_cpu_s'] / dense['decode_tok_cpu_s']:.2f}×"
-            if dense and "decode_tok_cpu_s" in r and "decode_tok_cpu_s" in dense
+            f"{r['decode_tok_cpu_s'] / ref['decode_tok_cpu_s']:.2f}×"
+            + ("†" if r.get("timing_window") else "")
+            if ref and "decode_tok_cpu_s" in r and "decode_tok_cpu_s" in ref
             else "—"
         )
         lines.append(
@@ -386,6 +389,16 @@ def write_md(result: dict, path: Path, tag: str) -> None:
             f"{r['disk_mb']:.0f} | {r['ppl']:.3f} | {dppl} | {r.get('prefill_tok_s', nan):.1f} | {r.get('decode_tok_s', nan):.2f} | "
             f"{r.get('decode_tok_cpu_s', nan):.2f} | {dx} | {r.get('peak_rss_mb', nan):.0f} |"
         )
+    if any(r.get("timing_window") for r in rows):
+        wd = result["window_dense"]["2"]
+        lines += [
+            "",
+            "† timed later, while another benchmark held both cores (load 4–5): these rows are "
+            "compared with the dense model re-timed in that window "
+            f"({wd['decode_tok_s']:.2f} decode tok/s wall, {wd['decode_tok_cpu_s']:.2f} per CPU-s), "
+            "and are much noisier than the rest (the un-marked rows were timed back to back in a quiet "
+            "window, see structural_qwen2.5-coder-0.5b_full-output.md).",
+        ]
     untimed = [r["variant"] for r in rows if "decode_tok_s" not in r]
     if untimed:
         lines += [
@@ -503,7 +516,7 @@ def main() -> None:
     args.tag = tag
 
     def save(result: dict) -> None:
-        result["command"] = " ".join(sys.argv)
+        result["speed_command" if args.speed_only else "command"] = " ".join(sys.argv)
         result["wall_s"] = time.perf_counter() - t0
         (RESULTS / f"structural_{tag}.json").write_text(json.dumps(result, indent=2))
         write_md(result, RESULTS / f"structural_{tag}.md", tag)
