@@ -31,6 +31,7 @@ def main() -> None:
     p.add_argument("--methods", default="wanda,sparsegpt")
     p.add_argument("--allocations", default="uniform,owl,neuroal")
     p.add_argument("--neuroal-samples", type=int, default=8)
+    p.add_argument("--neuroal-grid", default="full", choices=["full", "coarse"])
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--tag", default="", help="suffix for the result files")
     p.add_argument("--render-only", action="store_true", help="re-render md/png from the json")
@@ -77,6 +78,7 @@ def main() -> None:
         "ppl_tokens": base["tokens"],
         "ppl_seq_len": args.seq_len,
         "neuroal_samples": args.neuroal_samples,
+        "neuroal_grid": args.neuroal_grid,
         "sparsegpt_neuroal": args.sparsegpt_neuroal,
         "threads": torch.get_num_threads(),
         "machine": machine(),
@@ -107,7 +109,7 @@ def one_run(lm, windows, args, method: str, s: float, alloc: str, rows: list[dic
 
     opts, reused = None, None
     if alloc == "neuroal":
-        opts = {"samples": args.neuroal_samples}
+        opts = {"samples": args.neuroal_samples, "grid": args.neuroal_grid}
         if method == "sparsegpt" and args.sparsegpt_neuroal == "reuse":
             reused = next(
                 (
@@ -221,8 +223,9 @@ def render(meta: dict, rows: list[dict]) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores shared with other jobs (times are indicative), "
         f"{meta['threads']} torch threads. Calibration: {c['samples']} × {c['seq_len']} tokens of "
         f"Python (seed 0); NeuroAL searches on the first {meta['neuroal_samples']} of those "
-        f"windows. Perplexity: {meta['ppl_tokens']} held-out Python tokens in windows of "
-        f"{meta['ppl_seq_len']}. Command: `{meta['command']}`",
+        f"windows over the {meta.get('neuroal_grid', 'full')} λ grid. Perplexity: "
+        f"{meta['ppl_tokens']} held-out Python tokens in windows of {meta['ppl_seq_len']}. "
+        f"Command: `{meta['command']}`",
         "",
         f"Dense perplexity: {rows[0]['ppl']:.3f}" + ("" if meta["complete"] else " (in progress)"),
         "",

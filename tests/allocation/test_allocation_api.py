@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from prunekit.allocation.neuroal import BLOCK_GRID, ROW_GRID
+from prunekit.allocation.neuroal import BLOCK_GRID, COARSE_BLOCK_GRID, COARSE_ROW_GRID, ROW_GRID
 from prunekit.api import prune
 from prunekit.errors import PrunekitError
 from prunekit.methods.oneshot import prune_model
@@ -98,6 +98,10 @@ def test_uniform_wanda_masks_equal_the_plain_scalar_path():
             {"allocation": "neuroal", "sparsity": 0.5, "allocation_options": {"samples": 0}},
             "search window",
         ),
+        (
+            {"allocation": "neuroal", "sparsity": 0.5, "allocation_options": {"grid": "fine"}},
+            "unknown NeuroAL grid",
+        ),
     ],
 )
 def test_bad_allocation_input_is_one_line_error(kwargs, needle):
@@ -140,4 +144,14 @@ def test_sparsegpt_can_be_the_search_scorer_itself():
     ).report
     search = rep["allocation"]["search"]
     assert search["search_method"] == "sparsegpt" and search["fast_masks"] is False
+    assert abs(rep["sparsity"]["achieved"] - 0.6) < 1e-3
+
+
+def test_coarse_grid_searches_exactly_its_candidates_and_records_the_grid():
+    opts = {"samples": 4, "grid": "coarse"}
+    rep = run(method="wanda", sparsity=0.6, allocation="neuroal", allocation_options=opts).report
+    search = rep["allocation"]["search"]
+    assert search["grid"] == "coarse"
+    assert [c["lambda"] for c in search["block_step"]["candidates"]] == list(COARSE_BLOCK_GRID)
+    assert [c["lambda"] for c in search["row_step"]["candidates"]] == list(COARSE_ROW_GRID)
     assert abs(rep["sparsity"]["achieved"] - 0.6) < 1e-3

@@ -43,6 +43,7 @@ def test_owl_flags_reach_the_allocation(tmp_path, tiny_model_dir):
         (["--allocation", "owl", "--neuroal-samples", "4"], "need --allocation neuroal"),
         (["--allocation", "owl", "--pattern", "2:4", "--sparsity", "0.5"], "N:M pattern"),
         (["--allocation", "owl", "--owl-lambda", "0.7"], "0 ≤ λ < 0.5"),
+        (["--allocation", "owl", "--neuroal-grid", "coarse"], "need --allocation neuroal"),
     ],
 )
 def test_bad_allocation_flags_fail_before_loading(tmp_path, capsys, extra, needle):

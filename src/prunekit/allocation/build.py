@@ -11,7 +11,7 @@ import time
 import torch
 from torch import nn
 
-from prunekit.allocation.neuroal import DEFAULT_SAMPLES, neuroal_search
+from prunekit.allocation.neuroal import DEFAULT_SAMPLES, GRIDS, block_grid, neuroal_search
 from prunekit.allocation.owl import (
     DEFAULT_LAMBDA,
     DEFAULT_M,
@@ -31,6 +31,7 @@ OPTIONS: dict[str, dict[str, object]] = {
         "samples": DEFAULT_SAMPLES,
         "row_step": True,
         "search_method": "auto",
+        "grid": "full",
         "block_lambda": None,
         "block_lambdas": None,
         "row_lambdas": None,
@@ -64,6 +65,10 @@ def check_allocation(name: str, options: dict | None, pattern: Pattern) -> dict:
             raise PrunekitError("NeuroAL needs at least 1 search window; e.g. --neuroal-samples 8")
         if full["search_method"] != "auto":
             get_pruner(full["search_method"])
+        if full["grid"] not in GRIDS:
+            raise PrunekitError(
+                f"unknown NeuroAL grid '{full['grid']}'; choose one of: {', '.join(GRIDS)}"
+            )
     return full
 
 
@@ -125,7 +130,8 @@ def _neuroal(
     samples = int(options["samples"])
     windows = torch.cat(batches)[:samples]
     sub = list(windows.split(batches[0].shape[0]))
-    kwargs = {}
+    block_default, row_default = GRIDS[options["grid"]]
+    kwargs = {"block_lambdas": block_grid(sparsity, block_default), "row_lambdas": row_default}
     if options["block_lambdas"]:
         kwargs["block_lambdas"] = tuple(options["block_lambdas"])
     if options["block_lambda"] is not None:  # a λ chosen before (e.g. by another scorer's search)
@@ -149,6 +155,7 @@ def _neuroal(
         **kwargs,
     )
     log["search_method"] = method
+    log["grid"] = options["grid"]
     if not row_wise and options["row_step"]:
         log["row_step"] = "skipped: SparseGPT picks its mask jointly over rows (block step only)"
     return plan, log

@@ -31,6 +31,11 @@ from prunekit.models.adapters import DecoderAdapter
 
 BLOCK_GRID = (0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10, 0.12, 0.15, 0.20, 0.25)
 ROW_GRID = (0.0, *BLOCK_GRID)
+# every third-ish point of the published grids: 8 searched candidates instead of 28, for when the
+# search must cost about one pruning run (the objective is flat near its minimum; see benchmarks/)
+COARSE_BLOCK_GRID = (0.02, 0.05, 0.08, 0.12, 0.20)
+COARSE_ROW_GRID = (0.0, 0.04, 0.08, 0.15, 0.25)
+GRIDS = {"full": (BLOCK_GRID, ROW_GRID), "coarse": (COARSE_BLOCK_GRID, COARSE_ROW_GRID)}
 DEFAULT_SAMPLES = 8
 
 # whose input tells how much a layer's output rows matter: q/k/v feed o_proj, o_proj (through the
@@ -45,9 +50,9 @@ CONSUMERS = {
 }
 
 
-def block_grid(sparsity: float) -> tuple[float, ...]:
+def block_grid(sparsity: float, grid: tuple[float, ...] = BLOCK_GRID) -> tuple[float, ...]:
     """The block-step λ candidates (0.25 is dropped at s ≥ 0.8, where it would clip hard)."""
-    return tuple(v for v in BLOCK_GRID if not (sparsity >= 0.8 and v == 0.25))
+    return tuple(v for v in grid if not (sparsity >= 0.8 and v == 0.25))
 
 
 def ramp_sparsity(

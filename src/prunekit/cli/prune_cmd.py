@@ -103,6 +103,13 @@ def _add_allocation_args(p: argparse.ArgumentParser) -> None:
         choices=["magnitude", "wanda", "sparsegpt"],
         help="scorer used inside the search (default: the method; wanda for sparsegpt)",
     )
+    g.add_argument(
+        "--neuroal-grid",
+        default=None,
+        choices=["full", "coarse"],
+        help="λ candidates: full = the published grids (28 searched), coarse = 8 of them "
+        "(about 1/3.5 of the search time)",
+    )
     g.add_argument("--neuroal-no-row-step", action="store_true", help="block step only")
     g.add_argument(
         "--neuroal-exact-masks",
@@ -127,6 +134,7 @@ def _allocation_options(args: argparse.Namespace) -> dict:
         "neuroal": {
             "samples": args.neuroal_samples,
             "search_method": args.neuroal_search_method,
+            "grid": args.neuroal_grid,
             "row_step": False if args.neuroal_no_row_step else None,
             "bound": False if args.neuroal_exhaustive else None,
             "fast_masks": False if args.neuroal_exact_masks else None,
