@@ -23,6 +23,15 @@ def test_unknown_language_lists_the_available_ones(tmp_path, capsys):
     assert all(name in line for name in ("python", "java", "cpp", "javascript", "text"))
 
 
+def test_missing_user_corpus_path_names_the_path(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    argv = ["submodels", "m", "--languages", f"mine={missing}", "-o", str(tmp_path / "o")]
+    assert main(argv) == 2
+    line = _err(capsys)
+    assert f"corpus path '{missing}' for language 'mine' does not exist" in line
+    assert not (tmp_path / "o").exists()
+
+
 def test_missing_corpus_names_the_install_command(tmp_path, capsys, monkeypatch):
     java = corpora.CORPORA["java"]
     monkeypatch.setitem(

@@ -120,6 +120,11 @@ def parse_languages(text: str) -> list[Language]:
             and not spec.startswith("hf:")
             and not Path(spec).expanduser().exists()
         ):
+            if eq:
+                raise PrunekitError(
+                    f"corpus path '{spec}' for language '{label}' does not exist; give a file, "
+                    "a folder or a .jsonl with a 'text' field"
+                )
             raise PrunekitError(
                 f"unknown language '{spec}'; available: {', '.join(sorted(CORPORA))}, "
                 "or NAME=PATH (file, folder or .jsonl), or hf:DATASET"
