@@ -81,7 +81,7 @@ def evaluate(spec: str, label: str, out_root: Path, opts: argparse.Namespace) ->
         str(opts.batch_size),
     ]
     if not opts.skip_humaneval:
-        argv.append("--humaneval")
+        argv += ["--humaneval", "--mode", opts.mode]
     if opts.limit:
         argv += ["--limit", str(opts.limit)]
     if not opts.skip_speed:
@@ -252,6 +252,7 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=512)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--mode", default="auto", choices=["auto", "chat", "completion"])
     ap.add_argument("--extra-speed-dtypes", nargs="*", default=["bfloat16"])
     ap.add_argument("--speed-repeats", type=int, default=5)
     ap.add_argument("--skip-humaneval", action="store_true")
