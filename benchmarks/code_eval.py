@@ -14,6 +14,7 @@ method, params, perplexity — is carried over). Use --resume to skip finished m
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -69,6 +70,7 @@ def evaluate(spec: str, label: str, out_root: Path, opts: argparse.Namespace) ->
     """HumanEval + speed for one model; writes <out_root>/<label>/report.json."""
     from prunekit.cli import eval_code
     from prunekit.models.loading import load_model, resolve_device
+    from prunekit.utils import reset_peak_rss
 
     out_dir = out_root / label
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -90,6 +92,10 @@ def evaluate(spec: str, label: str, out_root: Path, opts: argparse.Namespace) ->
     device = resolve_device(args.device)
     src = Path(spec) / "report.json"
     report = json.loads(src.read_text()) if src.is_file() else {}
+    previous = out_dir / "report.json"  # sections not re-run this time are kept
+    kept = json.loads(previous.read_text()).get("evaluation", {}) if previous.is_file() else {}
+    gc.collect()  # the previous model's memory goes before this model's peak is counted
+    rss_reset = reset_peak_rss()
     load0 = os.getloadavg()
     t0 = time.perf_counter()
     lm = load_model(spec, args.dtype)
@@ -107,6 +113,8 @@ def evaluate(spec: str, label: str, out_root: Path, opts: argparse.Namespace) ->
             if dt == opts.dtype:
                 continue
             lm.model.to(getattr(torch, dt))
+            gc.collect()
+            reset_peak_rss()
             extra_speed[dt] = measure_speed(
                 lm.model, device, spec=spec, repeats=opts.speed_repeats, progress=True
             )
@@ -115,7 +123,7 @@ def evaluate(spec: str, label: str, out_root: Path, opts: argparse.Namespace) ->
     if "params" not in report and "speed" in sections:
         report["params"] = sections["speed"]["params"]
     evaluation = report.setdefault("evaluation", {})
-    evaluation.update(sections)
+    evaluation.update({**kept, **sections})
     if extra_speed:
         evaluation["speed_other_dtypes"] = extra_speed
     report["benchmark"] = {
@@ -125,6 +133,8 @@ def evaluate(spec: str, label: str, out_root: Path, opts: argparse.Namespace) ->
         "eval_args": argv,
         "machine": machine(),
         "load_s": round(load_s, 2),
+        # peak RSS is this model's alone (load + run) where the kernel lets us reset the count
+        "peak_rss_per_model": rss_reset,
         "total_s": round(time.perf_counter() - t0, 2),
         "loadavg_start": [round(x, 2) for x in load0],
         "loadavg_end": [round(x, 2) for x in os.getloadavg()],

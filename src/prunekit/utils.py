@@ -55,10 +55,26 @@ def atomic_output_dir(path: Path, force: bool = False) -> Iterator[Path]:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB."""
+    """Peak resident set size of this process (since the last `reset_peak_rss`), in MiB."""
+    try:  # Linux: VmHWM, which `reset_peak_rss` can lower again
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reset_peak_rss() -> bool:
+    """Restart the peak-RSS count at the current RSS (Linux only), so that one process can
+    measure several models one after another; False where the kernel does not support it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 class Timer:

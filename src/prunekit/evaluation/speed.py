@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from prunekit.models.adapters import adapter_for
+from prunekit.utils import peak_rss_mb
 
 
 def _sync(device: torch.device) -> None:
@@ -137,9 +138,7 @@ def disk_size(path: Path | None) -> dict:
 
 
 def memory_snapshot(device: torch.device) -> dict:
-    import resource
-
-    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
+    out = {"peak_rss_mb": round(peak_rss_mb(), 1)}
     if device.type == "cuda":
         out["gpu_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
         out["gpu_peak_reserved_mb"] = round(torch.cuda.max_memory_reserved(device) / 2**20, 1)
