@@ -66,3 +66,55 @@ def test_user_folder_jsonl_and_errors(tmp_path, tokenizer):
         list(resolve_source(str(tmp_path / "bad.jsonl"), "calib").documents())
     with pytest.raises(PrunekitError, match="neither a built-in corpus"):
         resolve_source("klingon", "calib")
+
+
+class _IntTokenizer:
+    """Text is space-separated integers; token id = the integer (doc i holds 1000·i + j)."""
+
+    bos_token_id = None
+
+    def __call__(self, text, add_special_tokens=False):
+        class Out:
+            input_ids = [int(t) for t in text.split()]
+
+        return Out()
+
+
+class _Docs:
+    name = "synthetic"
+
+    def __init__(self, docs):
+        self.docs = docs
+
+    def documents(self):
+        return iter(self.docs)
+
+
+def _docs(n_docs: int, length: int) -> _Docs:
+    return _Docs([" ".join(str(1000 * i + j) for j in range(length)) for i in range(n_docs)])
+
+
+def test_calibration_windows_are_spread_over_many_documents():
+    w = calibration_windows(_docs(20, 300), _IntTokenizer(), 10, 50, seed=0)
+    per_doc = torch.bincount(w.flatten() // 1000, minlength=20)
+    assert (per_doc > 0).sum() == 10  # ten windows, ten files; not the first file's first 500
+    assert per_doc.max() == 50  # no file supplies more than one window's worth
+    assert not torch.equal(w, calibration_windows(_docs(20, 300), _IntTokenizer(), 10, 50, 1))
+
+
+def test_one_long_document_still_fills_every_window_without_reuse():
+    w = calibration_windows(_docs(1, 1000), _IntTokenizer(), 10, 50, seed=0)
+    assert w.shape == (10, 50)
+    assert len(set(w.flatten().tolist())) == 500
+
+
+def test_evaluation_is_fixed_spread_and_covers_everything_when_the_budget_allows():
+    a = evaluation_windows(_docs(5, 120), _IntTokenizer(), 50, max_tokens=10_000)
+    assert a.shape == (12, 50)
+    assert sorted(a.flatten().tolist()) == sorted(
+        1000 * i + j for i in range(5) for j in range(120)
+    )
+    b = evaluation_windows(_docs(5, 100), _IntTokenizer(), 50, max_tokens=150)
+    assert b.shape == (3, 50)
+    assert len(set((b.flatten() // 1000).tolist())) == 3  # three windows from three files
+    assert torch.equal(b, evaluation_windows(_docs(5, 100), _IntTokenizer(), 50, max_tokens=150))

@@ -10,6 +10,7 @@ from prunekit.data.sources import TextSource
 from prunekit.errors import PrunekitError
 
 SEPARATOR = "\n\n"
+EVAL_SEED = 0
 
 
 def adds_bos(tokenizer) -> bool:
@@ -21,14 +22,35 @@ def adds_bos(tokenizer) -> bool:
     return bool(ids) and ids[0] == bos
 
 
-def _token_stream(tokenizer, texts, needed: int) -> list[int]:
-    stream: list[int] = []
+def _spread_stream(
+    tokenizer, docs: list[str], body: int, needed: int, rng: random.Random
+) -> list[int]:
+    """Tokens from many documents: each round takes one unused `body`-sized chunk (in a seeded
+    order) of every document, so no file supplies a second window before all have supplied one.
+
+    Taking the first `needed` tokens of the shuffled documents instead lets one large file (a data
+    table, say) fill the whole calibration or evaluation set.
+    """
     sep = tokenizer(SEPARATOR, add_special_tokens=False).input_ids
-    for text in texts:
-        stream.extend(tokenizer(text, add_special_tokens=False).input_ids)
-        stream.extend(sep)
+    stream: list[int] = []
+    chunks: list[list[list[int]]] = []  # per document, its remaining chunks in the order used
+    for text in docs:  # round 0 tokenizes lazily: usually only a few dozen documents are needed
+        ids = tokenizer(text, add_special_tokens=False).input_ids
+        parts = [ids[i : i + body] for i in range(0, len(ids), body)]
+        rng.shuffle(parts)
+        if parts:
+            stream.extend(parts.pop())
+            stream.extend(sep)
+        chunks.append(parts)
         if len(stream) >= needed:
-            break
+            return stream
+    while any(chunks) and len(stream) < needed:
+        for parts in chunks:
+            if parts:
+                stream.extend(parts.pop())
+                stream.extend(sep)
+                if len(stream) >= needed:
+                    break
     return stream
 
 
@@ -43,7 +65,7 @@ def _windows(stream: list[int], count: int, seq_len: int, bos: int | None) -> to
 def calibration_windows(
     source: TextSource, tokenizer, samples: int, seq_len: int, seed: int
 ) -> torch.Tensor:
-    """`samples` non-overlapping windows of `seq_len` tokens from the documents in a seeded order."""
+    """`samples` non-overlapping windows of `seq_len` tokens spread over the documents (seeded)."""
     if samples < 1 or seq_len < 2:
         raise PrunekitError("need --calib-samples ≥ 1 and --seq-len ≥ 2")
     docs = list(source.documents())
@@ -51,10 +73,11 @@ def calibration_windows(
         raise PrunekitError(
             f"calibration data '{source.name}' is empty; give files with text in them"
         )
-    random.Random(seed).shuffle(docs)
+    rng = random.Random(seed)
+    rng.shuffle(docs)
     bos = tokenizer.bos_token_id if adds_bos(tokenizer) else None
     body = seq_len - (1 if bos is not None else 0)
-    stream = _token_stream(tokenizer, docs, samples * body)
+    stream = _spread_stream(tokenizer, docs, body, samples * body, rng)
     if len(stream) < samples * body:
         have = len(stream) // body
         raise PrunekitError(
@@ -67,10 +90,17 @@ def calibration_windows(
 def evaluation_windows(
     source: TextSource, tokenizer, seq_len: int, max_tokens: int
 ) -> torch.Tensor:
-    """Non-overlapping windows over the documents in file order, up to `max_tokens` tokens."""
+    """Non-overlapping windows spread over the documents, up to `max_tokens` tokens.
+
+    The order is fixed (seed 0, independent of the calibration seed), so every model and run is
+    evaluated on exactly the same tokens; a budget at least the corpus size covers all of it.
+    """
     bos = tokenizer.bos_token_id if adds_bos(tokenizer) else None
     body = seq_len - (1 if bos is not None else 0)
-    stream = _token_stream(tokenizer, source.documents(), max_tokens)
+    rng = random.Random(EVAL_SEED)
+    docs = list(source.documents())
+    rng.shuffle(docs)
+    stream = _spread_stream(tokenizer, docs, body, max_tokens, rng)
     count = min(len(stream), max_tokens) // body
     if count == 0:
         raise PrunekitError(
