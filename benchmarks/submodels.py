@@ -138,7 +138,8 @@ def main() -> None:
         "settings": {
             "model": args.model,
             "calibration": f"{args.samples} × {args.seq_len} tokens per language",
-            "evaluation": f"first {args.eval_tokens} held-out tokens per language, windows of 512",
+            "evaluation": f"{args.eval_tokens} held-out tokens per language, windows of 512 "
+            "spread over the files in a fixed order",
         },
         "sweep": sweep,
         "stream_check": {},
