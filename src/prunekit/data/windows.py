@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
 import torch
 
@@ -22,15 +23,17 @@ def adds_bos(tokenizer) -> bool:
     return bool(ids) and ids[0] == bos
 
 
-def _spread_stream(
-    tokenizer, docs: list[str], body: int, needed: int, rng: random.Random
-) -> list[int]:
-    """Tokens from many documents: each round takes one unused `body`-sized chunk (in a seeded
-    order) of every document, so no file supplies a second window before all have supplied one.
+def _spread_stream(tokenizer, docs: Iterable[str], body: int, needed: int, seed: int) -> list[int]:
+    """Tokens from many documents, visited in a seeded order: each round takes one unused
+    `body`-sized chunk (in a seeded order) of every document, so no file supplies a second window
+    before all have supplied one.
 
     Taking the first `needed` tokens of the shuffled documents instead lets one large file (a data
     table, say) fill the whole calibration or evaluation set.
     """
+    rng = random.Random(seed)
+    docs = list(docs)
+    rng.shuffle(docs)
     sep = tokenizer(SEPARATOR, add_special_tokens=False).input_ids
     stream: list[int] = []
     chunks: list[list[list[int]]] = []  # per document, its remaining chunks in the order used
@@ -73,11 +76,9 @@ def calibration_windows(
         raise PrunekitError(
             f"calibration data '{source.name}' is empty; give files with text in them"
         )
-    rng = random.Random(seed)
-    rng.shuffle(docs)
     bos = tokenizer.bos_token_id if adds_bos(tokenizer) else None
     body = seq_len - (1 if bos is not None else 0)
-    stream = _spread_stream(tokenizer, docs, body, samples * body, rng)
+    stream = _spread_stream(tokenizer, docs, body, samples * body, seed)
     if len(stream) < samples * body:
         have = len(stream) // body
         raise PrunekitError(
@@ -97,10 +98,7 @@ def evaluation_windows(
     """
     bos = tokenizer.bos_token_id if adds_bos(tokenizer) else None
     body = seq_len - (1 if bos is not None else 0)
-    rng = random.Random(EVAL_SEED)
-    docs = list(source.documents())
-    rng.shuffle(docs)
-    stream = _spread_stream(tokenizer, docs, body, max_tokens, rng)
+    stream = _spread_stream(tokenizer, source.documents(), body, max_tokens, EVAL_SEED)
     count = min(len(stream), max_tokens) // body
     if count == 0:
         raise PrunekitError(
