@@ -40,8 +40,8 @@ def main() -> None:
         default="reuse",
         choices=["reuse", "search"],
         help="reuse: SparseGPT+NeuroAL takes the block λ chosen by the Wanda+NeuroAL run at the "
-        "same sparsity (SparseGPT's own default search is that same Wanda-mask block step); "
-        "search: run the search again",
+        "same sparsity and searches only {0, Wanda's row λ} for the row step (SparseGPT's own "
+        "default search uses those same Wanda masks); search: run the whole search again",
     )
     args = p.parse_args()
     if args.render_only:
@@ -111,9 +111,9 @@ def one_run(lm, windows, args, method: str, s: float, alloc: str, rows: list[dic
     if alloc == "neuroal":
         opts = {"samples": args.neuroal_samples, "grid": args.neuroal_grid}
         if method == "sparsegpt" and args.sparsegpt_neuroal == "reuse":
-            reused = next(
+            wanda = next(
                 (
-                    r["block_lambda"]
+                    r
                     for r in rows[1:]
                     if r["method"] == "wanda"
                     and r["allocation"] == "neuroal"
@@ -121,8 +121,11 @@ def one_run(lm, windows, args, method: str, s: float, alloc: str, rows: list[dic
                 ),
                 None,
             )
-            if reused is not None:
+            if wanda is not None:
+                reused = wanda["block_lambda"]
                 opts["block_lambda"] = reused
+                row_lam = wanda.get("row_lambda")
+                opts["row_lambdas"] = sorted({0.0, row_lam}) if row_lam is not None else [0.0]
     t0, c0 = time.perf_counter(), time.process_time()
     result = prunekit.prune(
         lm.model,
@@ -240,7 +243,7 @@ def render(meta: dict, rows: list[dict]) -> str:
             row_lam = r["row_lambda"] if r["row_lambda"] is not None else "—"
             lam = f"{r['block_lambda']} / {row_lam}"
             if r["block_lambda_reused_from_wanda"]:
-                lam += " (block λ from the Wanda search)"
+                lam += " (block λ from the Wanda search, row λ of {0, Wanda's})"
         x = f"{r['x_plain_wanda']:.2f}" if r.get("x_plain_wanda") else "—"
         cpu = f"{r['cpu_s']:.1f}" if "cpu_s" in r else "—"
         xc = f"{r['x_plain_wanda_cpu']:.2f}" if r.get("x_plain_wanda_cpu") else "—"

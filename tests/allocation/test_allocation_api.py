@@ -8,12 +8,21 @@ import pytest
 import torch
 
 from conftest import tiny_model
-from prunekit.allocation.neuroal import BLOCK_GRID, COARSE_BLOCK_GRID, COARSE_ROW_GRID, ROW_GRID
+from prunekit.allocation.alignment import alignment_objective, ranked_prune, score_ranks
+from prunekit.allocation.neuroal import (
+    BLOCK_GRID,
+    COARSE_BLOCK_GRID,
+    COARSE_ROW_GRID,
+    ROW_GRID,
+    _head_dim,
+    row_plan,
+)
+from prunekit.allocation.plan import layer_shapes, make_plan
 from prunekit.api import prune
 from prunekit.errors import PrunekitError
 from prunekit.methods.oneshot import prune_model
 from prunekit.methods.patterns import UNSTRUCTURED
-from prunekit.methods.pruners import Wanda
+from prunekit.methods.pruners import SparseGPT, Wanda
 from prunekit.models.adapters import adapter_for
 from prunekit.reports.allocation_plots import write_allocation_plots
 
@@ -58,7 +67,10 @@ def test_every_allocation_hits_an_awkward_target(method, allocation):
     if allocation != "uniform":
         assert max(rep["allocation"]["block_sparsity"]) > min(rep["allocation"]["block_sparsity"])
     if allocation == "neuroal" and method == "sparsegpt":
-        assert rep["allocation"]["search"]["row_step"].startswith("skipped")
+        assert [c["lambda"] for c in rep["allocation"]["search"]["row_step"]["candidates"]] == [
+            0.0,
+            0.1,
+        ]
         assert rep["allocation"]["search"]["search_method"] == "wanda"
 
 
@@ -115,8 +127,19 @@ def test_nm_with_uniform_allocation_still_works():
     assert rep["sparsity"]["achieved"] == pytest.approx(0.5)
 
 
+def test_a_given_block_lambda_with_the_row_step_evaluates_it_once_for_the_row_deltas():
+    opts = {"block_lambda": 0.1, "samples": 4, "row_lambdas": [0.0, 0.3]}
+    rep = run(
+        method="sparsegpt", sparsity=0.6, allocation="neuroal", allocation_options=opts
+    ).report
+    search = rep["allocation"]["search"]
+    assert [c["lambda"] for c in search["block_step"]["candidates"]] == [0.1]
+    assert [c["lambda"] for c in search["row_step"]["candidates"]] == [0.0, 0.3]
+    assert abs(rep["sparsity"]["achieved"] - 0.6) < 1e-3
+
+
 def test_a_given_block_lambda_skips_the_search_for_sparsegpt():
-    opts = {"block_lambda": 0.1, "samples": 4}
+    opts = {"block_lambda": 0.1, "samples": 4, "row_step": False}
     rep = run(
         method="sparsegpt", sparsity=0.6, allocation="neuroal", allocation_options=opts
     ).report
@@ -155,3 +178,28 @@ def test_coarse_grid_searches_exactly_its_candidates_and_records_the_grid():
     assert [c["lambda"] for c in search["block_step"]["candidates"]] == list(COARSE_BLOCK_GRID)
     assert [c["lambda"] for c in search["row_step"]["candidates"]] == list(COARSE_ROW_GRID)
     assert abs(rep["sparsity"]["achieved"] - 0.6) < 1e-3
+
+
+def test_sparsegpt_honours_the_row_step_per_row_counts_exactly():
+    """Row targets from the row step (δ from a real alignment pass) reach SparseGPT's masks exactly."""
+    model = tiny_model("qwen2")
+    adapter = adapter_for(model)
+    shapes = layer_shapes(model, adapter)
+    blocks = torch.linspace(0.5, 0.7, 1 + max(s.block for s in shapes.values())).double()
+    ranks = score_ranks(model, adapter, Wanda(), [IDS[:4]])
+    dense_plan = make_plan(shapes, blocks, row_wise=False)
+    res = alignment_objective(model, adapter, ranked_prune(ranks, dense_plan.target), [IDS[:4]])
+    plan = row_plan(shapes, blocks, res.deltas, 0.2, _head_dim(model), row_wise=False)
+    assert plan.rows and not all(k in plan.rows for k in shapes)  # rows only where δ exists
+    batches = list(IDS.split(4))
+    records = prune_model(model, adapter, SparseGPT(), plan.target, UNSTRUCTURED, batches)
+    layers = {
+        f"layers.{i}.{n}": lin
+        for i, b in enumerate(adapter.layers(model))
+        for n, lin in adapter.linears(b).items()
+    }
+    for key, rows in plan.rows.items():
+        assert rows.std() > 0, key
+        zeros = (layers[key].weight == 0).sum(1)
+        assert torch.equal(zeros, torch.round(rows * shapes[key].d_in).long()), key
+    assert set(records) == set(shapes)

@@ -111,3 +111,6 @@ def test_plan_global_sparsity_matches_the_target_exactly_in_weights():
     assert plan.target(1, "a", torch.empty(7, 11)) is plan.rows["layers.1.a"]
     floats = make_plan(shapes, [0.4, 0.73], row_wise=False)
     assert floats.target(1, "b", torch.empty(5, 13)) == 0.73
+    mixed = make_plan(shapes, [0.4, 0.73], {"layers.1.a": torch.linspace(0.5, 0.96, 7)}, False)
+    assert torch.equal(mixed.target(1, "a", torch.empty(7, 11)), plan.rows["layers.1.a"])
+    assert mixed.target(0, "a", torch.empty(7, 11)) == 0.4  # SparseGPT keeps its tile-wide choice

@@ -6,7 +6,7 @@ import torch
 from prunekit.methods.masks import nm_mask, row_mask
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.scores import magnitude_scores, wanda_scores
-from prunekit.methods.sparsegpt import sparsegpt_prune
+from prunekit.methods.sparsegpt import sparsegpt_prune, tile_counts
 
 
 def correlated_inputs(n: int, d: int, seed: int) -> torch.Tensor:
@@ -89,3 +89,30 @@ def test_sparsegpt_per_row_sparsity():
     s = torch.tensor([0.25, 0.5, 0.5, 0.75])
     _, mask = sparsegpt_prune(w, 2 * x.T @ x / 128, s, Pattern(), blocksize=8)
     assert mask.sum(1).tolist() == [4, 8, 8, 12]
+
+
+@pytest.mark.parametrize("blocksize", [3, 8, 64])
+def test_sparsegpt_awkward_per_row_targets_are_exact_across_column_tiles(blocksize):
+    """Per-tile ⌊128·s_r⌋ would lose up to one weight per row per tile; counts must be exact."""
+    x = correlated_inputs(128, 20, 7)
+    w = torch.randn(5, 20)
+    k = torch.tensor([3, 7, 11, 13, 19])
+    _, mask = sparsegpt_prune(w, 2 * x.T @ x / 128, k / 20, Pattern(), blocksize=blocksize)
+    assert mask.sum(1).tolist() == k.tolist()
+    for i1 in range(0, 20, blocksize):  # spread evenly: each tile within one of its pro-rata share
+        i2 = min(i1 + blocksize, 20)
+        share = k * (i2 - i1) / 20
+        assert ((mask[:, i1:i2].sum(1) - share).abs() < 1).all()
+
+
+def test_tile_counts_add_up_to_the_row_count_for_any_tiling():
+    g = torch.Generator().manual_seed(0)
+    for d_in in (1, 7, 20, 129):
+        counts = torch.randint(0, d_in + 1, (50,), generator=g)
+        for blocksize in (1, 3, 8, 128):
+            tiles = [
+                tile_counts(counts, i, min(i + blocksize, d_in), d_in)
+                for i in range(0, d_in, blocksize)
+            ]
+            assert torch.equal(sum(tiles), counts)
+            assert all(((t >= 0) & (t <= min(blocksize, d_in))).all() for t in tiles)

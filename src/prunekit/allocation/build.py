@@ -148,7 +148,7 @@ def _neuroal(
         sub,
         device,
         progress,
-        row_step=bool(options["row_step"]) and row_wise,
+        row_step=bool(options["row_step"]),
         row_wise=row_wise,
         bound=bool(options["bound"]),
         fast_masks=bool(options["fast_masks"]),
@@ -156,6 +156,4 @@ def _neuroal(
     )
     log["search_method"] = method
     log["grid"] = options["grid"]
-    if not row_wise and options["row_step"]:
-        log["row_step"] = "skipped: SparseGPT picks its mask jointly over rows (block step only)"
     return plan, log

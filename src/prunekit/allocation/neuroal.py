@@ -88,6 +88,7 @@ def row_plan(
     deltas: dict[str, torch.Tensor],
     lam: float,
     head_dim: int | None,
+    row_wise: bool = True,
 ) -> AllocationPlan:
     """Per-row sparsities from the consumer-layer δ (last block and down_proj keep the block value)."""
     last = max(s.block for s in shapes.values())
@@ -100,7 +101,7 @@ def row_plan(
         folded = None if delta is None else fold_to_rows(delta, s.d_out, head_dim)
         if folded is not None:
             rows[key] = row_sparsity(folded, float(blocks[s.block]), lam)
-    return make_plan(shapes, blocks, rows, row_wise=True)
+    return make_plan(shapes, blocks, rows, row_wise=row_wise)
 
 
 @dataclass
@@ -207,7 +208,7 @@ def neuroal_search(
                 row_log.add(0.0, best_res, "block-step result")
                 bar.update()
                 continue
-            candidate = row_plan(shapes, blocks, best_res.deltas, lam, head_dim)
+            candidate = row_plan(shapes, blocks, best_res.deltas, lam, head_dim, row_wise)
             res = evaluate(candidate, best, f"row λ={lam}")
             row_log.add(lam, res)
             if res.complete and res.objective < best:

@@ -93,17 +93,18 @@ def make_plan(
 ) -> AllocationPlan:
     """Plan from per-block sparsities and optional per-row overrides.
 
-    Row-wise pruners (magnitude, Wanda) get exact integer row counts; SparseGPT chooses its mask
-    jointly over rows, so it gets the layer value as a float.
+    Row-wise pruners (magnitude, Wanda) get exact integer row counts everywhere. SparseGPT
+    (`row_wise=False`) chooses its mask jointly over the rows of a column tile, so it gets the layer
+    value as a float, except for the layers given per-row values, which get exact row counts.
     """
     row_sparsity = row_sparsity or {}
     layer, rows = {}, {}
     for key, s in shapes.items():
         s_layer = float(block_sparsity[s.block])
-        if not row_wise:
+        r = row_sparsity.get(key)
+        if r is None and not row_wise:
             layer[key] = s_layer
             continue
-        r = row_sparsity.get(key)
         r = torch.full((s.d_out,), s_layer, dtype=torch.float64) if r is None else r
         rows[key] = exact_row_targets(r, s.d_in)
         layer[key] = float(rows[key].mean())

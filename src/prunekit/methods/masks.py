@@ -18,7 +18,13 @@ def row_prune_counts(d_in: int, sparsity: float | torch.Tensor, d_out: int) -> t
 def row_mask(scores: torch.Tensor, sparsity: float | torch.Tensor) -> torch.Tensor:
     """Prune the ⌊d_in·s_r⌋ lowest scores of every row r (Wanda's per-output comparison group)."""
     d_out, d_in = scores.shape
-    counts = row_prune_counts(d_in, sparsity, d_out).to(scores.device)
+    return lowest_per_row(scores, row_prune_counts(d_in, sparsity, d_out))
+
+
+def lowest_per_row(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Prune the `counts[r]` lowest scores of every row r."""
+    d_in = scores.shape[1]
+    counts = counts.to(scores.device)
     mask = torch.zeros_like(scores, dtype=torch.bool)
     k = int(counts[0])
     if bool((counts == k).all()):  # one count for all rows: top-k is much cheaper than a sort

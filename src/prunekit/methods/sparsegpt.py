@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.methods.masks import nm_mask, row_mask
+from prunekit.methods.masks import lowest_per_row, nm_mask, row_prune_counts
 from prunekit.methods.patterns import UNSTRUCTURED, Pattern
 
 
@@ -23,10 +23,21 @@ def _inverse_cholesky(hessian: torch.Tensor, percdamp: float) -> torch.Tensor:
     raise RuntimeError("Hessian is not positive definite even with heavy damping")
 
 
-def _block_mask(scores: torch.Tensor, sparsity: float | torch.Tensor) -> torch.Tensor:
-    """Scalar sparsity: the lowest share of the whole block (adaptive across rows); per-row: per row."""
-    if isinstance(sparsity, torch.Tensor) and sparsity.numel() > 1:
-        return row_mask(scores, sparsity)
+def tile_counts(counts: torch.Tensor, i1: int, i2: int, d_in: int) -> torch.Tensor:
+    """Weights row r prunes in columns [i1, i2): ⌊k_r·i2/d_in⌋ − ⌊k_r·i1/d_in⌋.
+
+    The tiles of a row add up to exactly k_r (the sum telescopes), spread evenly over the row.
+    """
+    return counts * i2 // d_in - counts * i1 // d_in
+
+
+def _block_mask(
+    scores: torch.Tensor, sparsity: float, counts: torch.Tensor | None, i1: int, i2: int, d_in: int
+) -> torch.Tensor:
+    """Per-row counts: each row's share of this tile; scalar: the lowest share of the whole tile
+    (SparseGPT's own choice, adaptive across rows)."""
+    if counts is not None:
+        return lowest_per_row(scores, tile_counts(counts, i1, i2, d_in))
     k = int(scores.numel() * float(sparsity) + 1e-9)
     mask = torch.zeros(scores.numel(), dtype=torch.bool, device=scores.device)
     if k:
@@ -51,8 +62,9 @@ def sparsegpt_prune(
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
     Hinv = _inverse_cholesky(H, percdamp)
-    if isinstance(sparsity, torch.Tensor):
-        sparsity = sparsity.to(W.device)
+    counts = None  # per-row sparsity: exact per-row counts, as Wanda's masks have
+    if isinstance(sparsity, torch.Tensor) and sparsity.numel() > 1:
+        counts = row_prune_counts(d_in, sparsity, d_out).to(W.device)
     mask = torch.zeros_like(W, dtype=torch.bool)
     for i1 in range(0, d_in, blocksize):
         i2 = min(i1 + blocksize, d_in)
@@ -64,7 +76,7 @@ def sparsegpt_prune(
         if pattern.is_nm:
             mask1 = torch.zeros_like(W1, dtype=torch.bool)
         else:
-            mask1 = _block_mask(W1.pow(2) / diag.pow(2)[None, :], sparsity)
+            mask1 = _block_mask(W1.pow(2) / diag.pow(2)[None, :], sparsity, counts, i1, i2, d_in)
         for i in range(i2 - i1):
             if pattern.is_nm and i % pattern.m == 0:
                 cols = slice(i, i + pattern.m)
