@@ -43,6 +43,13 @@ def main() -> None:
         "same sparsity and searches only {0, Wanda's row λ} for the row step (SparseGPT's own "
         "default search uses those same Wanda masks); search: run the whole search again",
     )
+    p.add_argument(
+        "--lambdas-from",
+        type=Path,
+        default=None,
+        help="an earlier allocation_<model>.json whose Wanda+NeuroAL λs `reuse` may take "
+        "(to re-run SparseGPT rows without repeating the Wanda search)",
+    )
     args = p.parse_args()
     if args.render_only:
         stem = RESULTS / f"allocation_{args.model}{args.tag}"
@@ -85,12 +92,16 @@ def main() -> None:
         "versions": versions(),
         "command": " ".join(sys.argv),
     }
+    earlier = []
+    if args.lambdas_from:
+        earlier = json.loads(args.lambdas_from.read_text())["rows"][1:]
+        meta["lambdas_from"] = str(args.lambdas_from)
     # sparsity-major, so each sparsity's comparison is complete before the next starts
     for s in (float(v) for v in args.sparsities.split(",")):
         for method in args.methods.split(","):
             for alloc in args.allocations.split(","):
                 lm.model.load_state_dict(dense)
-                rows.append(one_run(lm, windows, args, method, s, alloc, rows))
+                rows.append(one_run(lm, windows, args, method, s, alloc, rows + earlier))
                 rows[-1]["ppl"] = ppl()["ppl"]
                 r = rows[-1]
                 print(
