@@ -43,3 +43,34 @@ def test_collected_statistics_match_direct_computation(tiny_llama):
     assert s.tokens == 32
     torch.testing.assert_close(s.sq_sum, x.pow(2).sum(0), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(s.hessian, 2 * x.T @ x / 32, rtol=1e-5, atol=1e-5)
+
+
+def test_passing_on_the_collected_outputs_is_exact_and_saves_one_forward_per_block(tiny_llama):
+    """A statistics-only method reuses its collect pass as the block output: same logits, less work."""
+    model = tiny_llama
+    adapter = adapter_for(model)
+    batches = [torch.randint(0, 128, (2, 16)), torch.randint(0, 128, (1, 16))]
+    calls = []
+    handles = [
+        layer.register_forward_hook(lambda *_a, i=i: calls.append(i))
+        for i, layer in enumerate(adapter.layers(model))
+    ]
+
+    def run(reuse: bool) -> list[torch.Tensor]:
+        def block_fn(ctx):
+            ctx.collect({SQ_NORM})
+            if reuse:
+                ctx.outputs = ctx.collected
+
+        calls.clear()
+        engine = LayerwiseEngine(model, adapter, batches, progress=False)
+        return engine.logits(engine.run(block_fn))
+
+    recomputed, n_recomputed = run(False), len(calls)
+    reused, n_reused = run(True), len(calls)
+    for h in handles:
+        h.remove()
+    assert n_recomputed - n_reused == len(adapter.layers(model)) * len(batches)
+    for got, again, batch in zip(reused, recomputed, batches):
+        torch.testing.assert_close(got, model(batch).logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(got, again, rtol=0, atol=0)

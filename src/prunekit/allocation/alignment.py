@@ -137,6 +137,7 @@ def score_ranks(
         for n, lin in ctx.linears.items():
             scores = pruner.scores(lin.weight, stats.get(n))
             ranks[f"layers.{ctx.index}.{n}"] = row_ranks(scores).cpu()
+        ctx.outputs = ctx.collected  # the dense stream; None (recomputed) if nothing was collected
 
     LayerwiseEngine(model, adapter, batches, device, progress, desc="search scores").run(block_fn)
     return ranks

@@ -50,6 +50,7 @@ def owl_outlier_ratios(
         stats = ctx.collect({SQ_NORM})
         scores = [wanda_scores(lin.weight, stats[n].act_norm) for n, lin in ctx.linears.items()]
         ratios.append(outlier_ratio(scores, m))
+        ctx.outputs = ctx.collected  # nothing edited: no second forward
 
     LayerwiseEngine(model, adapter, batches, device, progress, desc="OWL outlier ratios").run(
         block_fn

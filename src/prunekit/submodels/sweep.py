@@ -118,6 +118,7 @@ def collect_stats(
     def block_fn(ctx: BlockContext) -> None:
         for name, s in ctx.collect(needs).items():
             stats[f"layers.{ctx.index}.{name}"] = s
+        ctx.outputs = ctx.collected  # the dense stream: nothing edited
 
     LayerwiseEngine(model, adapter, batches, device, progress, desc=desc).run(block_fn)
     return stats
