@@ -76,7 +76,14 @@ def main() -> None:
 
     t0 = time.perf_counter()
     base = ppl()
-    rows: list[dict] = [{"method": "dense", "ppl": base["ppl"], "eval_s": time.perf_counter() - t0}]
+    rows: list[dict] = [
+        {
+            "method": "dense",
+            "ppl": base["ppl"],
+            "window_nll": base["window_nll"],
+            "eval_s": time.perf_counter() - t0,
+        }
+    ]
     print(f"dense ppl {base['ppl']:.3f} on {base['tokens']} tokens", file=sys.stderr, flush=True)
     meta = {
         "model": args.model,
@@ -102,7 +109,9 @@ def main() -> None:
             for alloc in args.allocations.split(","):
                 lm.model.load_state_dict(dense)
                 rows.append(one_run(lm, windows, args, method, s, alloc, rows + earlier))
-                rows[-1]["ppl"] = ppl()["ppl"]
+                held_out = ppl()
+                rows[-1]["ppl"] = held_out["ppl"]
+                rows[-1]["window_nll"] = held_out["window_nll"]
                 r = rows[-1]
                 print(
                     f"{method} {alloc} s={s}: ppl {r['ppl']:.3f} run {r['run_s']:.1f}s "
@@ -186,6 +195,8 @@ def one_run(lm, windows, args, method: str, s: float, alloc: str, rows: list[dic
 
 def write(args: argparse.Namespace, meta: dict, rows: list[dict], final: bool = False) -> None:
     """(Re)write json/md/png after every run, so a cut-short benchmark keeps what it measured."""
+    from prunekit.evaluation.perplexity import paired_nll_difference
+
     for r in rows[1:]:
         plain = next(
             (
@@ -198,6 +209,23 @@ def write(args: argparse.Namespace, meta: dict, rows: list[dict], final: bool = 
             None,
         )
         r["x_plain_wanda"] = r["run_s"] / plain["run_s"] if plain else None
+        uniform = next(
+            (
+                x
+                for x in rows[1:]
+                if x["method"] == r["method"]
+                and x["allocation"] == "uniform"
+                and x["sparsity"] == r["sparsity"]
+            ),
+            None,
+        )
+        if (
+            r["allocation"] != "uniform"
+            and uniform
+            and "window_nll" in r
+            and "window_nll" in uniform
+        ):
+            r["vs_uniform"] = paired_nll_difference(r["window_nll"], uniform["window_nll"])
         if plain and "cpu_s" in r and "cpu_s" in plain:
             r["x_plain_wanda_cpu"] = r["cpu_s"] / plain["cpu_s"]
     RESULTS.mkdir(exist_ok=True)
@@ -245,8 +273,8 @@ def render(meta: dict, rows: list[dict]) -> str:
         "",
         "| method | sparsity | allocation | ppl (python) | achieved | run time (s) | "
         "of which allocation (s) | × plain Wanda (wall) | CPU time (s) | × plain Wanda (CPU) | "
-        "NeuroAL λ (block / row) | block sparsity range |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "NeuroAL λ (block / row) | block sparsity range | ppl vs uniform (paired, ± 2 s.e.) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows[1:]:
         lam = "—"
@@ -263,9 +291,26 @@ def render(meta: dict, rows: list[dict]) -> str:
             f"| {r['method']} | {r['sparsity']:.2f} | {r['allocation']} | {r['ppl']:.3f} | "
             f"{r['achieved']:.4f} | {r['run_s']:.1f} | {r['allocation_s']:.1f} | {x} | {cpu} | {xc} | "
             f"{lam} | "
-            f"{lo:.3f}–{hi:.3f} |"
+            f"{lo:.3f}–{hi:.3f} | {_vs_uniform(r)} |"
         )
+    lines += [
+        "",
+        "ppl vs uniform: the same scorer's uniform run on the same held-out windows; the change in "
+        "perplexity from the mean per-window NLL difference d, as exp(d) − 1, ± 2 standard errors "
+        "of d. A change inside its ± is not distinguishable from uniform on these windows.",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _vs_uniform(r: dict) -> str:
+    import math
+
+    v = r.get("vs_uniform")
+    if not v:
+        return "—"
+    change, band = math.expm1(v["mean"]) * 100, 2 * v["se"] * 100
+    verdict = "" if abs(v["mean"]) >= 2 * v["se"] else " (n.s.)"
+    return f"{change:+.1f}% ± {band:.1f}%{verdict}"
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from prunekit.models.adapters import DecoderAdapter
 
 
 @torch.no_grad()
-def window_nll(model: nn.Module, adapter: DecoderAdapter, ids: torch.Tensor) -> tuple[float, int]:
-    """Summed next-token negative log-likelihood of a batch of windows, and the tokens scored."""
+def window_nll(model: nn.Module, adapter: DecoderAdapter, ids: torch.Tensor) -> list[float]:
+    """Summed next-token negative log-likelihood of each window in a batch."""
     decoder = adapter.decoder(model)
     hidden = decoder(input_ids=ids, use_cache=False).last_hidden_state
     head = adapter.lm_head(model)
@@ -23,13 +23,13 @@ def window_nll(model: nn.Module, adapter: DecoderAdapter, ids: torch.Tensor) -> 
         if adapter.final_softcap_attr
         else None
     )
-    total = 0.0
+    sums = []
     for row in range(ids.shape[0]):  # one window at a time keeps the vocab-sized logits small
         logits = head(hidden[row, :-1]).float()
         if cap:
             logits = torch.tanh(logits / cap) * cap
-        total += float(F.cross_entropy(logits, ids[row, 1:], reduction="sum"))
-    return total, ids.shape[0] * (ids.shape[1] - 1)
+        sums.append(float(F.cross_entropy(logits, ids[row, 1:], reduction="sum")))
+    return sums
 
 
 def perplexity(
@@ -41,19 +41,30 @@ def perplexity(
     progress: bool = True,
     desc: str = "perplexity",
 ) -> dict:
-    """exp(mean NLL) over all windows; also the token count and window length for the report."""
-    nll, tokens = 0.0, 0
+    """exp(mean NLL) over all windows; also the token count, window length and each window's mean
+    NLL (for paired comparisons of two models on the same windows: `paired_nll_difference`)."""
+    sums: list[float] = []
     starts = range(0, windows.shape[0], batch_size)
     for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
-        part_nll, part_tokens = window_nll(
-            model, adapter, windows[start : start + batch_size].to(device)
-        )
-        nll += part_nll
-        tokens += part_tokens
+        sums += window_nll(model, adapter, windows[start : start + batch_size].to(device))
+    per_window = windows.shape[1] - 1
+    tokens = per_window * len(sums)
     return {
-        "ppl": math.exp(nll / tokens),
-        "nll": nll / tokens,
+        "ppl": math.exp(sum(sums) / tokens),
+        "nll": sum(sums) / tokens,
         "tokens": tokens,
         "windows": int(windows.shape[0]),
         "seq_len": int(windows.shape[1]),
+        "window_nll": [s / per_window for s in sums],
     }
+
+
+def paired_nll_difference(a: list[float], b: list[float]) -> dict:
+    """Mean per-window NLL difference a − b and its standard error (same windows, paired).
+
+    |mean| < 2·se means the two perplexities are not distinguishable on this many windows.
+    """
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError("paired comparison needs the same ≥ 2 windows for both models")
+    d = torch.tensor(a, dtype=torch.float64) - torch.tensor(b, dtype=torch.float64)
+    return {"mean": float(d.mean()), "se": float(d.std() / math.sqrt(len(d))), "windows": len(d)}
