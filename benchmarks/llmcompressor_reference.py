@@ -138,7 +138,9 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"llmcompressor_{args.model}"
-    stem.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    stem.parent / (stem.name + ".json").write_text(
+        json.dumps({"meta": meta, "rows": rows}, indent=2)
+    )
     lines = [
         f"# llm-compressor reference on `{args.model}`",
         "",
@@ -157,7 +159,7 @@ def main() -> None:
                 f"| {r['method']} | {r['pattern']} | {r['ppl']:.3f} | {r['prune_s']:.1f} | {r['peak_rss_mb']:.0f} |"
             )
     md = "\n".join(lines) + "\n"
-    stem.with_suffix(".md").write_text(md)
+    stem.parent / (stem.name + ".md").write_text(md)
     print(md)
 
 
