@@ -53,7 +53,7 @@ def main() -> None:
     args = p.parse_args()
     if args.render_only:
         stem = RESULTS / f"allocation_{args.model}{args.tag}"
-        data = json.loads(stem.parent / (stem.name + ".json").read_text())
+        data = json.loads(Path(f"{stem}.json").read_text())
         write(args, data["meta"], data["rows"], final=data["meta"]["complete"])
         return
 
@@ -231,15 +231,13 @@ def write(args: argparse.Namespace, meta: dict, rows: list[dict], final: bool = 
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"allocation_{args.model}{args.tag}"
     meta["complete"] = final
-    stem.parent / (stem.name + ".json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=2)
-    )
+    Path(f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     md = render(meta, rows)
-    stem.parent / (stem.name + ".md").write_text(md)
+    Path(f"{stem}.md").write_text(md)
     from prunekit.reports.allocation_plots import plot_ppl_vs_sparsity, write_allocation_plots
 
     title = f"{args.model}: allocation × method"
-    plot_ppl_vs_sparsity(rows[1:], title, stem.parent / (stem.name + ".png"), dense=rows[0]["ppl"])
+    plot_ppl_vs_sparsity(rows[1:], title, Path(f"{stem}.png"), dense=rows[0]["ppl"])
     searched = [r for r in rows[1:] if r["allocation"] == "neuroal" and r.get("candidates")]
     if searched:  # the NeuroAL search at the highest sparsity: objective vs λ, blocks, rows
         r = max(searched, key=lambda r: r["sparsity"])

@@ -138,9 +138,7 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"llmcompressor_{args.model}"
-    stem.parent / (stem.name + ".json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=2)
-    )
+    Path(f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     lines = [
         f"# llm-compressor reference on `{args.model}`",
         "",
@@ -159,7 +157,7 @@ def main() -> None:
                 f"| {r['method']} | {r['pattern']} | {r['ppl']:.3f} | {r['prune_s']:.1f} | {r['peak_rss_mb']:.0f} |"
             )
     md = "\n".join(lines) + "\n"
-    stem.parent / (stem.name + ".md").write_text(md)
+    Path(f"{stem}.md").write_text(md)
     print(md)
 
 
