@@ -234,10 +234,15 @@ def write(args: argparse.Namespace, meta: dict, rows: list[dict], final: bool = 
     Path(f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     md = render(meta, rows)
     Path(f"{stem}.md").write_text(md)
-    from prunekit.reports.allocation_plots import plot_ppl_vs_sparsity, write_allocation_plots
+    from prunekit.reports.allocation_plots import (
+        plot_block_profiles,
+        plot_ppl_vs_sparsity,
+        write_allocation_plots,
+    )
 
     title = f"{args.model}: allocation × method"
     plot_ppl_vs_sparsity(rows[1:], title, Path(f"{stem}.png"), dense=rows[0]["ppl"])
+    plot_block_profiles(rows[1:], args.model, Path(f"{stem}_blocks.png"))
     searched = [r for r in rows[1:] if r["allocation"] == "neuroal" and r.get("candidates")]
     if searched:  # the NeuroAL search at the highest sparsity: objective vs λ, blocks, rows
         r = max(searched, key=lambda r: r["sparsity"])

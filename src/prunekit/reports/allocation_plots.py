@@ -1,7 +1,7 @@
 """Plots of an allocation, rendered from the report's `allocation` section (data first).
 
 Panels: NeuroAL objective vs λ (block and row steps), planned sparsity per block, and the
-distribution of row sparsities. Also the benchmark's perplexity-vs-sparsity figure.
+distribution of row sparsities. Also the benchmark's perplexity-vs-sparsity and per-block figures.
 """
 
 from __future__ import annotations
@@ -102,6 +102,37 @@ def plot_ppl_vs_sparsity(
     ax.set_ylabel("held-out Python perplexity")
     ax.set_title(title)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_block_profiles(rows: list[dict], title: str, path: str | Path) -> Path | None:
+    """Per-block sparsity of every allocation (one panel per sparsity), with OWL's outlier ratio
+    on a second axis: shows whether OWL and NeuroAL move the same blocks the same way."""
+    levels = sorted({r["sparsity"] for r in rows if r["allocation"] != "uniform"}, reverse=True)
+    if not levels:
+        return None
+    fig, axes = plt.subplots(1, len(levels), figsize=(5 * len(levels), 3.8), squeeze=False)
+    styles = {"uniform": "k:", "owl": "s-", "neuroal": "^-"}
+    for ax, s in zip(axes[0], levels):
+        outliers = None
+        for r in rows:
+            if r["sparsity"] != s or r["method"] != "wanda":
+                continue
+            ax.plot(
+                r["block_sparsity"], styles.get(r["allocation"], "o-"), ms=3, label=r["allocation"]
+            )
+            outliers = r.get("outlier_ratio", outliers)
+        ax.set_xlabel("block")
+        ax.set_ylabel("sparsity (Wanda runs)")
+        ax.set_title(f"{title}, s = {s:.2f}")
+        if outliers:
+            twin = ax.twinx()
+            twin.plot([100 * o for o in outliers], color="tab:gray", alpha=0.6, lw=1)
+            twin.set_ylabel("OWL outlier ratio (%, grey)")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
