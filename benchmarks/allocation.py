@@ -278,7 +278,7 @@ def render(meta: dict, rows: list[dict]) -> str:
         "",
         "| method | sparsity | allocation | ppl (python) | achieved | run time (s) | "
         "of which allocation (s) | × plain Wanda (wall) | CPU time (s) | × plain Wanda (CPU) | "
-        "NeuroAL λ (block / row) | block sparsity range | ppl vs uniform (paired, ± 2 s.e.) |",
+        "NeuroAL λ (block / row) | block sparsity range | ppl vs uniform (paired, ±2 s.e. interval) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows[1:]:
@@ -301,8 +301,9 @@ def render(meta: dict, rows: list[dict]) -> str:
     lines += [
         "",
         "ppl vs uniform: the same scorer's uniform run on the same held-out windows; the change in "
-        "perplexity from the mean per-window NLL difference d, as exp(d) − 1, ± 2 standard errors "
-        "of d. A change inside its ± is not distinguishable from uniform on these windows.",
+        "perplexity from the mean per-window NLL difference d, as exp(d) − 1, and in brackets "
+        "exp(d ± 2 s.e.) − 1. An interval that contains 0 (n.s.) is not distinguishable from "
+        "uniform on these windows.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -313,9 +314,9 @@ def _vs_uniform(r: dict) -> str:
     v = r.get("vs_uniform")
     if not v:
         return "—"
-    change, band = math.expm1(v["mean"]) * 100, 2 * v["se"] * 100
+    lo, mid, hi = (100 * math.expm1(v["mean"] + k * 2 * v["se"]) for k in (-1, 0, 1))
     verdict = "" if abs(v["mean"]) >= 2 * v["se"] else " (n.s.)"
-    return f"{change:+.1f}% ± {band:.1f}%{verdict}"
+    return f"{mid:+.1f}% [{lo:+.1f}, {hi:+.1f}]{verdict}"
 
 
 if __name__ == "__main__":
