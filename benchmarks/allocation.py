@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -131,16 +132,7 @@ def one_run(lm, windows, args, method: str, s: float, alloc: str, rows: list[dic
     if alloc == "neuroal":
         opts = {"samples": args.neuroal_samples, "grid": args.neuroal_grid}
         if method == "sparsegpt" and args.sparsegpt_neuroal == "reuse":
-            wanda = next(
-                (
-                    r
-                    for r in rows[1:]
-                    if r["method"] == "wanda"
-                    and r["allocation"] == "neuroal"
-                    and r["sparsity"] == s
-                ),
-                None,
-            )
+            wanda = _find(rows, "wanda", "neuroal", s)
             if wanda is not None:
                 reused = wanda["block_lambda"]
                 opts["block_lambda"] = reused
@@ -193,32 +185,26 @@ def one_run(lm, windows, args, method: str, s: float, alloc: str, rows: list[dic
     return row
 
 
+def _find(rows: list[dict], method: str, allocation: str, sparsity: float) -> dict | None:
+    """The run of `method` with `allocation` at `sparsity` (rows[0] is the dense model)."""
+    return next(
+        (
+            r
+            for r in rows[1:]
+            if (r["method"], r["allocation"], r["sparsity"]) == (method, allocation, sparsity)
+        ),
+        None,
+    )
+
+
 def write(args: argparse.Namespace, meta: dict, rows: list[dict], final: bool = False) -> None:
     """(Re)write json/md/png after every run, so a cut-short benchmark keeps what it measured."""
     from prunekit.evaluation.perplexity import paired_nll_difference
 
     for r in rows[1:]:
-        plain = next(
-            (
-                x
-                for x in rows[1:]
-                if x["method"] == "wanda"
-                and x["allocation"] == "uniform"
-                and x["sparsity"] == r["sparsity"]
-            ),
-            None,
-        )
+        plain = _find(rows, "wanda", "uniform", r["sparsity"])
         r["x_plain_wanda"] = r["run_s"] / plain["run_s"] if plain else None
-        uniform = next(
-            (
-                x
-                for x in rows[1:]
-                if x["method"] == r["method"]
-                and x["allocation"] == "uniform"
-                and x["sparsity"] == r["sparsity"]
-            ),
-            None,
-        )
+        uniform = _find(rows, r["method"], "uniform", r["sparsity"])
         if (
             r["allocation"] != "uniform"
             and uniform
@@ -309,8 +295,6 @@ def render(meta: dict, rows: list[dict]) -> str:
 
 
 def _vs_uniform(r: dict) -> str:
-    import math
-
     v = r.get("vs_uniform")
     if not v:
         return "—"

@@ -58,9 +58,7 @@ def test_passing_on_the_collected_outputs_is_exact_and_saves_one_forward_per_blo
 
     def run(reuse: bool) -> list[torch.Tensor]:
         def block_fn(ctx):
-            ctx.collect({SQ_NORM})
-            if reuse:
-                ctx.outputs = ctx.collected
+            ctx.collect({SQ_NORM}, pass_on=reuse)
 
         calls.clear()
         engine = LayerwiseEngine(model, adapter, batches, progress=False)

@@ -133,11 +133,10 @@ def score_ranks(
     ranks: dict[str, torch.Tensor] = {}
 
     def block_fn(ctx: BlockContext) -> None:
-        stats = ctx.collect(pruner.needs) if pruner.needs else {}
+        stats = ctx.collect(pruner.needs, pass_on=True) if pruner.needs else {}  # dense stream
         for n, lin in ctx.linears.items():
             scores = pruner.scores(lin.weight, stats.get(n))
             ranks[f"layers.{ctx.index}.{n}"] = row_ranks(scores).cpu()
-        ctx.outputs = ctx.collected  # the dense stream; None (recomputed) if nothing was collected
 
     LayerwiseEngine(model, adapter, batches, device, progress, desc="search scores").run(block_fn)
     return ranks

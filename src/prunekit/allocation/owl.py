@@ -47,10 +47,9 @@ def owl_outlier_ratios(
     ratios: list[float] = []
 
     def block_fn(ctx: BlockContext) -> None:
-        stats = ctx.collect({SQ_NORM})
+        stats = ctx.collect({SQ_NORM}, pass_on=True)  # nothing edited: no second forward
         scores = [wanda_scores(lin.weight, stats[n].act_norm) for n, lin in ctx.linears.items()]
         ratios.append(outlier_ratio(scores, m))
-        ctx.outputs = ctx.collected  # nothing edited: no second forward
 
     LayerwiseEngine(model, adapter, batches, device, progress, desc="OWL outlier ratios").run(
         block_fn

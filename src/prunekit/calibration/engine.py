@@ -56,9 +56,6 @@ class BlockContext:
     num_blocks: int
     input_groups: tuple[tuple[str, ...], ...] = ()
     outputs: list[torch.Tensor] | None = None  # a method may set the stream to pass on
-    # the outputs of the last `collect` pass: a method that does not edit the block passes these
-    # on (`ctx.outputs = ctx.collected`) instead of paying for a second forward
-    collected: list[torch.Tensor] | None = None
 
     @torch.no_grad()
     def forward(self, inputs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
@@ -68,9 +65,13 @@ class BlockContext:
 
     @torch.no_grad()
     def collect(
-        self, kinds: Iterable[str], names: Iterable[str] | None = None
+        self, kinds: Iterable[str], names: Iterable[str] | None = None, pass_on: bool = False
     ) -> dict[str, LinearStats]:
-        """Run the block once with hooks on its Linears and return their input statistics."""
+        """Run the block once with hooks on its Linears and return their input statistics.
+
+        `pass_on`: the method will not edit the block, so this pass's outputs become the stream
+        passed on (no second forward); otherwise they are dropped at once (no extra memory).
+        """
         kinds = frozenset(kinds)
         names = list(self.linears) if names is None else list(names)
         stats: dict[str, LinearStats] = {}
@@ -84,10 +85,12 @@ class BlockContext:
             for n in hooked.values()
         ]
         try:
-            self.collected = self.forward()
+            outputs = self.forward()
         finally:
             for h in handles:
                 h.remove()
+        if pass_on:
+            self.outputs = outputs
         return stats
 
 

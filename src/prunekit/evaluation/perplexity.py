@@ -49,9 +49,10 @@ def perplexity(
         sums += window_nll(model, adapter, windows[start : start + batch_size].to(device))
     per_window = windows.shape[1] - 1
     tokens = per_window * len(sums)
+    nll = sum(sums) / tokens
     return {
-        "ppl": math.exp(sum(sums) / tokens),
-        "nll": sum(sums) / tokens,
+        "ppl": math.exp(nll),
+        "nll": nll,
         "tokens": tokens,
         "windows": int(windows.shape[0]),
         "seq_len": int(windows.shape[1]),

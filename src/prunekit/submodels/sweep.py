@@ -116,9 +116,8 @@ def collect_stats(
         return stats
 
     def block_fn(ctx: BlockContext) -> None:
-        for name, s in ctx.collect(needs).items():
+        for name, s in ctx.collect(needs, pass_on=True).items():  # the dense stream
             stats[f"layers.{ctx.index}.{name}"] = s
-        ctx.outputs = ctx.collected  # the dense stream: nothing edited
 
     LayerwiseEngine(model, adapter, batches, device, progress, desc=desc).run(block_fn)
     return stats
