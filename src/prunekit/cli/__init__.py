@@ -15,6 +15,7 @@ COMMANDS = (
     "eval_cmd",
     "compare_cmd",
     "submodels_cmd",
+    "recover_cmd",
 )
 
 

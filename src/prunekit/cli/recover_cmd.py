@@ -1,0 +1,195 @@
+"""`prunekit recover STUDENT ...`: train a pruned model back towards its dense teacher, zeros kept."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+from prunekit.cli.common import add_model_args, add_ppl_args, perplexities, split_list
+from prunekit.errors import PrunekitError
+
+HELP = {
+    "method": "distill (end-to-end KL to the teacher) or reconstruct (block by block, MSE)",
+    "train": "norms (norms + biases), lora (masked LoRA, merged) or full (surviving weights)",
+    "data": "comma-separated: a corpus (python), instruct:CORPUS, or a .jsonl / folder of text",
+    "windows": "corpus windows per corpus in --data",
+    "instructions": "corpus-derived instructions per instruct: source",
+    "batch_size": "samples per optimiser step (global, over all processes)",
+    "micro_batch": "samples per forward pass",
+    "lr": "learning rate (default: 1e-3 norms, 3e-4 lora, 2e-5 full)",
+    "max_steps": "stop after N optimiser steps",
+    "max_tokens": "stop after N training tokens (default 400000)",
+    "time_budget_s": "stop after S seconds of training",
+    "epochs": "reconstruct: passes over the windows per block",
+    "checkpoint_every": "save resumable training state every N steps",
+    "autocast": "bfloat16 autocast (master weights stay float32); --no-autocast for float32",
+}
+
+
+def _config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per RecoveryConfig field: the config is the schema, the CLI follows it."""
+    from prunekit.recovery.config import RecoveryConfig
+
+    g = p.add_argument_group("recovery (the recipe step `recover:` takes the same keys)")
+    for f in dataclasses.fields(RecoveryConfig):
+        flag = "--" + f.name.removesuffix("_s").replace("_", "-")
+        if str(f.type) == "bool":
+            g.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                dest=f.name,
+                help=HELP.get(f.name),
+            )
+            continue
+        kind = float if "float" in str(f.type) else int if "int" in str(f.type) else str
+        g.add_argument(
+            flag, type=kind, default=argparse.SUPPRESS, dest=f.name, help=HELP.get(f.name)
+        )
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "recover", help="recover a pruned model by distillation from its dense teacher"
+    )
+    add_model_args(p)
+    p.add_argument(
+        "--teacher",
+        default=None,
+        help="the dense model (default: the one the student's report.json names)",
+    )
+    p.add_argument("--teacher-dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    _config_flags(p)
+    p.add_argument(
+        "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
+    )
+    add_ppl_args(p, "--eval-ppl")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=run)
+
+
+def _config(args: argparse.Namespace):
+    from prunekit.recovery.config import RecoveryConfig
+
+    names = {f.name for f in dataclasses.fields(RecoveryConfig)}
+    return RecoveryConfig(**{k: v for k, v in vars(args).items() if k in names}).validated()
+
+
+def teacher_of(student: str, given: str | None) -> str:
+    """--teacher, else the model named in the student folder's report.json."""
+    if given:
+        return given
+    report = Path(student) / "report.json"
+    try:
+        return json.loads(report.read_text())["model"]["id"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise PrunekitError(
+            f"cannot tell the teacher of '{student}' (no readable report.json naming its model); pass --teacher"
+        ) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from prunekit.data.sources import resolve_source
+    from prunekit.models.adapters import adapter_for
+    from prunekit.models.loading import load_model, resolve_device
+    from prunekit.recovery.report import param_summary, plot_losses
+    from prunekit.recovery.run import recover
+    from prunekit.recovery.state import state_dir_for
+    from prunekit.reports.report import new_report, write_report
+    from prunekit.utils import Timer, atomic_output_dir, check_output_dir, peak_rss_mb
+
+    cfg = _config(args)
+    check_output_dir(args.output, args.force)
+    device = resolve_device(args.device)
+    ppl_sets = split_list(args.eval_ppl)
+    for data in ppl_sets:
+        resolve_source(data, "eval")
+    teacher_name = teacher_of(args.model, args.teacher)
+    state_dir = state_dir_for(args.output)
+    if state_dir.exists() and not args.resume:
+        raise PrunekitError(
+            f"an interrupted run left {state_dir}; pass --resume to continue it, or delete it"
+        )
+
+    timer, report = Timer(), new_report()
+    with timer("load"):
+        student = load_model(args.model, args.dtype, args.trust_remote_code)
+        teacher = load_model(teacher_name, args.teacher_dtype, args.trust_remote_code)
+    report["model"], report["teacher"] = student.info, teacher.info
+    adapter = adapter_for(student.model)
+    report["params_before"] = param_summary(student.model, adapter)
+    if ppl_sets:
+        with timer("eval_before"):
+            report["evaluation_before"] = {
+                "perplexity": perplexities(student, ppl_sets, args, device)
+            }
+    with timer("recover"):
+        result = recover(
+            student.model,
+            student.tokenizer,
+            teacher.model,
+            teacher.tokenizer,
+            cfg,
+            device=device,
+            state_dir=state_dir,
+            resume=args.resume,
+        )
+    del teacher
+    report["recovery"] = result.report
+    report["params"] = param_summary(student.model, adapter)
+    if ppl_sets:
+        with timer("eval_after"):
+            report["evaluation"] = {"perplexity": perplexities(student, ppl_sets, args, device)}
+    report["timings_s"] = timer.stages
+    report["peak_rss_mb"] = peak_rss_mb()
+    from prunekit.export.checkpoint import save_checkpoint
+
+    with atomic_output_dir(args.output, force=args.force) as tmp:
+        save_checkpoint(student.model, student.tokenizer, tmp)
+        plot_losses(
+            result.log.losses, tmp / "recovery_loss.png", f"recover ({cfg.method}, {cfg.train})"
+        )
+        write_report(tmp, report)
+    shutil.rmtree(state_dir, ignore_errors=True)
+    _summary(report, args.output)
+    return 0
+
+
+def _summary(report: dict, out: Path) -> None:
+    from prunekit.cli.common import print_table
+
+    rec, tr = report["recovery"], report["recovery"]["training"]
+    rows = [
+        ["method / trainable", f"{rec['config']['method']} / {rec['config']['train']}"],
+        [
+            "trainable parameters",
+            f"{rec['trainable_params']:,}" if rec["trainable_params"] else "per block",
+        ],
+        ["data", f"{rec['data']['samples']} samples, {rec['data']['tokens']:,} tokens"],
+        [
+            "removed (HumanEval overlap)",
+            str(sum(s["removed_humaneval_overlap"] for s in rec["data"]["sources"].values())),
+        ],
+        ["steps / tokens trained", f"{tr['steps']} / {tr['tokens']:,}"],
+        ["loss first → last", f"{tr['loss_first']:.4g} → {tr['loss_last']:.4g}"],
+        ["train wall / CPU (s)", f"{tr['wall_s']} / {tr['cpu_s']} ({tr['tokens_per_s']} tok/s)"],
+        ["pruned weights still zero", str(rec["masks"]["pruned_weights_still_zero"])],
+        [
+            "params total / non-embedding",
+            f"{report['params']['total']:,} / {report['params']['non_embedding']:,}",
+        ],
+    ]
+    if "pattern" in rec["masks"]:
+        rows.append(
+            [f"{rec['masks']['pattern']} pattern valid", str(rec["masks"]["pattern_valid"])]
+        )
+    for d, r in report.get("evaluation", {}).get("perplexity", {}).items():
+        before = report["evaluation_before"]["perplexity"][d]["ppl"]
+        rows.append([f"ppl {d} (before → after)", f"{before:.3f} → {r['ppl']:.3f}"])
+    rows += [[f"time {k} (s)", f"{v:.1f}"] for k, v in report["timings_s"].items()]
+    rows += [["peak RSS (MiB)", f"{report['peak_rss_mb']:.0f}"], ["output", str(out)]]
+    print_table(["", "value"], rows)

@@ -1,0 +1,93 @@
+"""The recovery settings as one typed object: the CLI, the recipe step and the API all build it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from prunekit.errors import PrunekitError
+from prunekit.recovery.trainable import TRAINABLE
+
+METHODS = ("distill", "reconstruct")
+
+
+@dataclass
+class RecoveryConfig:
+    """How to recover a pruned student (see DESIGN §3.6). Budgets: the first one reached stops."""
+
+    method: str = "distill"
+    train: str = "full"
+    data: str = "instruct:python,python"
+    seq_len: int = 512
+    windows: int = 256  # corpus windows per corpus named in `data`
+    instructions: int = 4000  # corpus-derived instructions per `instruct:` source
+    batch_size: int = 8  # samples per optimiser step (global, over all processes)
+    micro_batch: int = 2  # samples per forward pass
+    lr: float | None = None  # default by trainable set: see default_lr
+    warmup_steps: int = 10
+    max_steps: int | None = None
+    max_tokens: int | None = 400_000
+    time_budget_s: float | None = None
+    epochs: int = 2  # reconstruct: passes over the calibration windows per block
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    checkpoint_every: int = 50
+    seed: int = 0
+    autocast: bool = (
+        True  # bfloat16 autocast where the device supports it; master weights stay float32
+    )
+
+    def __post_init__(self) -> None:
+        if self.lr is None:
+            self.lr = {"norms": 1e-3, "lora": 3e-4, "full": 2e-5}.get(self.train, 2e-5)
+
+    @classmethod
+    def from_options(cls, options: dict) -> RecoveryConfig:
+        """From a recipe step's mapping; an unknown key gets one line listing the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise PrunekitError(
+                f"recover: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**options).validated()
+
+    def validated(self) -> RecoveryConfig:
+        """Check every value before any model is loaded."""
+        if self.method not in METHODS:
+            raise PrunekitError(
+                f"unknown recovery method '{self.method}'; choose one of: {', '.join(METHODS)}"
+            )
+        if self.train not in TRAINABLE:
+            raise PrunekitError(
+                f"unknown trainable set '{self.train}'; choose one of: {', '.join(TRAINABLE)}"
+            )
+        for name in (
+            "seq_len",
+            "windows",
+            "instructions",
+            "batch_size",
+            "micro_batch",
+            "epochs",
+            "lora_rank",
+            "checkpoint_every",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise PrunekitError(f"recover: {name} must be a positive integer, got {value!r}")
+        if self.seq_len < 2:
+            raise PrunekitError("recover: seq_len must be at least 2")
+        if not (isinstance(self.lr, int | float) and 0 < self.lr < 1):
+            raise PrunekitError(f"recover: lr must be in (0, 1), got {self.lr!r}")
+        budgets = (self.max_steps, self.max_tokens, self.time_budget_s)
+        if all(b is None for b in budgets):
+            raise PrunekitError(
+                "recover: give a budget (--max-steps, --max-tokens or --time-budget)"
+            )
+        if any(b is not None and b <= 0 for b in budgets):
+            raise PrunekitError(
+                "recover: a budget of zero trains nothing; give a positive --max-steps/--max-tokens/--time-budget"
+            )
+        return self
+
+    def as_dict(self) -> dict:
+        return asdict(self)

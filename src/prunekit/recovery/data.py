@@ -1,0 +1,196 @@
+"""Training data for recovery: token sequences with per-position loss weights, decontaminated.
+
+A data spec is a comma-separated list of: a built-in corpus name (its calibration split, cut into
+windows), `instruct:CORPUS` (code instructions derived from the corpus's Python functions, in
+the chat format HumanEval is evaluated in), or a path (`.jsonl` with {"prompt","response"} or
+{"text"} rows, or text files/folders). Held-out splits are never read here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from prunekit.data.sources import resolve_source
+from prunekit.data.windows import calibration_windows
+from prunekit.errors import PrunekitError
+from prunekit.recovery.decontam import decontaminate
+from prunekit.recovery.instruct import Instruction, chat_messages, functions
+
+INSTRUCT = "instruct:"
+DATA_SEED_OFFSET = 1  # recovery windows are drawn with seed+1, apart from the pruning calibration
+
+
+@dataclass
+class Sample:
+    """Token ids and the loss weight of each position's next-token distribution."""
+
+    ids: list[int]
+    weights: list[float]
+
+
+@dataclass
+class TrainingData:
+    samples: list[Sample]
+    report: dict = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(s.ids) for s in self.samples)
+
+
+def _chat_sample(tokenizer, messages: list[dict], seq_len: int) -> Sample | None:
+    """Tokens of a chat exchange; loss only where the assistant's reply is predicted."""
+    prompt = tokenizer.apply_chat_template(
+        messages[:-1], tokenize=False, add_generation_prompt=True
+    )
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    if not full.startswith(prompt):
+        return None
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    r_ids = tokenizer(full[len(prompt) :], add_special_tokens=False)["input_ids"]
+    ids = (p_ids + r_ids)[:seq_len]
+    if len(ids) <= len(p_ids):
+        return None
+    weights = [0.0] * (len(p_ids) - 1) + [1.0] * (len(ids) - len(p_ids) + 1)
+    return Sample(ids, weights[: len(ids)])
+
+
+def _prompt_sample(tokenizer, prompt: str, response: str, seq_len: int) -> Sample | None:
+    if getattr(tokenizer, "chat_template", None):
+        msgs = [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}]
+        return _chat_sample(tokenizer, msgs, seq_len)
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = (p_ids + tokenizer(response, add_special_tokens=False)["input_ids"])[:seq_len]
+    if len(ids) <= len(p_ids):
+        return None
+    return Sample(ids, [0.0] * (len(p_ids) - 1) + [1.0] * (len(ids) - len(p_ids) + 1))
+
+
+def _instruction_sample(tokenizer, ins: Instruction, seq_len: int) -> Sample | None:
+    """Chat format (as HumanEval's chat mode) for instruct models, completion format otherwise."""
+    if getattr(tokenizer, "chat_template", None):
+        return _chat_sample(tokenizer, chat_messages(ins), seq_len)
+    head, _, body = ins.response.partition(ins.prompt)
+    return _prompt_sample(tokenizer, head + ins.prompt, body, seq_len)
+
+
+def instructions_from(corpus: str, limit: int, seed: int) -> list[Instruction]:
+    """Corpus-answered instructions from the calibration split's Python files (seeded sample)."""
+    source = resolve_source(corpus, "calib")
+    found: list[Instruction] = []
+    for path in source.files:
+        if path.suffix == ".py":
+            found += functions(path.read_text(encoding="utf-8", errors="replace"), str(path))
+    random.Random(seed).shuffle(found)
+    return found[:limit]
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise PrunekitError(
+                    f"{path}:{n} is not valid JSON; each line needs one object"
+                ) from None
+            ok = isinstance(row, dict) and (
+                isinstance(row.get("text"), str)
+                or (isinstance(row.get("prompt"), str) and isinstance(row.get("response"), str))
+            )
+            if not ok:
+                raise PrunekitError(
+                    f'{path}:{n} needs {{"prompt": ..., "response": ...}} or {{"text": ...}}'
+                )
+            rows.append(row)
+    return rows
+
+
+def _clean(sample_texts: list[str], samples: list[Sample]) -> tuple[list[Sample], int]:
+    """The samples whose text shares no long n-gram with HumanEval, and how many were dropped."""
+    keep, removed = decontaminate(sample_texts)
+    return [samples[i] for i in keep], removed
+
+
+def build_training_data(
+    spec: str,
+    tokenizer,
+    *,
+    seq_len: int,
+    windows: int,
+    instructions: int,
+    seed: int,
+    answers: dict[str, str] | None = None,
+) -> TrainingData:
+    """Every sample the spec names (tokenized for the student), decontaminated, in a seeded order.
+
+    `answers` optionally replaces corpus answers by checked teacher answers (key: provenance).
+    """
+    parts = [p.strip() for p in spec.split(",") if p.strip()]
+    if not parts:
+        raise PrunekitError("--data is empty; name a corpus (python), instruct:python or a .jsonl")
+    samples: list[Sample] = []
+    report: dict = {"spec": spec, "sources": {}}
+    for part in parts:
+        texts: list[str] = []
+        made: list[Sample] = []
+        if part.startswith(INSTRUCT):
+            for ins in instructions_from(part[len(INSTRUCT) :], instructions, seed):
+                ins = Instruction(
+                    ins.prompt, (answers or {}).get(ins.source, ins.response), ins.source
+                )
+                s = _instruction_sample(tokenizer, ins, seq_len)
+                if s is not None:
+                    made.append(s)
+                    texts.append(ins.prompt + "\n" + ins.response)
+        elif part.endswith(".jsonl") and Path(part).is_file():
+            for row in _jsonl_rows(Path(part)):
+                if "prompt" in row:
+                    s = _prompt_sample(tokenizer, row["prompt"], row["response"], seq_len)
+                    text = row["prompt"] + "\n" + row["response"]
+                else:
+                    ids = tokenizer(row["text"], add_special_tokens=False)["input_ids"][:seq_len]
+                    s = Sample(ids, [1.0] * len(ids)) if len(ids) > 1 else None
+                    text = row["text"]
+                if s is not None:
+                    made.append(s)
+                    texts.append(text)
+        else:
+            source = resolve_source(part, "calib")
+            ids = calibration_windows(source, tokenizer, windows, seq_len, seed + DATA_SEED_OFFSET)
+            made = [Sample(row.tolist(), [1.0] * seq_len) for row in ids]
+            texts = [tokenizer.decode(row) for row in ids]
+        kept, removed = _clean(texts, made)
+        report["sources"][part] = {
+            "samples": len(kept),
+            "removed_humaneval_overlap": removed,
+            "tokens": sum(len(s.ids) for s in kept),
+        }
+        samples += kept
+    if not samples:
+        raise PrunekitError(f"--data {spec} gave no usable training samples; name other data")
+    random.Random(seed).shuffle(samples)
+    report["samples"] = len(samples)
+    report["tokens"] = sum(len(s.ids) for s in samples)
+    return TrainingData(samples, report)
+
+
+def collate(samples: list[Sample], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids, attention mask and loss weights (0 on padding)."""
+    width = max(len(s.ids) for s in samples)
+    ids = torch.full((len(samples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(samples), width), dtype=torch.long)
+    weights = torch.zeros((len(samples), width))
+    for r, s in enumerate(samples):
+        ids[r, : len(s.ids)] = torch.tensor(s.ids)
+        mask[r, : len(s.ids)] = 1
+        weights[r, : len(s.weights)] = torch.tensor(s.weights)
+    return ids, mask, weights

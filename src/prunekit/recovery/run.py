@@ -1,0 +1,146 @@
+"""Recover a pruned student from its dense teacher: check the pair, build data, train, verify masks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from prunekit.errors import PrunekitError
+from prunekit.models.adapters import adapter_for
+from prunekit.recovery.config import RecoveryConfig
+from prunekit.recovery.data import build_training_data
+from prunekit.recovery.lora import merge_lora
+from prunekit.recovery.masks import SparsityMasks
+from prunekit.recovery.trainable import select_trainable
+from prunekit.recovery.trainer import Distiller, TrainLog
+from prunekit.recovery.vocab_map import teacher_ids_for
+
+
+@dataclass
+class RecoveryResult:
+    """The recovered student (edited in place) and what the report records."""
+
+    model: nn.Module
+    tokenizer: object
+    report: dict = field(default_factory=dict)
+    log: TrainLog | None = None
+
+
+def check_pair(
+    student: nn.Module, teacher: nn.Module, student_tok, teacher_tok
+) -> torch.Tensor | None:
+    """The student must be a pruned form of the teacher: same family and hidden size, no more
+    layers, and a vocabulary the teacher contains. Returns the student→teacher token map."""
+    s_cfg, t_cfg = student.config, teacher.config
+    if s_cfg.model_type != t_cfg.model_type:
+        raise PrunekitError(
+            f"the teacher is a {t_cfg.model_type} model and the student a {s_cfg.model_type} one; "
+            "pass the model the student was pruned from with --teacher"
+        )
+    if s_cfg.hidden_size != t_cfg.hidden_size or s_cfg.num_hidden_layers > t_cfg.num_hidden_layers:
+        raise PrunekitError(
+            f"the student (hidden {s_cfg.hidden_size}, {s_cfg.num_hidden_layers} layers) is not a pruned "
+            f"form of the teacher (hidden {t_cfg.hidden_size}, {t_cfg.num_hidden_layers} layers); "
+            "pass the model it was pruned from with --teacher"
+        )
+    return teacher_ids_for(student_tok, teacher_tok)
+
+
+def trainable_count(params: list[nn.Parameter], masks: SparsityMasks, model, adapter) -> int:
+    """Entries that can change: trainable tensors minus their pruned (fixed-zero) entries."""
+    ids = {id(p) for p in params}
+    fixed = sum(int((~k).sum()) for w, k in masks.weights(model, adapter) if id(w) in ids)
+    return sum(p.numel() for p in params) - fixed
+
+
+def recover(
+    student: nn.Module,
+    student_tokenizer,
+    teacher: nn.Module,
+    teacher_tokenizer,
+    cfg: RecoveryConfig,
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    state_dir: Path | None = None,
+    resume: bool = False,
+) -> RecoveryResult:
+    """Train the student towards the teacher; every pruned weight stays exactly zero."""
+    cfg.validated()
+    device = torch.device(device)
+    teacher_ids = check_pair(student, teacher, student_tokenizer, teacher_tokenizer)
+    adapter = adapter_for(student)
+    if cfg.method == "reconstruct" and (
+        teacher_ids is not None
+        or student.config.num_hidden_layers != teacher.config.num_hidden_layers
+    ):
+        raise PrunekitError(
+            "reconstruct needs the student's layers and vocabulary to match the teacher's "
+            "(no depth or vocabulary pruning); use --method distill for this student"
+        )
+    masks = SparsityMasks.from_model(student, adapter)
+    torch.manual_seed(cfg.seed)
+    spec = cfg.data if cfg.method == "distill" else _corpus_part(cfg.data)
+    data = build_training_data(
+        spec,
+        student_tokenizer,
+        seq_len=cfg.seq_len,
+        windows=cfg.windows,
+        instructions=cfg.instructions,
+        seed=cfg.seed,
+    )
+    student.to(device)
+    teacher.to(device).eval().requires_grad_(False)
+    if cfg.method == "distill":
+        params = select_trainable(student, adapter, cfg.train, masks, cfg.lora_rank, cfg.lora_alpha)
+        trainable = trainable_count(params, masks, student, adapter)
+        pad = student_tokenizer.pad_token_id
+        pad = pad if pad is not None else student_tokenizer.eos_token_id
+        distiller = Distiller(
+            student, teacher, adapter, params, masks, teacher_ids, cfg, device, pad
+        )
+        log = distiller.train(data, state_dir, resume, progress)
+        merge_lora(student)
+    else:
+        from prunekit.recovery.reconstruct import reconstruct
+
+        ids = torch.tensor([s.ids for s in data.samples])
+        trainable = None  # per block; recorded by the block loop
+        log = reconstruct(
+            student,
+            teacher,
+            adapter,
+            list(ids.split(cfg.micro_batch)),
+            masks,
+            cfg,
+            device,
+            progress,
+        )
+    student.requires_grad_(False).eval()
+    masks.apply(student, adapter)
+    report = {
+        "config": cfg.as_dict(),
+        "data": data.report,
+        "trainable_params": trainable,
+        "vocabulary_mapped": teacher_ids is not None,
+        "masks": masks.verify(student, adapter),
+        "training": log.as_dict(),
+    }
+    if not report["masks"]["pruned_weights_still_zero"]:
+        raise PrunekitError("a pruned weight became non-zero during recovery; this is a bug")
+    return RecoveryResult(student, student_tokenizer, report, log)
+
+
+def _corpus_part(spec: str) -> str:
+    """Reconstruction needs equal-length windows: the first corpus or path of the data spec."""
+    parts = [
+        p.strip() for p in spec.split(",") if p.strip() and not p.strip().startswith("instruct:")
+    ]
+    if not parts:
+        raise PrunekitError(
+            "reconstruct trains on corpus windows; add a corpus to --data (e.g. python)"
+        )
+    return parts[0]

@@ -1,0 +1,218 @@
+"""End-to-end distillation: KL(teacher ‖ student) on next-token distributions, pruned weights fixed at zero.
+
+Runs as one process or data-parallel under torch's own distributed stack (`torchrun`): each
+process takes its share of every global batch and DDP averages the gradients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from prunekit.models.adapters import DecoderAdapter
+from prunekit.recovery.config import RecoveryConfig
+from prunekit.recovery.data import TrainingData, collate
+from prunekit.recovery.losses import kl_sum, teacher_log_probs
+from prunekit.recovery.masks import SparsityMasks
+from prunekit.recovery.state import load_state, save_state
+
+
+@dataclass
+class TrainLog:
+    """What the report records of a training run."""
+
+    steps: int = 0
+    tokens: int = 0
+    losses: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    resumed_from: int | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "steps": self.steps,
+            "tokens": self.tokens,
+            "loss_first": self.losses[0] if self.losses else None,
+            "loss_last": self.losses[-1] if self.losses else None,
+            "losses": [round(x, 5) for x in self.losses],
+            "wall_s": round(self.wall_s, 1),
+            "cpu_s": round(self.cpu_s, 1),
+            "tokens_per_s": round(self.tokens / self.wall_s, 1) if self.wall_s else None,
+            "resumed_from_step": self.resumed_from,
+        }
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless torch.distributed is initialised."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _all_sum(value: torch.Tensor) -> torch.Tensor:
+    if world()[1] > 1:
+        dist.all_reduce(value)
+    return value
+
+
+def planned_steps(cfg: RecoveryConfig, data: TrainingData) -> int:
+    """Steps the schedule spans: max_steps, else the token budget at the data's mean sample length."""
+    if cfg.max_steps:
+        return cfg.max_steps
+    if cfg.max_tokens:
+        mean_len = data.tokens / len(data.samples)
+        return max(1, math.ceil(cfg.max_tokens / (cfg.batch_size * mean_len)))
+    return 10**9  # time budget only: constant rate after warm-up
+
+
+def lr_at(step: int, cfg: RecoveryConfig, total: int) -> float:
+    """Linear warm-up, then cosine decay to 10% over the planned steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if total >= 10**9:
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def batch_indices(step: int, cfg: RecoveryConfig, n: int) -> list[int]:
+    """The global batch of `step`: consecutive samples of a seeded permutation per epoch."""
+    out = []
+    for j in range(cfg.batch_size):
+        k = step * cfg.batch_size + j
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + k // n))
+        out.append(int(perm[k % n]))
+    return out
+
+
+class Distiller:
+    """Trains `params` of the student towards the teacher; masks re-applied after every step."""
+
+    def __init__(
+        self,
+        student: nn.Module,
+        teacher: nn.Module,
+        adapter: DecoderAdapter,
+        params: list[nn.Parameter],
+        masks: SparsityMasks,
+        teacher_ids: torch.Tensor | None,
+        cfg: RecoveryConfig,
+        device: torch.device,
+        pad_id: int,
+    ) -> None:
+        self.student, self.teacher, self.adapter = student, teacher, adapter
+        self.params, self.masks, self.teacher_ids = params, masks, teacher_ids
+        self.cfg, self.device, self.pad_id = cfg, device, pad_id
+        self.rank, self.world = world()
+        self.forward = student
+        if self.world > 1:
+            self.forward = nn.parallel.DistributedDataParallel(student)
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
+        names = {id(p): n for n, p in student.named_parameters()}
+        self.named = {names[id(p)]: p for p in params}
+
+    def _autocast(self):
+        if not self.cfg.autocast:
+            return contextlib.nullcontext()
+        kind = self.device.type
+        if kind == "cuda" and not torch.cuda.is_bf16_supported():
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=kind, dtype=torch.bfloat16)
+
+    def _step(self, data: TrainingData, step: int) -> tuple[float, int]:
+        """One optimiser step over the global batch; returns its mean KL and its token count."""
+        chosen = batch_indices(step, self.cfg, len(data.samples))
+        mine = [data.samples[i] for i in chosen[self.rank :: self.world]]
+        weight = torch.tensor([sum(sum(s.weights) for s in mine)], dtype=torch.float64)
+        total_weight = float(_all_sum(weight.clone()))
+        loss_sum = torch.zeros(1, dtype=torch.float64)
+        micro = [
+            mine[i : i + self.cfg.micro_batch] for i in range(0, len(mine), self.cfg.micro_batch)
+        ]
+        for k, chunk in enumerate(micro):
+            ids, mask, w = (t.to(self.device) for t in collate(chunk, self.pad_id))
+            t_ids = self.teacher_ids[ids] if self.teacher_ids is not None else ids
+            with torch.no_grad(), self._autocast():
+                t_logp = teacher_log_probs(
+                    self.teacher(input_ids=t_ids, attention_mask=mask).logits, self.teacher_ids
+                )
+            sync = k == len(micro) - 1 or self.world == 1
+            ctx = contextlib.nullcontext() if sync else self.forward.no_sync()
+            with ctx:
+                with self._autocast():
+                    logits = self.forward(input_ids=ids, attention_mask=mask).logits
+                kl = kl_sum(logits, t_logp, w)
+                (kl * self.world / total_weight).backward()
+            loss_sum += kl.detach().double().cpu()
+        self.masks.mask_grads(self.student, self.adapter)
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.masks.apply(self.student, self.adapter)
+        tokens = torch.tensor([sum(len(s.ids) for s in mine)], dtype=torch.float64)
+        return float(_all_sum(loss_sum)) / total_weight, int(_all_sum(tokens))
+
+    def train(
+        self,
+        data: TrainingData,
+        state_dir: Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+    ) -> TrainLog:
+        cfg, log = self.cfg, TrainLog()
+        total = planned_steps(cfg, data)
+        if resume and state_dir is not None and (state_dir / "state.json").is_file():
+            meta = load_state(state_dir, self.named, self.optimizer)
+            log.steps, log.tokens, log.losses = meta["step"], meta["tokens"], meta["losses"]
+            log.resumed_from = log.steps
+        self.student.train()
+        start, cpu0 = time.perf_counter(), time.process_time()
+        bar = tqdm(
+            total=cfg.max_steps or None,
+            desc="recover (distill)",
+            unit="step",
+            disable=not progress or self.rank != 0,
+        )
+        bar.update(log.steps)
+        try:
+            while not self._budget_reached(log, time.perf_counter() - start):
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr_at(log.steps, cfg, total)
+                loss, tokens = self._step(data, log.steps)
+                log.steps += 1
+                log.tokens += tokens
+                log.losses.append(loss)
+                bar.update(1)
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(kl=f"{loss:.4f}", tok_s=f"{log.tokens / max(elapsed, 1e-9):.0f}")
+                if (
+                    state_dir is not None
+                    and self.rank == 0
+                    and log.steps % cfg.checkpoint_every == 0
+                ):
+                    meta = {"step": log.steps, "tokens": log.tokens, "losses": log.losses}
+                    save_state(state_dir, self.named, self.optimizer, meta)
+        finally:
+            bar.close()
+            self.student.eval()
+        log.wall_s = time.perf_counter() - start
+        log.cpu_s = time.process_time() - cpu0
+        return log
+
+    def _budget_reached(self, log: TrainLog, elapsed: float) -> bool:
+        """Any budget spent; under DDP every process stops together (clocks differ)."""
+        cfg = self.cfg
+        done = bool(
+            (cfg.max_steps and log.steps >= cfg.max_steps)
+            or (cfg.max_tokens and log.tokens >= cfg.max_tokens)
+            or (cfg.time_budget_s and elapsed >= cfg.time_budget_s)
+        )
+        return bool(_all_sum(torch.tensor([float(done)])) > 0)

@@ -1,0 +1,70 @@
+"""A tiny teacher/student pair with a real small tokenizer, and training data on disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from prunekit.recovery.config import RecoveryConfig
+
+
+@pytest.fixture(scope="session")
+def pair_dir(tiny_model_dir):
+    return tiny_model_dir
+
+
+def load_pair(path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    teacher = AutoModelForCausalLM.from_pretrained(path).eval()
+    student = AutoModelForCausalLM.from_pretrained(path).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    return teacher, student, tok
+
+
+def magnitude_prune(model, sparsity: float = 0.5, nm: tuple[int, int] | None = None) -> None:
+    """Zero the smallest |W| per row (or N of every M columns) of every decoder Linear."""
+    from prunekit.models.adapters import adapter_for
+    from prunekit.recovery.masks import decoder_linears
+
+    with torch.no_grad():
+        for lin in decoder_linears(model, adapter_for(model)).values():
+            w = lin.weight
+            if nm:
+                n, m = nm
+                groups = w.abs().reshape(w.shape[0], -1, m)
+                idx = groups.argsort(-1)[..., :n]
+                keep = torch.ones_like(groups, dtype=torch.bool).scatter_(-1, idx, False)
+                w.mul_(keep.reshape(w.shape))
+            else:
+                k = int(w.shape[1] * sparsity)
+                idx = w.abs().argsort(1)[:, :k]
+                w.scatter_(1, idx, 0.0)
+
+
+@pytest.fixture
+def text_jsonl(tmp_path):
+    import sysconfig
+    from pathlib import Path
+
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    text = (stdlib / "textwrap.py").read_text()
+    chunks = [text[i : i + 600] for i in range(0, 6000, 600)]
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(json.dumps({"text": c}) for c in chunks) + "\n")
+    return path
+
+
+def config(**kw) -> RecoveryConfig:
+    base = dict(
+        seq_len=64,
+        batch_size=4,
+        micro_batch=2,
+        max_tokens=None,
+        max_steps=4,
+        warmup_steps=1,
+        autocast=False,
+    )
+    return RecoveryConfig(**{**base, **kw})
