@@ -14,7 +14,7 @@ from prunekit.allocation.neuroal import (
     COARSE_BLOCK_GRID,
     COARSE_ROW_GRID,
     ROW_GRID,
-    _head_dim,
+    consumer_rows,
     row_plan,
 )
 from prunekit.allocation.plan import layer_shapes, make_plan
@@ -189,7 +189,7 @@ def test_sparsegpt_honours_the_row_step_per_row_counts_exactly():
     ranks = score_ranks(model, adapter, Wanda(), [IDS[:4]])
     dense_plan = make_plan(shapes, blocks, row_wise=False)
     res = alignment_objective(model, adapter, ranked_prune(ranks, dense_plan.target), [IDS[:4]])
-    plan = row_plan(shapes, blocks, res.deltas, 0.2, _head_dim(model), row_wise=False)
+    plan = row_plan(shapes, blocks, res.deltas, 0.2, consumer_rows(model, adapter), row_wise=False)
     assert plan.rows and not all(k in plan.rows for k in shapes)  # rows only where δ exists
     batches = list(IDS.split(4))
     records = prune_model(model, adapter, SparseGPT(), plan.target, UNSTRUCTURED, batches)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from prunekit.allocation.neuroal import fold_to_rows, ramp_sparsity, row_sparsity
+from prunekit.allocation.neuroal import ramp_sparsity, row_sparsity
 from prunekit.allocation.owl import outlier_ratio, owl_block_sparsity
 from prunekit.allocation.plan import LayerShape, make_plan
 from prunekit.allocation.ramps import block_ramp, exact_row_targets, minmax, recentre
@@ -71,14 +71,6 @@ def test_row_sparsity_recentres_and_gives_more_weights_to_rows_with_larger_delta
     assert float(out[0] - out[4]) == pytest.approx(0.2)  # density spread 2λ, nothing clipped
     huge = row_sparsity(delta, 0.95, 0.25)
     assert float(huge.mean()) == pytest.approx(0.95, abs=1e-9) and huge.max() <= 0.99 + 1e-12
-
-
-def test_fold_to_rows_averages_query_heads_onto_their_kv_head():
-    # 4 query heads of head_dim 2 share 2 kv heads: heads 0,1 → kv 0; heads 2,3 → kv 1
-    delta = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
-    assert fold_to_rows(delta, 4, 2).tolist() == [2.0, 3.0, 6.0, 7.0]
-    assert fold_to_rows(delta, 8, 2) is delta
-    assert fold_to_rows(delta, 3, 2) is None
 
 
 def test_outlier_ratio_is_pooled_over_the_block():

@@ -47,7 +47,7 @@ def test_activation_importance_by_hand():
     down = torch.tensor([[1.0, -3.0], [2.0, 0.0]])  # columns are channels
     a_in, a_mid = torch.tensor([2.0, 1.0]), torch.tensor([1.0, 0.5])
     # channel 0: (2+2) + (1+0) + (1+2)·1 = 8; channel 1: (0+1) + (2+1) + (3+0)·0.5 = 5.5
-    assert activation_importance(gate, up, down, a_in, a_mid).tolist() == [8.0, 5.5]
+    assert activation_importance([gate, up], down, a_in, a_mid).tolist() == [8.0, 5.5]
     # output: ‖down_:,j‖₂ · a_mid,j = √5·1 and 3·0.5
     torch.testing.assert_close(output_importance(down, a_mid), torch.tensor([5**0.5, 1.5]))
     assert select_channels(torch.tensor([3.0, 1.0, 3.0, 2.0]), 2).tolist() == [0, 2]

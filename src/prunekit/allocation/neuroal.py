@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 from torch import nn
@@ -38,17 +40,6 @@ COARSE_ROW_GRID = (0.0, 0.04, 0.08, 0.15, 0.25)
 GRIDS = {"full": (BLOCK_GRID, ROW_GRID), "coarse": (COARSE_BLOCK_GRID, COARSE_ROW_GRID)}
 DEFAULT_SAMPLES = 8
 
-# whose input tells how much a layer's output rows matter: q/k/v feed o_proj, o_proj (through the
-# residual and norm) feeds gate/up, gate/up feed down_proj; down_proj rows keep the block value
-CONSUMERS = {
-    "self_attn.q_proj": "self_attn.o_proj",
-    "self_attn.k_proj": "self_attn.o_proj",
-    "self_attn.v_proj": "self_attn.o_proj",
-    "self_attn.o_proj": "mlp.gate_proj",
-    "mlp.gate_proj": "mlp.down_proj",
-    "mlp.up_proj": "mlp.down_proj",
-}
-
 
 def block_grid(sparsity: float, grid: tuple[float, ...] = BLOCK_GRID) -> tuple[float, ...]:
     """The block-step λ candidates (0.25 is dropped at s ≥ 0.8, where it would clip hard)."""
@@ -62,20 +53,6 @@ def ramp_sparsity(
     return recentre(block_ramp(num_blocks, sparsity, lam), sizes, sparsity)
 
 
-def fold_to_rows(delta: torch.Tensor, rows: int, head_dim: int | None) -> torch.Tensor | None:
-    """Map a consumer's per-input-channel δ onto a producer's output rows.
-
-    Equal sizes map one to one. Grouped-query attention: k/v rows are shared by several query
-    heads, so a k/v row takes the mean δ of the o_proj channels its heads feed.
-    """
-    if delta.numel() == rows:
-        return delta
-    if head_dim and delta.numel() % rows == 0 and rows % head_dim == 0:
-        kv_heads = rows // head_dim
-        return delta.view(kv_heads, -1, head_dim).mean(1).flatten()
-    return None
-
-
 def row_sparsity(delta: torch.Tensor, layer_sparsity: float, lam: float) -> torch.Tensor:
     """Density (1−s_ℓ) + 2λ·minmax(δ_r) − mean, as sparsity, clipped and re-centred to mean s_ℓ."""
     raw = -2 * lam * minmax(delta)
@@ -87,21 +64,37 @@ def row_plan(
     blocks: torch.Tensor,
     deltas: dict[str, torch.Tensor],
     lam: float,
-    head_dim: int | None,
+    rows_for: RowsFn,
     row_wise: bool = True,
 ) -> AllocationPlan:
-    """Per-row sparsities from the consumer-layer δ (last block and down_proj keep the block value)."""
+    """Per-row sparsities from the consumer-layer δ (last block and MLP outputs keep the block value).
+
+    `rows_for(name)` gives the consumer and the map of its δ onto `name`'s rows (`consumer_rows`).
+    """
     last = max(s.block for s in shapes.values())
     rows = {}
     for key, s in shapes.items():
-        consumer = CONSUMERS.get(s.name)
+        consumer, to_rows = rows_for(s.name)
         if lam == 0 or consumer is None or s.block == last:
             continue
         delta = deltas.get(f"layers.{s.block}.{consumer}")
-        folded = None if delta is None else fold_to_rows(delta, s.d_out, head_dim)
-        if folded is not None:
+        folded = None if delta is None else to_rows(delta)
+        if folded is not None and folded.numel() == s.d_out:
             rows[key] = row_sparsity(folded, float(blocks[s.block]), lam)
     return make_plan(shapes, blocks, rows, row_wise=row_wise)
+
+
+RowsFn = Callable[[str], tuple[str | None, Callable[[torch.Tensor], torch.Tensor | None]]]
+
+
+def consumer_rows(model: nn.Module, adapter: DecoderAdapter) -> RowsFn:
+    """From the adapter's roles: whose input δ tells how much a Linear's output rows matter, and
+    how that δ maps onto the rows (one to one, grouped-query folding, fused parts)."""
+
+    def rows_for(name: str):
+        return adapter.consumer(name), partial(adapter.rows_from_consumer, model.config, name)
+
+    return rows_for
 
 
 @dataclass
@@ -155,7 +148,7 @@ def neuroal_search(
     t0 = time.perf_counter()
     num_blocks = 1 + max(s.block for s in shapes.values())
     sizes = block_sizes(shapes)
-    head_dim = _head_dim(model)
+    rows_for = consumer_rows(model, adapter)
     grid = block_lambdas or block_grid(sparsity)
 
     searching = len(grid) > 1 or row_step  # a single given λ without row step needs no pass
@@ -208,7 +201,7 @@ def neuroal_search(
                 row_log.add(0.0, best_res, "block-step result")
                 bar.update()
                 continue
-            candidate = row_plan(shapes, blocks, best_res.deltas, lam, head_dim, row_wise)
+            candidate = row_plan(shapes, blocks, best_res.deltas, lam, rows_for, row_wise)
             res = evaluate(candidate, best, f"row λ={lam}")
             row_log.add(lam, res)
             if res.complete and res.objective < best:
@@ -223,12 +216,3 @@ def neuroal_search(
 
 def _sorted(log: SearchLog) -> list[dict]:
     return sorted(log.candidates, key=lambda c: c["lambda"])
-
-
-def _head_dim(model: nn.Module) -> int | None:
-    cfg = getattr(model, "config", None)
-    if cfg is None:
-        return None
-    hd = getattr(cfg, "head_dim", None)
-    heads = getattr(cfg, "num_attention_heads", None)
-    return hd or (cfg.hidden_size // heads if heads else None)

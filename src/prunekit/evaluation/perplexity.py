@@ -18,16 +18,9 @@ def window_nll(model: nn.Module, adapter: DecoderAdapter, ids: torch.Tensor) -> 
     decoder = adapter.decoder(model)
     hidden = decoder(input_ids=ids, use_cache=False).last_hidden_state
     head = adapter.lm_head(model)
-    cap = (
-        getattr(model.config, adapter.final_softcap_attr, None)
-        if adapter.final_softcap_attr
-        else None
-    )
     sums = []
     for row in range(ids.shape[0]):  # one window at a time keeps the vocab-sized logits small
-        logits = head(hidden[row, :-1]).float()
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
+        logits = adapter.finish_logits(model, head(hidden[row, :-1]).float())
         sums.append(float(F.cross_entropy(logits, ids[row, 1:], reduction="sum")))
     return sums
 

@@ -1,7 +1,8 @@
 """FFN width pruning: remove the least important MLP channels, the same number in every layer.
 
-A channel j of a gated MLP is a dependency group: row j of gate_proj and up_proj and column j of
-down_proj; removing it removes all three slices (importance and surgery are separate, as in
+A channel j of an MLP is a dependency group: row j of every MLP input projection (gate and up, a
+plain fc, or both halves of a fused gate_up — the adapter's roles) and column j of the output
+projection; removing it removes every slice (importance and surgery are separate, as in
 Torch-Pruning). Importances:
 - `activation`: Σ|W|·a over the group — |gate_j|·a_in + |up_j|·a_in + ‖down_:,j‖₁·a_mid,j, where
   a_in is the L2 norm of the MLP's input channels and a_mid,j that of channel j (Wanda's score
@@ -17,8 +18,8 @@ held-out Python perplexity from 3.53 to 20.3 and by `output` only to 3.96
 massive-activation dimensions, so the gate/up sums rank channels by their weight on those
 dimensions rather than by what removing them costs.
 The same keep count in every layer keeps `intermediate_size` a single number (a standard config);
-counts are rounded to a multiple (e.g. 64) that suits matrix kernels. Qwen2/Llama/Gemma MLPs have
-no biases, so there is no bias compensation to do.
+counts are rounded to a multiple (e.g. 64) that suits matrix kernels. Input-projection biases
+(StarCoder2) are sliced with their rows; no bias compensation is done.
 """
 
 from __future__ import annotations
@@ -48,15 +49,14 @@ def keep_count(width: int, keep: float, multiple: int = 1) -> int:
 
 
 def activation_importance(
-    gate: torch.Tensor,
-    up: torch.Tensor,
-    down: torch.Tensor,
-    a_in: torch.Tensor,
-    a_mid: torch.Tensor,
+    inputs: list[torch.Tensor], down: torch.Tensor, a_in: torch.Tensor, a_mid: torch.Tensor
 ) -> torch.Tensor:
-    """Σ|W|·a over each channel's coupled weights: gate/up rows (I × d), down columns (d × I)."""
+    """Σ|W|·a over each channel's coupled weights: MLP input rows (each I × d), down columns (d × I)."""
     a_in, a_mid = a_in.float(), a_mid.float()
-    return gate.abs().float() @ a_in + up.abs().float() @ a_in + down.abs().float().sum(0) * a_mid
+    total = inputs[0].abs().float() @ a_in
+    for weight in inputs[1:]:
+        total = total + weight.abs().float() @ a_in
+    return total + down.abs().float().sum(0) * a_mid
 
 
 def output_importance(down: torch.Tensor, a_mid: torch.Tensor) -> torch.Tensor:
@@ -90,17 +90,17 @@ def _slice(linear: nn.Linear, idx: torch.Tensor, dim: int) -> None:
         linear.in_features = len(idx)
 
 
-def slice_mlp(mlp: nn.Module, idx: torch.Tensor) -> None:
-    """Keep channels `idx` of a gated MLP in place (gate/up rows, down columns)."""
-    _slice(mlp.gate_proj, idx, 0)
-    _slice(mlp.up_proj, idx, 0)
-    _slice(mlp.down_proj, idx, 1)
+def slice_mlp(layer: nn.Module, adapter: DecoderAdapter, idx: torch.Tensor) -> None:
+    """Keep MLP channels `idx` of a block in place (input rows — both halves of a fused gate_up —
+    and output columns)."""
+    width = adapter.mlp_width(layer)
+    rows = torch.cat([idx, idx + width]) if adapter.mlp.fused else idx
+    for name in adapter.mlp.inputs:
+        _slice(layer.get_submodule(name), rows, 0)
+    _slice(layer.get_submodule(adapter.mlp.output), idx, 1)
+    mlp = layer.get_submodule(adapter.mlp.output.rpartition(".")[0])
     if hasattr(mlp, "intermediate_size"):
         mlp.intermediate_size = len(idx)
-
-
-def _mlp(layer: nn.Module) -> nn.Module:
-    return layer.mlp
 
 
 @torch.no_grad()
@@ -117,22 +117,19 @@ def prune_width_activation(
     stream of blocks < i)."""
     kept: list[torch.Tensor] = []
 
+    mlp_in, mlp_out = adapter.mlp.inputs[0], adapter.mlp.output
+
     def block_fn(ctx: BlockContext) -> None:
-        stats = ctx.collect([SQ_NORM], ["mlp.gate_proj", "mlp.down_proj"])
-        mlp = _mlp(ctx.layer)
-        a_mid = stats["mlp.down_proj"].act_norm
+        stats = ctx.collect([SQ_NORM], [mlp_in, mlp_out])
+        down = ctx.linears[mlp_out].weight
+        a_mid = stats[mlp_out].act_norm
         if criterion == "output":
-            scores = output_importance(mlp.down_proj.weight, a_mid)
+            scores = output_importance(down, a_mid)
         else:
-            scores = activation_importance(
-                mlp.gate_proj.weight,
-                mlp.up_proj.weight,
-                mlp.down_proj.weight,
-                stats["mlp.gate_proj"].act_norm,
-                a_mid,
-            )
+            inputs = adapter.mlp_input_weights(ctx.layer)
+            scores = activation_importance(inputs, down, stats[mlp_in].act_norm, a_mid)
         idx = select_channels(scores.cpu(), k)
-        slice_mlp(mlp, idx.to(mlp.gate_proj.weight.device))
+        slice_mlp(ctx.layer, adapter, idx.to(down.device))
         kept.append(idx)
 
     LayerwiseEngine(model, adapter, batches, device, progress, desc=f"width ({criterion})").run(
@@ -144,9 +141,9 @@ def prune_width_activation(
 def taylor_scores(
     model: nn.Module, adapter: DecoderAdapter, batches, device, progress: bool = True
 ) -> list[torch.Tensor]:
-    """Σ_tokens a·∂L/∂a at every down_proj input, over the calibration batches (LM loss)."""
+    """Σ_tokens a·∂L/∂a at every MLP output projection's input, over the calibration batches (LM loss)."""
     layers = adapter.layers(model)
-    sums = [torch.zeros(_mlp(layer).down_proj.in_features, dtype=torch.float64) for layer in layers]
+    sums = [torch.zeros(adapter.mlp_width(layer), dtype=torch.float64) for layer in layers]
     handles = []
 
     def pre_hook(i: int):
@@ -164,7 +161,8 @@ def taylor_scores(
         return hook
 
     for i, layer in enumerate(layers):
-        handles.append(_mlp(layer).down_proj.register_forward_pre_hook(pre_hook(i)))
+        mlp_out = layer.get_submodule(adapter.mlp.output)
+        handles.append(mlp_out.register_forward_pre_hook(pre_hook(i)))
     emb = adapter.embed_tokens(model)
     handles.append(emb.register_forward_hook(lambda _m, _i, out: out.detach().requires_grad_(True)))
     was = {id(p): p.requires_grad for p in model.parameters()}
@@ -175,7 +173,9 @@ def taylor_scores(
             batch = batch.to(device)
             with torch.enable_grad():
                 hidden = adapter.decoder(model)(input_ids=batch, use_cache=False).last_hidden_state
-                logits = adapter.logits(model, hidden[:, :-1]).float()
+                # last_hidden_state is already normed: only the head and its post-processing
+                head = adapter.lm_head(model)(hidden[:, :-1])
+                logits = adapter.finish_logits(model, head).float()
                 loss = nn.functional.cross_entropy(
                     logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1)
                 )
@@ -204,7 +204,7 @@ def prune_width(
             f"unknown width criterion '{criterion}'; choose one of: {', '.join(CRITERIA)}"
         )
     layers = adapter.layers(model)
-    widths = {_mlp(layer).down_proj.in_features for layer in layers}
+    widths = {adapter.mlp_width(layer) for layer in layers}
     if len(widths) != 1:
         raise PrunekitError(
             f"the MLPs have different widths {sorted(widths)}; width pruning needs one width"
@@ -223,7 +223,7 @@ def prune_width(
         kept = []
         for layer, s in zip(layers, scores):
             idx = select_channels(taylor_importance(s), k)
-            slice_mlp(_mlp(layer), idx)
+            slice_mlp(layer, adapter, idx)
             kept.append(idx)
     model.config.intermediate_size = k
     return {
