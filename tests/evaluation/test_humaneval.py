@@ -136,21 +136,6 @@ def test_batched_left_padded_generation_equals_one_by_one():
     assert stats["tokens_per_s"] > 0
 
 
-def test_segmented_generation_equals_one_segment():
-    """Re-queueing unfinished rows every few tokens gives the same greedy continuations."""
-    model, tok = tiny_lm(), byte_tokenizer()
-    prompts = ["def f(x):\n", "a", "import os\n", "zz"]
-    whole, s1 = generate_batched(
-        model, tok, prompts, max_new_tokens=11, batch_size=2, segment_tokens=None, progress=False
-    )
-    parts, s2 = generate_batched(
-        model, tok, prompts, max_new_tokens=11, batch_size=3, segment_tokens=4, progress=False
-    )
-    assert [w[0].text for w in whole] == [p[0].text for p in parts]
-    assert all(p[0].new_tokens <= 11 for p in parts)
-    assert s2["segments_run"] > s1["segments_run"]
-
-
 def test_generation_stops_per_row():
     model, tok = tiny_lm(), byte_tokenizer()
     free, _ = generate_batched(model, tok, ["x", "yy"], max_new_tokens=20, progress=False)

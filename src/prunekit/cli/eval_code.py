@@ -51,14 +51,7 @@ def register_args(parser: argparse.ArgumentParser) -> None:
         "--gen-batch-size",
         type=int,
         default=16,
-        help="sequences generated together (left padding, KV cache; default 16)",
-    )
-    g.add_argument(
-        "--gen-segment",
-        type=int,
-        default=128,
-        help="re-batch unfinished sequences every N new tokens so one long completion does "
-        "not hold a whole batch (default 128; 0 = off)",
+        help="sequences decoded together; a finished one is replaced at once (default 16)",
     )
     g.add_argument(
         "--exec-timeout",
@@ -132,8 +125,6 @@ def check_args(args: argparse.Namespace) -> None:
     ):
         if getattr(args, name) < 1:
             raise PrunekitError(f"--{name.replace('_', '-')} must be positive")
-    if args.gen_segment < 0:
-        raise PrunekitError("--gen-segment must be >= 0 (0 turns re-batching off)")
     if args.exec_timeout <= 0 or args.exec_memory_mb < 64:
         raise PrunekitError("--exec-timeout must be > 0 and --exec-memory-mb at least 64")
 
@@ -180,7 +171,6 @@ def run(args: argparse.Namespace, loaded, device, out_dir: Path | None) -> dict:
                 limit=args.limit,
                 max_new_tokens=args.max_new_tokens,
                 batch_size=args.gen_batch_size,
-                segment_tokens=args.gen_segment or None,
                 limits=limits,
                 workers=args.exec_workers,
                 jsonl_path=jsonl,

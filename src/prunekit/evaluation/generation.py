@@ -1,40 +1,19 @@
-"""Batched generation for evaluation: left padding, KV cache, per-row stop sequences."""
+"""Batched generation for evaluation: continuous batching over one left-padded KV cache.
+
+Rows leave the batch the step they finish (EOS, stop sequence, budget) and waiting prompts
+take their place: the newcomers are prefilled on their own and their cache is joined to the
+running one, so no token is ever prefilled twice and no finished row keeps being decoded.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import StoppingCriteria, StoppingCriteriaList
-
-
-class StopOnSequences(StoppingCriteria):
-    """Per-row stop: a row is done once its generated text contains any stop sequence.
-
-    Only the tail of each row is decoded at every step (stops are short), so the cost is
-    independent of how long the row already is.
-    """
-
-    def __init__(self, tokenizer, stops: tuple[str, ...], prompt_len: int, tail_tokens: int = 12):
-        self.tokenizer = tokenizer
-        self.stops = tuple(s for s in stops if s)
-        self.prompt_len = prompt_len
-        self.tail = tail_tokens
-        self.done: torch.Tensor | None = None
-
-    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        if self.done is None:
-            self.done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        if not self.stops:
-            return self.done.clone()
-        start = max(self.prompt_len, input_ids.shape[1] - self.tail)
-        tails = self.tokenizer.batch_decode(input_ids[:, start:], skip_special_tokens=False)
-        for i, text in enumerate(tails):
-            if not self.done[i] and any(s in text for s in self.stops):
-                self.done[i] = True
-        return self.done.clone()
+from transformers import DynamicCache
 
 
 @dataclass
@@ -43,6 +22,57 @@ class Generation:
 
     text: str
     new_tokens: int
+
+
+@dataclass
+class Decoding:
+    """How the next token is chosen: greedy (temperature 0) or nucleus sampling."""
+
+    temperature: float = 0.0
+    top_p: float = 0.95
+
+
+@dataclass
+class _Row:
+    """One continuation in flight: which prompt and sample, the tokens so far, its own RNG."""
+
+    prompt: int
+    sample: int
+    rng: torch.Generator | None
+    tokens: list[int] = field(default_factory=list)
+    done: bool = False
+
+
+class _StopRule:
+    """When a row is finished: EOS (kept), pad (dropped), a stop sequence in its tail, or budget."""
+
+    def __init__(
+        self, tokenizer, model, stops: tuple[str, ...], max_new_tokens: int, tail: int = 12
+    ):
+        self.tokenizer = tokenizer
+        self.eos_ids = set(_eos_ids(tokenizer, model))
+        self.pad_id = _pad_id(tokenizer, model)
+        self.stops = tuple(s for s in stops if s)
+        self.max_new_tokens = max_new_tokens
+        self.tail = tail  # stops are short: decoding the last few tokens is enough
+
+    @property
+    def special(self) -> set[int]:
+        return self.eos_ids | {self.pad_id}
+
+    def push(self, row: _Row, token: int) -> None:
+        """Append `token` to `row` and mark the row done if it has finished."""
+        if token in self.special:
+            if token in self.eos_ids:
+                row.tokens.append(token)
+            row.done = True
+            return
+        row.tokens.append(token)
+        if len(row.tokens) >= self.max_new_tokens:
+            row.done = True
+        elif self.stops:
+            text = self.tokenizer.decode(row.tokens[-self.tail :], skip_special_tokens=False)
+            row.done = any(s in text for s in self.stops)
 
 
 def _pad_id(tokenizer, model) -> int:
@@ -66,6 +96,122 @@ def _eos_ids(tokenizer, model) -> list[int]:
     return sorted(ids)
 
 
+def _pad_left(t: torch.Tensor, length: int, dim: int) -> torch.Tensor:
+    """Zero-pad `t` on the left of dimension `dim` (counted from the end) up to `length`."""
+    missing = length - t.shape[dim]
+    if missing <= 0:
+        return t
+    pad = [0, 0] * (-dim - 1) + [missing, 0]
+    return F.pad(t, pad)
+
+
+class _KVBatch:
+    """The rows decoded together: one DynamicCache and a 2-D mask, left padded to a common length.
+
+    Sliding-window layers keep only their window, so every layer is padded or trimmed to its own
+    stored length; their `cumulative_length` follows the physical length of the mask.
+    """
+
+    def __init__(self, model, device: torch.device):
+        self.model = model
+        self.device = device
+        self.rows: list[_Row] = []
+        self.cache: DynamicCache | None = None
+        self.mask: torch.Tensor | None = None  # (rows, length), 1 = real token
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _forward(self, ids: torch.Tensor, mask: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
+        # HF generate's positions for left padding: real tokens count from 0, pads sit at 1
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)[:, -ids.shape[1] :]
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1, :].float()
+
+    def join(self, rows: list[_Row], prompts: list[list[int]], pad_id: int) -> torch.Tensor:
+        """Prefill `prompts` for the new `rows`, append them to the batch; their next-token logits."""
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for r, p in enumerate(prompts):
+            ids[r, width - len(p) :] = torch.tensor(p, dtype=torch.long)
+            mask[r, width - len(p) :] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        cache = DynamicCache(config=self.model.config)
+        logits = self._forward(ids, mask, cache)
+        if self.cache is None:
+            self.cache, self.mask = cache, mask
+        else:
+            length = max(self.mask.shape[1], width)
+            self.mask = torch.cat([_pad_left(self.mask, length, -1), _pad_left(mask, length, -1)])
+            for old, new in zip(self.cache.layers, cache.layers):
+                stored = max(old.keys.shape[-2], new.keys.shape[-2])
+                old.keys = torch.cat(
+                    [_pad_left(old.keys, stored, -2), _pad_left(new.keys, stored, -2)]
+                )
+                old.values = torch.cat(
+                    [_pad_left(old.values, stored, -2), _pad_left(new.values, stored, -2)]
+                )
+            self._set_length()
+        self.rows.extend(rows)
+        return logits
+
+    def step(self) -> torch.Tensor:
+        """Feed every row's last token; next-token logits (rows, vocab)."""
+        ids = torch.tensor([[r.tokens[-1]] for r in self.rows], device=self.device)
+        self.mask = F.pad(self.mask, (0, 1), value=1)
+        return self._forward(ids, self.mask, self.cache)
+
+    def drop_finished(self) -> list[_Row]:
+        """Remove finished rows (and the padding only they needed); return them."""
+        finished = [r for r in self.rows if r.done]
+        if not finished:
+            return []
+        keep = [i for i, r in enumerate(self.rows) if not r.done]
+        self.rows = [self.rows[i] for i in keep]
+        if not keep:
+            self.cache = self.mask = None
+            return finished
+        index = torch.tensor(keep, device=self.device)
+        self.cache.batch_select_indices(index)
+        self.mask = self.mask[index]
+        first = int(self.mask.any(0).nonzero()[0])
+        if first:
+            self.mask = self.mask[:, first:]
+            for layer in self.cache.layers:
+                kept = min(layer.keys.shape[-2], self.mask.shape[1])
+                layer.keys, layer.values = layer.keys[..., -kept:, :], layer.values[..., -kept:, :]
+            self._set_length()
+        return finished
+
+    def _set_length(self) -> None:
+        for layer in self.cache.layers:
+            if hasattr(layer, "cumulative_length"):
+                layer.cumulative_length = self.mask.shape[1]
+
+
+def _choose(logits: torch.Tensor, rows: list[_Row], decoding: Decoding) -> list[int]:
+    """Greedy argmax, or top-p sampling with each row's own generator (batch-independent)."""
+    if decoding.temperature <= 0:
+        return logits.argmax(-1).tolist()
+    probs = torch.softmax(logits.cpu() / decoding.temperature, dim=-1)
+    sorted_p, order = probs.sort(dim=-1, descending=True)
+    outside = sorted_p.cumsum(-1) - sorted_p >= decoding.top_p  # the first token is always kept
+    sorted_p = sorted_p.masked_fill(outside, 0.0)
+    picks = []
+    for r, row in enumerate(rows):
+        j = torch.multinomial(sorted_p[r], 1, generator=row.rng)
+        picks.append(int(order[r, j]))
+    return picks
+
+
 def generate_batched(
     model,
     tokenizer,
@@ -82,99 +228,71 @@ def generate_batched(
     seed: int = 0,
     progress: bool = True,
     desc: str = "generate",
-    segment_tokens: int | None = 128,
 ) -> tuple[list[list[Generation]], dict]:
     """Continue every prompt `num_samples` times; greedy when temperature == 0.
 
-    Rows are generated in batches of similar length (left padding, KV cache). A batch runs
-    for at most `segment_tokens` new tokens; rows that have not finished (no EOS, no stop
-    sequence, budget left) go back to the queue with their tokens so far as prompt. One long
-    row then no longer holds a whole batch hostage for `max_new_tokens` steps, at the price
-    of re-reading its prefix once per segment. None = one segment of `max_new_tokens`.
+    Up to `batch_size` rows are decoded together; shorter prompts go first (less padding).
+    Sampling draws from a generator per (prompt, sample), so results do not depend on batching.
     Returns per-prompt lists of Generation (input order) and timing stats.
     """
     if num_samples > 1 and temperature <= 0:
         raise ValueError("several samples per problem need temperature > 0")
     device = torch.device(device)
-    pad_id = _pad_id(tokenizer, model)
-    eos_ids = _eos_ids(tokenizer, model)
-    stop_ids = set(eos_ids) | {pad_id}
-    segment = min(segment_tokens or max_new_tokens, max_new_tokens)
+    rule = _StopRule(tokenizer, model, stops, max_new_tokens)
+    decoding = Decoding(temperature, top_p)
     encoded = [tokenizer(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
-    # a row is (prompt index, sample index, generated token ids so far)
-    pending = [(i, s, []) for i in range(len(prompts)) for s in range(num_samples)]
-    done_ids: dict[tuple[int, int], list[int]] = {}
-    generator_seed = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
-    segments = 0
+    order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+    pending = [
+        _Row(i, s, torch.Generator().manual_seed(seed + 7919 * (i * num_samples + s)))
+        for i in order
+        for s in range(num_samples)
+    ]
+    pending.reverse()  # pop() from the end = shortest first
+    finished: list[_Row] = []
+    batch = _KVBatch(model, device)
+    counts = {"prefills": 0, "decode_steps": 0}
+    start, cpu_start = time.perf_counter(), time.process_time()
     bar = tqdm(total=len(pending), desc=desc, unit="seq", disable=not progress)
     try:
-        while pending:
-            # shortest first: similar lengths share a batch (less padding)
-            pending.sort(key=lambda row: len(encoded[row[0]]) + len(row[2]))
-            chunk, pending = pending[:batch_size], pending[batch_size:]
-            seqs = [encoded[i] + gen for i, _, gen in chunk]
-            width = max(len(q) for q in seqs)
-            budget = min(segment, max(max_new_tokens - len(gen) for _, _, gen in chunk))
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for r, q in enumerate(seqs):
-                ids[r, width - len(q) :] = torch.tensor(q, dtype=torch.long)
-                mask[r, width - len(q) :] = 1
-            ids, mask = ids.to(device), mask.to(device)
-            criterion = StopOnSequences(tokenizer, stops, width)
-            kwargs = dict(
-                max_new_tokens=budget,
-                pad_token_id=pad_id,
-                eos_token_id=eos_ids or None,
-                stopping_criteria=StoppingCriteriaList([criterion]),
-                use_cache=True,
-            )
-            if temperature > 0:
-                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=generator_seed)))
-                kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
-            else:
-                kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-            with torch.inference_mode():
-                out = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
-            segments += 1
-            new = out[:, width:].cpu()
-            for r, (i, s, gen) in enumerate(chunk):
-                toks = new[r].tolist()
-                finished = criterion.done is not None and bool(criterion.done[r])
-                n = len(toks)
-                for j, t in enumerate(toks):
-                    if t in stop_ids:
-                        n = j + (1 if t in eos_ids else 0)
-                        finished = True
-                        break
-                gen = gen + toks[: min(n, max_new_tokens - len(gen))]
-                own_budget = max_new_tokens - len(gen)
-                if finished or own_budget <= 0 or n == 0:
-                    done_ids[(i, s)] = gen
-                    bar.update(1)
+        with torch.inference_mode():
+            while pending or batch:
+                if pending and len(batch) < batch_size:
+                    rows = [
+                        pending.pop() for _ in range(min(batch_size - len(batch), len(pending)))
+                    ]
+                    logits = batch.join(rows, [encoded[r.prompt] for r in rows], rule.pad_id)
+                    counts["prefills"] += 1
                 else:
-                    pending.append((i, s, gen))
+                    rows = batch.rows
+                    logits = batch.step()
+                    counts["decode_steps"] += 1
+                for row, token in zip(rows, _choose(logits, rows, decoding)):
+                    rule.push(row, token)
+                done = batch.drop_finished()
+                finished.extend(done)
+                bar.update(len(done))
     finally:
         bar.close()
-    elapsed = time.perf_counter() - start
-    results: list[list[Generation]] = []
-    total_new = 0
-    for i in range(len(prompts)):
-        per = []
-        for s in range(num_samples):
-            gen = done_ids[(i, s)]
-            eos_cut = [t for t in gen if t not in stop_ids]
-            per.append(Generation(tokenizer.decode(eos_cut, skip_special_tokens=True), len(gen)))
-            total_new += len(gen)
-        results.append(per)
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    by_key = {(r.prompt, r.sample): r.tokens for r in finished}
+    results = [
+        [_generation(tokenizer, by_key[(i, s)], rule.special) for s in range(num_samples)]
+        for i in range(len(prompts))
+    ]
+    total_new = sum(len(t) for t in by_key.values())
     stats = {
         "generated_tokens": total_new,
         "generation_s": round(elapsed, 3),
+        "generation_cpu_s": round(cpu, 3),
         "tokens_per_s": round(total_new / elapsed, 2) if elapsed > 0 else None,
         "batch_size": batch_size,
         "max_new_tokens": max_new_tokens,
-        "segment_tokens": segment,
-        "segments_run": segments,
+        "batching": "continuous",
+        **counts,
     }
     return results, stats
+
+
+def _generation(tokenizer, tokens: list[int], special: set[int]) -> Generation:
+    text = tokenizer.decode([t for t in tokens if t not in special], skip_special_tokens=True)
+    return Generation(text, len(tokens))
