@@ -9,7 +9,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model", help="built-in name (see `prunekit models`), HF folder, .gguf file or hub id"
     )
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="weights and forwards; auto = bfloat16 where the CPU/GPU has it, else float32",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
     parser.add_argument(
         "--trust-remote-code",

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if code is not None:
         code.check_args(args)
     folder = _run_folder(args.model)
-    lm = load_model(args.model, args.dtype, args.trust_remote_code)
+    lm = load_model(args.model, args.dtype, args.trust_remote_code, device)
     lm.model.to(device)
     results: dict = {}
     if ppl_sets:

@@ -26,10 +26,45 @@ class LoadedModel:
     info: dict = field(default_factory=dict)
 
 
-def parse_dtype(name: str) -> torch.dtype:
+DTYPE_CHOICES = ("auto", *DTYPES)
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 AVX-512/AMX, aarch64 FEAT_BF16
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has bfloat16 arithmetic (per /proc/cpuinfo flags), not just conversion."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = {
+        flag
+        for line in cpuinfo.splitlines()
+        if line.split(":")[0].strip() in ("flags", "Features")
+        for flag in line.split(":", 1)[-1].split()
+    }
+    return any(f in flags for f in BF16_CPU_FLAGS)
+
+
+def auto_dtype(device: torch.device | str = "cpu") -> str:
+    """'bfloat16' where `device` computes in it natively, else 'float32'."""
+    device = resolve_device(device) if device == "auto" else torch.device(device)
+    if device.type == "cuda":
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    return "bfloat16" if device.type == "cpu" and cpu_has_bf16() else "float32"
+
+
+def dtype_name(name: str, device: torch.device | str = "cpu") -> str:
+    """A --dtype value as a concrete name ('auto' resolved for `device`), checked."""
+    if name == "auto":
+        return auto_dtype(device)
     if name not in DTYPES:
-        raise PrunekitError(f"unknown dtype '{name}'; choose one of: {', '.join(DTYPES)}")
-    return DTYPES[name]
+        raise PrunekitError(f"unknown dtype '{name}'; choose one of: {', '.join(DTYPE_CHOICES)}")
+    return name
+
+
+def parse_dtype(name: str, device: torch.device | str = "cpu") -> torch.dtype:
+    return DTYPES[dtype_name(name, device)]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -131,10 +166,17 @@ def _load_hub(repo_id: str, dtype: torch.dtype, trust_remote_code: bool):
 
 
 def load_model(
-    spec: str | os.PathLike, dtype: str = "float32", trust_remote_code: bool = False
+    spec: str | os.PathLike,
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+    device: torch.device | str = "cpu",
 ) -> LoadedModel:
-    """Load MODEL: a built-in name, a local HF folder, a .gguf file, or a hub id."""
-    torch_dtype = parse_dtype(dtype)
+    """Load MODEL: a built-in name, a local HF folder, a .gguf file, or a hub id.
+
+    `device` only decides what dtype 'auto' means; the model is loaded on the CPU.
+    """
+    dtype = dtype_name(dtype, device)
+    torch_dtype = DTYPES[dtype]
     spec_str = str(spec)
     path = Path(spec_str).expanduser()
     if spec_str in BUILTIN_MODELS:
