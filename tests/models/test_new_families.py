@@ -71,7 +71,14 @@ def test_structural_recipe_exports_a_plain_checkpoint(family, tokenizer, tmp_pat
         {"vocabulary": {"corpus": str(corpus)}},
         {"depth": {"remove": 1, "criterion": "cosine"}},
         {"width": {"ffn_keep": 0.5, "multiple": 16}},
-        {"unstructured": {"method": "wanda", "sparsity": 0.5}},
+        {
+            "unstructured": {
+                "method": "wanda",
+                "sparsity": 0.5,
+                "allocation": "neuroal",
+                "allocation_options": {"grid": "coarse", "samples": 2},
+            }
+        },
     ]
     recipe = {
         "model": str(model_dir),
@@ -97,3 +104,4 @@ def test_structural_recipe_exports_a_plain_checkpoint(family, tokenizer, tmp_pat
     assert (model_type, layers, ffn) == (config.model_type, 2, 32)
     report = json.loads((out / "report.json").read_text())
     assert vocab == tok_len == report["steps"][0]["tokens_kept"] < len(tokenizer)
+    assert report["steps"][3]["allocation"]["search"]["grid"] == "coarse"

@@ -69,6 +69,28 @@ def _with(**changes):
             "evaluate.speed: unknown key 'prompt'; valid keys: prompt_len",
         ),
         (_with(evaluate={"humaneval": "yes"}), "humaneval must be true or false"),
+        (
+            _with(steps=[{"unstructured": {"sparsity": 0.5, "allocation": "owl2"}}]),
+            "allocation 'owl2' is not one of: uniform, owl, neuroal",
+        ),
+        (
+            _with(
+                steps=[
+                    {
+                        "unstructured": {
+                            "sparsity": 0.5,
+                            "allocation": "owl",
+                            "allocation_options": {"grid": "coarse"},
+                        }
+                    }
+                ]
+            ),
+            "step 1 (unstructured): unknown option(s) grid for allocation 'owl'; allowed: m, lambda",
+        ),
+        (
+            _with(steps=[{"unstructured": {"pattern": "2:4", "allocation": "neuroal"}}]),
+            "an N:M pattern fixes it at 2/4 everywhere",
+        ),
         ({"steps": [{"depth": {"remove": 1}}]}, "'model' is required"),
     ],
 )
@@ -89,6 +111,10 @@ def test_defaults_and_shipped_recipes_validate():
         "samples": None,
         "seq_len": None,
     }
+    alloc = {"allocation": "neuroal", "allocation_options": {"grid": "coarse"}}
+    options = validate(_with(steps=[{"unstructured": {"sparsity": 0.6, **alloc}}])).steps[0].options
+    assert options["allocation_options"]["grid"] == "coarse"
+    assert options["allocation_options"]["samples"] == 8  # the allocation's defaults filled in
     shipped = sorted((REPO / "recipes").glob("*.yaml"))
     assert {p.stem for p in shipped} >= {"seed_structural", "vocabulary", "depth", "width"}
     for path in shipped:

@@ -21,7 +21,7 @@ from prunekit.allocation.owl import (
 from prunekit.allocation.plan import AllocationPlan, block_sizes, layer_shapes, make_plan
 from prunekit.errors import PrunekitError
 from prunekit.methods.patterns import Pattern
-from prunekit.methods.pruners import Pruner, SparseGPT, get_pruner
+from prunekit.methods.pruners import Pruner, get_pruner
 from prunekit.models.adapters import DecoderAdapter
 
 OPTIONS: dict[str, dict[str, object]] = {
@@ -88,7 +88,7 @@ def build_allocation(
     t0 = time.perf_counter()
     shapes = layer_shapes(model, adapter)
     sizes = block_sizes(shapes)
-    row_wise = not isinstance(pruner, SparseGPT) and not pattern.is_nm
+    row_wise = pruner.per_row_counts and not pattern.is_nm
     report: dict = {"name": name, "options": dict(options)}
     if name == "uniform":
         plan = make_plan(shapes, [sparsity] * len(sizes), row_wise=row_wise)
@@ -123,9 +123,7 @@ def _neuroal(
 ) -> tuple[AllocationPlan, dict]:
     method = options["search_method"]
     if method == "auto":
-        # one SparseGPT update per layer per candidate would cost ~28 full SparseGPT runs;
-        # Wanda masks at the same targets are the cheap stand-in for the search
-        method = "wanda" if isinstance(pruner, SparseGPT) else pruner.name
+        method = pruner.search_stand_in or pruner.name
     searcher = pruner if method == pruner.name else get_pruner(method)
     samples = int(options["samples"])
     windows = torch.cat(batches)[:samples]

@@ -152,7 +152,7 @@ def neuroal_search(
     grid = block_lambdas or block_grid(sparsity)
 
     searching = len(grid) > 1 or row_step  # a single given λ without row step needs no pass
-    if searching and fast_masks and not pattern.is_nm and pruner.name != "sparsegpt":
+    if searching and fast_masks and not pattern.is_nm and not pruner.updates_weights:
         ranks = score_ranks(model, adapter, pruner, batches, device)
         needs: frozenset[str] = frozenset()
     else:

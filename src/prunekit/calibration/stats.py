@@ -9,6 +9,7 @@ import torch
 SQ_NORM = "sq_norm"  # Σ x_j² per input channel (Wanda, OWL, NeuroAL)
 HESSIAN = "hessian"  # Xᵀ X (SparseGPT)
 KINDS = (SQ_NORM, HESSIAN)
+LARGE = frozenset({HESSIAN})  # d_in² per Linear: too big to hold for every layer of a model at once
 
 
 @dataclass

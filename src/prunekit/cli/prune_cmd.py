@@ -1,11 +1,14 @@
-"""`prunekit prune MODEL ...`: one-shot pruning with magnitude / Wanda / SparseGPT, exported with a report."""
+"""`prunekit prune MODEL ...`: one-shot pruning with any registered method, exported with a report."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from prunekit.allocation.build import OPTIONS as ALLOCATIONS
+from prunekit.allocation.neuroal import GRIDS
 from prunekit.cli.common import add_model_args, add_ppl_args, perplexities, split_list
+from prunekit.methods.pruners import PRUNERS
 
 
 def register(sub) -> None:
@@ -13,7 +16,7 @@ def register(sub) -> None:
         "prune", help="prune a model and export a standard checkpoint with report.json"
     )
     add_model_args(p)
-    p.add_argument("--method", default="wanda", choices=["magnitude", "wanda", "sparsegpt"])
+    p.add_argument("--method", default="wanda", choices=list(PRUNERS))
     p.add_argument(
         "--sparsity", type=float, default=None, help="fraction of weights to zero, 0 ≤ S < 1"
     )
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _add_allocation_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("allocation (how many weights each block and row loses)")
-    g.add_argument("--allocation", default="uniform", choices=["uniform", "owl", "neuroal"])
+    g.add_argument("--allocation", default="uniform", choices=list(ALLOCATIONS))
     g.add_argument("--owl-m", type=float, default=None, help="OWL outlier threshold M (default 5)")
     g.add_argument("--owl-lambda", type=float, default=None, help="OWL spread λ (default 0.08)")
     g.add_argument(
@@ -100,13 +103,14 @@ def _add_allocation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--neuroal-search-method",
         default=None,
-        choices=["magnitude", "wanda", "sparsegpt"],
-        help="scorer used inside the search (default: the method; wanda for sparsegpt)",
+        choices=list(PRUNERS),
+        help="scorer used inside the search (default: the method, or its declared cheaper "
+        "stand-in: wanda for sparsegpt)",
     )
     g.add_argument(
         "--neuroal-grid",
         default=None,
-        choices=["full", "coarse"],
+        choices=list(GRIDS),
         help="λ candidates: full = the published grids (28 searched), coarse = 8 of them "
         "(about 1/3.5 of the search time)",
     )

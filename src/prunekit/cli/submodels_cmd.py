@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from prunekit.cli.common import add_model_args, split_list
+from prunekit.methods.pruners import PRUNERS
 
 EPILOG = """examples:
   prunekit submodels qwen2.5-coder-0.5b --languages python,java,cpp,javascript,text --sparsity 0.5,0.6 -o runs/langs
@@ -36,7 +37,7 @@ def register(sub) -> None:
     p.add_argument(
         "--eval-languages", default=None, help="evaluation languages (default: --languages)"
     )
-    p.add_argument("--method", default="wanda", choices=["magnitude", "wanda", "sparsegpt"])
+    p.add_argument("--method", default="wanda", choices=list(PRUNERS))
     p.add_argument(
         "--sparsity", default="0.5", help="one or more, comma-separated: 0.5 or 0.5,0.6,0.7"
     )

@@ -1,4 +1,8 @@
-"""Pruner classes: each names the statistics it needs and prunes one weight matrix in place."""
+"""Pruner classes: each declares what it needs and how it behaves, and prunes one weight matrix in place.
+
+Allocation, NeuroAL, sub-models, the CLI and the recipe schema ask these declarations (and the
+`PRUNERS` registry), never a method's name: adding a method = one class + one registry entry.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +29,14 @@ class Pruner:
     """Decides which weights of a Linear layer to zero, given its input statistics."""
 
     name: ClassVar[str]
-    needs: ClassVar[frozenset[str]] = frozenset()
+    needs: ClassVar[frozenset[str]] = frozenset()  # statistics kinds (calibration.stats)
+    # True: it also changes the weights it keeps, so a mask alone cannot reproduce its result
+    updates_weights: ClassVar[bool] = False
+    # True: every row gets exactly its own prune count; False: it chooses masks jointly over rows
+    # (a layer-wide fraction), honouring per-row counts only where a plan gives them
+    per_row_counts: ClassVar[bool] = True
+    # the cheaper method NeuroAL searches with in its place (None: itself)
+    search_stand_in: ClassVar[str | None] = None
 
     def scores(self, weight: torch.Tensor, stats: LinearStats | None) -> torch.Tensor:
         raise NotImplementedError
@@ -62,6 +73,11 @@ class Wanda(Pruner):
 class SparseGPT(Pruner):
     name = "sparsegpt"
     needs = frozenset({HESSIAN})
+    updates_weights = True
+    per_row_counts = False
+    # one SparseGPT update per layer per λ candidate costs ~28 full SparseGPT runs; Wanda masks
+    # at the same targets are the cheap stand-in for the search
+    search_stand_in = "wanda"
 
     def __init__(self, blocksize: int = 128, percdamp: float = 0.01) -> None:
         self.blocksize = blocksize

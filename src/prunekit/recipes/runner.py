@@ -143,6 +143,8 @@ class _Run:
             batch_size=cal["batch_size"],
             device=self.device,
             progress=self.progress,
+            allocation=o["allocation"],
+            allocation_options=o["allocation_options"],
         )
         rep = dict(result.report)
         rep.pop("timings_s", None)

@@ -6,7 +6,7 @@
       - vocabulary: {corpus: python}
       - depth: {remove: 4, criterion: kl}
       - width: {ffn_keep: 0.9, criterion: activation}
-      - unstructured: {method: wanda, sparsity: 0.5}
+      - unstructured: {method: wanda, sparsity: 0.5, allocation: owl, allocation_options: {lambda: 0.08}}
     evaluate: {perplexity: [python], humaneval: true, speed: true}
 
 Every problem is reported as one line naming the key and listing what is valid.
@@ -14,11 +14,16 @@ Every problem is reported as one line naming the key and listing what is valid.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prunekit.allocation.build import OPTIONS as ALLOCATIONS
 from prunekit.errors import PrunekitError
+from prunekit.methods.pruners import PRUNERS
+from prunekit.structural.depth import CRITERIA as DEPTH_CRITERIA
+from prunekit.structural.width import CRITERIA as WIDTH_CRITERIA
 
 TOP_KEYS = (
     "model",
@@ -53,20 +58,20 @@ HUMANEVAL_KEYS = (
 )  # `humaneval: true` or a mapping of these
 SPEED_KEYS = ("prompt_len", "decode_steps", "repeats")
 _WINDOWS = {"samples": None, "seq_len": None}  # per-step override of the calibration size
-STEP_DEFAULTS: dict[str, dict[str, Any]] = {
-    "vocabulary": {"corpus": None, "min_count": 1},
-    "depth": {"remove": None, "criterion": "kl", "last_token": False, **_WINDOWS},
-    "width": {"ffn_keep": None, "criterion": "output", "multiple": 64, **_WINDOWS},
-    "unstructured": {"method": "wanda", "sparsity": None, "pattern": "unstructured", **_WINDOWS},
-}
-REQUIRED = {"depth": ("remove",), "width": ("ffn_keep",)}
-CHOICES = {
-    ("depth", "criterion"): ("kl", "cosine", "angular"),
-    ("width", "criterion"): ("activation", "output", "taylor"),
-    ("unstructured", "method"): ("magnitude", "wanda", "sparsegpt"),
-    ("unstructured", "pattern"): ("unstructured", "2:4", "4:8"),
-}
-STRUCTURAL = ("vocabulary", "depth", "width")
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One recipe step: its options with defaults, required keys, closed choices and own checks.
+
+    Adding a step = one entry in `STEPS` here and a method of the same name on the runner.
+    """
+
+    defaults: dict[str, Any]
+    required: tuple[str, ...] = ()
+    choices: dict[str, tuple] = field(default_factory=dict)
+    check: Callable[[str, dict], None] | None = None
+    structural: bool = True  # changes shapes, so it must come before 'unstructured'
 
 
 @dataclass
@@ -129,44 +134,94 @@ def _step(index: int, item) -> Step:
     if not isinstance(item, dict) or len(item) != 1:
         _fail(where, "each step is one mapping like '- depth: {remove: 2}'")
     name, options = next(iter(item.items()))
-    if name not in STEP_DEFAULTS:
-        _fail(where, f"unknown step '{name}'; valid steps: {', '.join(STEP_DEFAULTS)}")
+    if name not in STEPS:
+        _fail(where, f"unknown step '{name}'; valid steps: {', '.join(STEPS)}")
+    spec = STEPS[name]
     where = f"step {index} ({name})"
     options = _mapping(where, options, "its options")
-    _known(where, options, STEP_DEFAULTS[name])
-    for key in REQUIRED.get(name, ()):
+    _known(where, options, spec.defaults)
+    for key in spec.required:
         if key not in options:
             _fail(where, f"'{key}' is required")
-    opts = {**STEP_DEFAULTS[name], **options}
-    for (step, key), choices in CHOICES.items():
-        if step == name and opts[key] not in choices:
+    opts = {**spec.defaults, **options}
+    for key, choices in spec.choices.items():
+        if opts[key] not in choices:
             _fail(where, f"{key} '{opts[key]}' is not one of: {', '.join(choices)}")
     for key in ("samples", "seq_len"):
         if opts.get(key) is not None:
             _int(where, key, opts[key], 2 if key == "seq_len" else 1)
-    if name == "vocabulary":
-        _int(where, "min_count", opts["min_count"])
-        if opts["corpus"] is not None and not isinstance(opts["corpus"], str):
-            _fail(where, f"corpus must be a built-in corpus name or a path, got {opts['corpus']!r}")
-    elif name == "depth":
-        _int(where, "remove", opts["remove"])
-        _bool(where, "last_token", opts["last_token"])
-    elif name == "width":
-        keep = opts["ffn_keep"]
-        if not _number(keep) or not 0 < keep <= 1:
-            _fail(where, f"ffn_keep must be a number in (0, 1], got {keep!r}")
-        _int(where, "multiple", opts["multiple"])
-    elif name == "unstructured":
-        from prunekit.methods.patterns import parse_pattern, resolve_sparsity
-
-        sp = opts["sparsity"]
-        if sp is not None and not _number(sp):
-            _fail(where, f"sparsity must be a number in [0, 1), got {sp!r}")
-        try:
-            resolve_sparsity(sp, parse_pattern(opts["pattern"]))
-        except PrunekitError as exc:
-            _fail(where, str(exc).replace("--", ""))
+    if spec.check is not None:
+        spec.check(where, opts)
     return Step(name, opts)
+
+
+def _check_vocabulary(where: str, opts: dict) -> None:
+    _int(where, "min_count", opts["min_count"])
+    if opts["corpus"] is not None and not isinstance(opts["corpus"], str):
+        _fail(where, f"corpus must be a built-in corpus name or a path, got {opts['corpus']!r}")
+
+
+def _check_depth(where: str, opts: dict) -> None:
+    _int(where, "remove", opts["remove"])
+    _bool(where, "last_token", opts["last_token"])
+
+
+def _check_width(where: str, opts: dict) -> None:
+    keep = opts["ffn_keep"]
+    if not _number(keep) or not 0 < keep <= 1:
+        _fail(where, f"ffn_keep must be a number in (0, 1], got {keep!r}")
+    _int(where, "multiple", opts["multiple"])
+
+
+def _check_unstructured(where: str, opts: dict) -> None:
+    from prunekit.allocation.build import check_allocation
+    from prunekit.methods.patterns import parse_pattern, resolve_sparsity
+
+    sp = opts["sparsity"]
+    if sp is not None and not _number(sp):
+        _fail(where, f"sparsity must be a number in [0, 1), got {sp!r}")
+    try:
+        pattern = parse_pattern(opts["pattern"])
+        resolve_sparsity(sp, pattern)
+        given = _mapping(where, opts["allocation_options"], "allocation_options")
+        opts["allocation_options"] = check_allocation(opts["allocation"], given, pattern)
+    except PrunekitError as exc:
+        _fail(where, str(exc).replace("--", ""))
+
+
+STEPS: dict[str, StepSpec] = {
+    "vocabulary": StepSpec({"corpus": None, "min_count": 1}, check=_check_vocabulary),
+    "depth": StepSpec(
+        {"remove": None, "criterion": "kl", "last_token": False, **_WINDOWS},
+        required=("remove",),
+        choices={"criterion": DEPTH_CRITERIA},
+        check=_check_depth,
+    ),
+    "width": StepSpec(
+        {"ffn_keep": None, "criterion": "output", "multiple": 64, **_WINDOWS},
+        required=("ffn_keep",),
+        choices={"criterion": WIDTH_CRITERIA},
+        check=_check_width,
+    ),
+    "unstructured": StepSpec(
+        {
+            "method": "wanda",
+            "sparsity": None,
+            "pattern": "unstructured",
+            "allocation": "uniform",
+            "allocation_options": None,
+            **_WINDOWS,
+        },
+        choices={
+            "method": tuple(PRUNERS),
+            "pattern": ("unstructured", "2:4", "4:8"),
+            "allocation": tuple(ALLOCATIONS),
+        },
+        check=_check_unstructured,
+        structural=False,
+    ),
+}
+STRUCTURAL = tuple(name for name, spec in STEPS.items() if spec.structural)
 
 
 def _order(steps: list[Step]) -> None:

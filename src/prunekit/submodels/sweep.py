@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from prunekit.calibration.engine import BlockContext, LayerwiseEngine
-from prunekit.calibration.stats import LinearStats
+from prunekit.calibration.stats import LARGE, LinearStats
 from prunekit.data.windows import calibration_windows, evaluation_windows
 from prunekit.errors import PrunekitError
 from prunekit.evaluation import cross_eval
@@ -61,7 +61,7 @@ class SweepConfig:
     def validate(self) -> Pattern:
         """Cheap checks before any model is loaded; returns the parsed pattern."""
         pattern = parse_pattern(self.pattern)
-        get_pruner(self.method)
+        pruner = get_pruner(self.method)
         if not self.sparsities:
             raise PrunekitError("--sparsity is empty; give e.g. 0.5 or 0.5,0.6,0.7")
         for s in self.sparsities:
@@ -76,14 +76,15 @@ class SweepConfig:
             raise PrunekitError(
                 f"unknown --save '{self.save}'; choose one of {', '.join(SAVE_MODES)}"
             )
-        if self.save == "masks" and self.method == "sparsegpt":
+        if self.save == "masks" and pruner.updates_weights:
             raise PrunekitError(
-                "sparsegpt also updates the kept weights, so masks alone cannot rebuild its sub-models; "
+                f"{self.method} also updates the kept weights, so masks alone cannot rebuild its sub-models; "
                 "use --save checkpoints (or --save none)"
             )
-        if self.stream == "dense" and self.method == "sparsegpt":
+        if self.stream == "dense" and pruner.needs & LARGE:
             raise PrunekitError(
-                "sparsegpt's Hessians for every layer at once do not fit memory; use --stats-stream pruned"
+                f"{self.method}'s statistics ({', '.join(sorted(pruner.needs & LARGE))}) for every layer "
+                "at once do not fit memory; use --stats-stream pruned"
             )
         for lang in [*self.languages, *self.eval_languages]:
             lang.check()
