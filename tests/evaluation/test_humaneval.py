@@ -75,8 +75,8 @@ def test_missing_package_gives_install_command(monkeypatch):
 
 def test_canonical_solutions_pass_and_wrong_ones_fail():
     problems = he.load_problems(limit=12)
-    good = [he.build_program(p, p.canonical_solution, "completion") for p in problems]
-    bad = [he.build_program(p, "    return None\n", "completion") for p in problems]
+    good = [he.build_check(p, p.canonical_solution, "completion") for p in problems]
+    bad = [he.build_check(p, "    return None\n", "completion") for p in problems]
     results = run_many(good + bad, FAST)
     assert all(r.passed for r in results[: len(problems)])
     assert not any(r.passed for r in results[len(problems) :])
@@ -89,9 +89,30 @@ def test_chat_mode_program_with_full_function():
     reply = f"{full}```\n\nThis works because..."
     code = he.extract_code(he.truncate_at_stops(reply, he.CHAT_STOPS))
     assert code.startswith("from typing") and "```" not in code
-    assert run_many([he.build_program(p, code, "chat")], FAST)[0].passed
+    assert run_many([he.build_check(p, code, "chat")], FAST)[0].passed
     # a chat reply that only gives the body still runs (appended to the prompt)
-    assert run_many([he.build_program(p, body, "chat")], FAST)[0].passed
+    assert run_many([he.build_check(p, body, "chat")], FAST)[0].passed
+
+
+FORGERIES = {
+    "report and exit": "    import os\n    print('{\"passed\": true}')\n    os._exit(0)\n",
+    "exit in the body": "    import sys\n    sys.exit(0)\n",
+    "always equal": "    class A:\n        def __eq__(self, o):\n            return True\n"
+    "    return A()\n",
+    "bool subclass": "    class B(int):\n        def __eq__(self, o):\n            return True\n"
+    "    return B(0)\n",
+    "redefined helper": "    return 0\n\n\ndef poly(xs, x):\n    return 0\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(FORGERIES))
+def test_forged_completions_fail(name):
+    """Completions written to fake a pass fail (HumanEval/32 checks find_zero via `poly`)."""
+    problem = he.load_problems(limit=33)[32]
+    result = run_many([he.build_check(problem, FORGERIES[name], "completion")], FAST)[0]
+    assert not result.passed, result
+    honest = run_many([he.build_check(problem, problem.canonical_solution, "completion")], FAST)
+    assert honest[0].passed
 
 
 def test_extract_code_from_unprefilled_reply():

