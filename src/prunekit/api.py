@@ -24,6 +24,7 @@ from prunekit.methods.patterns import parse_pattern, resolve_sparsity
 from prunekit.methods.pruners import get_pruner
 from prunekit.models.adapters import adapter_for
 from prunekit.reports.report import param_counts, write_report
+from prunekit.reports.sections import MethodSection
 from prunekit.utils import Timer, atomic_output_dir
 
 
@@ -110,10 +111,8 @@ def prune(
     alloc_options = check_allocation(allocation, allocation_options, pat)
     adapter = adapter_for(model)
     timer = Timer()
-    report: dict = {
-        "method": {"name": method, "pattern": str(pat), "allocation": allocation},
-        "seed": seed,
-    }
+    section = MethodSection(method, str(pat), allocation, target)
+    report: dict = {"method": section.to_dict(), "seed": seed}
     batches = None
     if pruner.needs or allocation != "uniform":
         if tokenizer is None and not isinstance(calib, torch.Tensor):

@@ -29,7 +29,12 @@ def test_prune_then_eval_writes_a_complete_report(tmp_path, tiny_model_dir, caps
     )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
-    assert report["method"] == {"name": "sparsegpt", "pattern": "2:4", "allocation": "uniform"}
+    assert report["method"] == {
+        "name": "sparsegpt",
+        "pattern": "2:4",
+        "allocation": "uniform",
+        "sparsity": 0.5,
+    }
     assert report["sparsity"]["target"] == 0.5
     assert abs(report["sparsity"]["achieved"] - 0.5) < 1e-9
     assert all(abs(v - 0.5) < 1e-9 for v in report["sparsity"]["per_layer"].values())

@@ -106,3 +106,28 @@ def test_missing_or_bad_report(tmp_path, capsys):
     assert main(["compare", str(tmp_path / "broken"), "--no-plot"]) == 2
     err = capsys.readouterr().err
     assert "not a readable JSON report" in err and len(err.strip().splitlines()) == 1
+
+
+def test_table_from_real_prune_reports(tmp_path):
+    """The labels come from what `api.prune` writes (a 50% Wanda run used to show as just 'wanda')."""
+    import torch
+
+    import prunekit
+    from conftest import tiny_model
+
+    ids = torch.randint(0, 128, (4, 16), generator=torch.Generator().manual_seed(0))
+    runs = []
+    for name, kwargs in {
+        "w50": {"method": "wanda", "sparsity": 0.5},
+        "owl60": {"method": "wanda", "sparsity": 0.6, "allocation": "owl"},
+        "sgpt24": {"method": "sparsegpt", "pattern": "2:4"},
+    }.items():
+        result = prunekit.prune(
+            tiny_model("llama"), calib=ids, seq_len=16, batch_size=2, progress=False, **kwargs
+        )
+        prunekit.save(result, tmp_path / name)
+        runs.append(load_entry(tmp_path / name))
+    headers, rows = table(runs)
+    col = headers.index("method")
+    assert [r[col] for r in rows] == ["wanda 50%", "wanda 60% + owl", "sparsegpt 2:4"]
+    assert rows[0][headers.index("sparsity")] == "50.0%"

@@ -160,6 +160,7 @@ def materialize(args: argparse.Namespace) -> int:
     from prunekit.models.adapters import adapter_for
     from prunekit.models.loading import load_model
     from prunekit.reports.report import new_report, param_counts, write_report
+    from prunekit.reports.sections import MethodSection
     from prunekit.submodels.masks import apply_masks, load_masks
     from prunekit.submodels.sweep import sparsity_tag
     from prunekit.utils import atomic_output_dir, check_output_dir
@@ -199,7 +200,9 @@ def materialize(args: argparse.Namespace) -> int:
         {
             "model": lm.info,
             "materialized_from": {"run": str(run_dir.resolve()), "masks": str(path), **meta},
-            "method": {"name": cfg["method"], "pattern": cfg["pattern"], "allocation": "uniform"},
+            "method": MethodSection(
+                cfg["method"], cfg["pattern"], sparsity=sparsities[0]
+            ).to_dict(),
             "calibration": {
                 "description": sweep["submodels"]["data"][args.language]
                 .get("calibration", {})

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prunekit.errors import PrunekitError
+from prunekit.reports.sections import MethodSection
 
 MISSING = "—"
 
@@ -54,17 +55,8 @@ def _get(d: dict, *keys, default=None):
 
 
 def method_label(report: dict) -> str:
-    m = report.get("method") or {}
-    name = m.get("name") if isinstance(m, dict) else None
-    if not name:
-        return "dense"
-    pattern = m.get("pattern")
-    if pattern and pattern not in ("unstructured", "none"):
-        return f"{name} {pattern}"
-    sparsity = m.get("sparsity")
-    if isinstance(sparsity, (int, float)):
-        return f"{name} {sparsity * 100:.0f}%"
-    return str(name)
+    section = MethodSection.from_report(report)
+    return section.label if section else "dense"
 
 
 def params_of(report: dict) -> dict:
