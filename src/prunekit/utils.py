@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
+import signal
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,8 +25,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM)
+
+
 def check_output_dir(path: Path, force: bool) -> None:
-    """Refuse an existing non-empty output folder unless `force` (checked before any work)."""
+    """Refuse an existing non-empty output folder unless `force`, or a location this process
+    cannot write (checked before any work); remove what interrupted runs left next to it."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise PrunekitError(f"output '{path}' exists and is not a folder; choose another -o path")
@@ -31,20 +38,110 @@ def check_output_dir(path: Path, force: bool) -> None:
         raise PrunekitError(
             f"output folder '{path}' already exists and is not empty; pass --force to replace it"
         )
+    _check_writable(path)
+    remove_stale_partials(path)
+
+
+def _check_writable(path: Path) -> None:
+    """Create and remove a folder where the output will go: the only test that also holds
+    for root on a read-only filesystem."""
+    anchor = path.absolute().parent
+    while not anchor.exists():
+        anchor = anchor.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".prunekit-write-test-", dir=anchor))
+    except OSError as exc:
+        raise PrunekitError(
+            f"cannot write output '{path}': '{anchor}' is not writable ({exc.strerror}); "
+            "choose another -o path"
+        ) from None
+
+
+def _partial_owner(name: str) -> int | None:
+    """The pid in a `.NAME.partial-PID-XXXX` folder name (None for older names)."""
+    head = name.rsplit(".partial-", 1)[-1].rsplit(".old-", 1)[-1].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None or pid == os.getpid():
+        return pid is not None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Delete the temporary folders that killed runs (SIGKILL, power loss) left beside `path`;
+    folders of runs still alive are kept. Says on stderr what it removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = [
+        p
+        for pattern in (f".{path.name}.partial-*", f".{path.name}.old-*")
+        for p in path.parent.glob(pattern)
+        if p.is_dir() and not _alive(_partial_owner(p.name))
+    ]
+    for p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+        print(f"prunekit: removed '{p}', left by an interrupted run", file=sys.stderr)
+    return stale
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt (so cleanup runs, as for Ctrl-C)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: signals cannot be caught here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
 def atomic_output_dir(path: Path, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary sibling folder; rename it to `path` only if the block completes."""
+    """Yield a temporary sibling folder; rename it to `path` only if the block completes.
+    Interrupts (Ctrl-C, SIGTERM) and errors remove it; a folder another run put at `path`
+    meanwhile is never replaced without `force` (this run's result is kept beside it)."""
     path = Path(path)
     check_output_dir(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with _sigterm_as_interrupt():
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-{os.getpid()}-", dir=path.parent))
+        try:
+            yield tmp
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
+                raise PrunekitError(
+                    f"could not write '{path}': {exc.strerror}; nothing was left behind; "
+                    "free some space or choose another -o path"
+                ) from exc
+            raise
+        _move_into_place(tmp, path, force)
+
+
+def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
+    if path.exists() and not force and (not path.is_dir() or any(path.iterdir())):
+        kept = path.with_name(f"{path.name}.{os.getpid()}")
+        tmp.rename(kept)
+        raise PrunekitError(
+            f"'{path}' was written by another run meanwhile and was left as it is; "
+            f"this run's output is in '{kept}'"
+        )
     if path.exists():
         old = path.with_name(f".{path.name}.old-{os.getpid()}")
         path.rename(old)

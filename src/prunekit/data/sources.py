@@ -74,6 +74,25 @@ def _jsonl_texts(path: Path) -> Iterator[str]:
             yield text
 
 
+def binary_problem(path: Path, probe: int = 1 << 16) -> str | None:
+    """Why the start of `path` is not UTF-8 text (a NUL byte or undecodable bytes), else None;
+    binary files in a folder are skipped, a binary file given by name is refused."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(probe)
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+    nul = head.find(b"\0")
+    if nul >= 0:
+        return f"binary data: a NUL byte at offset {nul}"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 4:  # not just a character cut by the probe's end
+            return f"not UTF-8 at byte {exc.start}"
+    return None
+
+
 def resolve_source(spec: str, split: str) -> TextSource:
     """A built-in corpus name (its `split` part) or a user path (used whole)."""
     if spec in CORPORA:
@@ -91,6 +110,11 @@ def resolve_source(spec: str, split: str) -> TextSource:
             f"data '{spec}' is neither a built-in corpus ({', '.join(sorted(CORPORA))}) nor an existing path"
         )
     if path.is_file():
+        problem = binary_problem(path)
+        if problem:
+            raise PrunekitError(
+                f"'{spec}' is not a text file ({problem}); give source code, .txt or .jsonl files"
+            )
         files = [path]
     else:
         files = sorted(
@@ -99,6 +123,7 @@ def resolve_source(spec: str, split: str) -> TextSource:
             if p.is_file()
             and (p.suffix in TEXT_SUFFIXES or p.suffix == ".jsonl")
             and not p.name.startswith(".")
+            and not binary_problem(p)
         )
     if not files:
         raise PrunekitError(
