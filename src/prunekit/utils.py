@@ -38,11 +38,11 @@ def check_output_dir(path: Path, force: bool) -> None:
         raise PrunekitError(
             f"output folder '{path}' already exists and is not empty; pass --force to replace it"
         )
-    _check_writable(path)
+    check_writable(path)
     remove_stale_partials(path)
 
 
-def _check_writable(path: Path) -> None:
+def check_writable(path: Path) -> None:
     """Create and remove a folder where the output will go: the only test that also holds
     for root on a read-only filesystem."""
     anchor = path.absolute().parent
@@ -52,8 +52,8 @@ def _check_writable(path: Path) -> None:
         os.rmdir(tempfile.mkdtemp(prefix=".prunekit-write-test-", dir=anchor))
     except OSError as exc:
         raise PrunekitError(
-            f"cannot write output '{path}': '{anchor}' is not writable ({exc.strerror}); "
-            "choose another -o path"
+            f"cannot write '{path}': '{anchor}' is not writable ({exc.strerror}); "
+            "choose another output path"
         ) from None
 
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+from prunekit.errors import PrunekitError
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -73,3 +77,28 @@ def print_table(headers: list[str], rows: list[list]) -> None:
     print("  ".join("-" * w for w in widths))
     for r in cells:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+
+
+def check_at_least(args: argparse.Namespace, **minimums: int) -> None:
+    """Numeric options in range before any model loads: one line naming the flag and the bound."""
+    for name, low in minimums.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise PrunekitError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+
+
+PPL_MINIMUMS = {"ppl_seq_len": 2, "ppl_tokens": 1, "ppl_batch_size": 1}
+
+
+def read_report(path: Path) -> dict:
+    """An existing report.json as a dict, or one clear line on why it cannot be used."""
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PrunekitError(
+            f"'{path}' is not a readable JSON report ({exc}); fix or remove it, or pass "
+            "--report with another path"
+        ) from None
+    if not isinstance(report, dict):
+        raise PrunekitError(f"'{path}' is not a prunekit report (expected a JSON object)")
+    return report

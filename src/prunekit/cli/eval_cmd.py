@@ -8,10 +8,13 @@ import os
 from pathlib import Path
 
 from prunekit.cli.common import (
+    PPL_MINIMUMS,
     add_model_args,
     add_ppl_args,
+    check_at_least,
     perplexities,
     print_table,
+    read_report,
     split_list,
 )
 
@@ -45,6 +48,16 @@ def _run_folder(model: str) -> Path | None:
     return path if (path / "report.json").is_file() else None
 
 
+def _check_target(target: Path | None) -> dict | None:
+    """Before the model loads: the report to update parses, and its folder is writable."""
+    if target is None:
+        return None
+    from prunekit.utils import check_writable
+
+    check_writable(target)
+    return read_report(target) if target.is_file() else None
+
+
 def run(args: argparse.Namespace) -> int:
     from prunekit.data.sources import resolve_source
     from prunekit.models.loading import load_model, resolve_device
@@ -57,7 +70,10 @@ def run(args: argparse.Namespace) -> int:
     code = _code_eval()
     if code is not None:
         code.check_args(args)
+    check_at_least(args, **PPL_MINIMUMS)
     folder = _run_folder(args.model)
+    target = args.report or (folder / "report.json" if folder else None)
+    existing = _check_target(target)
     lm = load_model(args.model, args.dtype, args.trust_remote_code, device)
     lm.model.to(device)
     results: dict = {}
@@ -72,13 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
         raise PrunekitError("nothing to evaluate; ask for e.g. --ppl python")
 
-    target = args.report or (folder / "report.json" if folder else None)
     if target is not None:
-        report = (
-            json.loads(target.read_text())
-            if target.is_file()
-            else {**new_report(), "model": lm.info}
-        )
+        report = existing if existing is not None else {**new_report(), "model": lm.info}
         evaluation = report.setdefault("evaluation", {})
         for key, value in results.items():
             if isinstance(value, dict) and isinstance(evaluation.get(key), dict):

@@ -7,7 +7,14 @@ from pathlib import Path
 
 from prunekit.allocation.build import OPTIONS as ALLOCATIONS
 from prunekit.allocation.neuroal import GRIDS
-from prunekit.cli.common import add_model_args, add_ppl_args, perplexities, split_list
+from prunekit.cli.common import (
+    PPL_MINIMUMS,
+    add_model_args,
+    add_ppl_args,
+    check_at_least,
+    perplexities,
+    split_list,
+)
 from prunekit.methods.pruners import PRUNERS
 
 
@@ -45,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Validate everything cheap before loading a model.
     resolve_sparsity(args.sparsity, parse_pattern(args.pattern))
+    check_at_least(args, calib_samples=1, seq_len=2, batch_size=1, **PPL_MINIMUMS)
     alloc_options = _allocation_options(args)
     check_output_dir(args.output, args.force)
     device = resolve_device(args.device)
