@@ -316,7 +316,11 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.is_file():
         raise PrunekitError(f"recipe '{path}' does not exist; give the path of a .yaml recipe")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PrunekitError(
+            f"recipe '{path}' is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
