@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from prunekit.errors import PrunekitError
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -23,6 +25,18 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _check_content(entry, table, problem_diffs) -> None:
+    """Tabulate one report alone first, so unexpected content names its file in one line."""
+    try:
+        table([entry])
+        problem_diffs([entry, entry])
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise PrunekitError(
+            f"'{entry.path}' has content a prunekit report does not ({type(exc).__name__}: "
+            f"{exc}); compare reports written by prunekit, or fix the file"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from prunekit.reports.compare import (
         load_entry,
@@ -34,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     )
 
     entries = [load_entry(r) for r in args.runs]
+    for entry in entries:
+        _check_content(entry, table, problem_diffs)
     headers, rows = table(entries)
     print(render_text(headers, rows))
     diffs = problem_diffs(entries)
