@@ -72,3 +72,26 @@ def test_passing_on_the_collected_outputs_is_exact_and_saves_one_forward_per_blo
     for got, again, batch in zip(reused, recomputed, batches):
         torch.testing.assert_close(got, model(batch).logits, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(got, again, rtol=0, atol=0)
+
+
+def test_capture_moves_back_everything_it_moved(tiny_llama, monkeypatch):
+    """Modules are recorded as living on a fake 'home' device; every module capture() moves to the
+    compute device must be moved back there (the spy only records moves, so no GPU is needed)."""
+    import prunekit.calibration.engine as engine_module
+
+    home = torch.device("cuda", 7)
+    moves: list[tuple[int, torch.device]] = []
+    real_to = torch.nn.Module.to
+
+    def spy(module, *args, **kwargs):
+        target = torch.device(args[0] if args else kwargs["device"])
+        moves.append((id(module), target))
+        return real_to(module, target) if target.type == "cpu" else module
+
+    monkeypatch.setattr(torch.nn.Module, "to", spy)
+    monkeypatch.setattr(engine_module, "_home", lambda _m: home)
+    model = tiny_llama
+    LayerwiseEngine(model, adapter_for(model), [torch.randint(0, 128, (2, 8))], "cpu").capture()
+    to_device = [m for m, d in moves if d.type == "cpu"]
+    back_home = [m for m, d in moves if d == home]
+    assert to_device and sorted(to_device) == sorted(back_home)

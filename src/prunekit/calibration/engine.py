@@ -7,6 +7,7 @@ Only the current block is moved to the compute device, so a model larger than th
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -42,6 +43,12 @@ def _to(obj, device: torch.device):
     if isinstance(obj, dict):
         return {k: _to(v, device) for k, v in obj.items()}
     return obj
+
+
+def _home(module: nn.Module) -> torch.device | None:
+    """Where a module's parameters (or buffers) live; None for a module with neither."""
+    tensor = next(itertools.chain(module.parameters(), module.buffers()), None)
+    return None if tensor is None else tensor.device
 
 
 @dataclass
@@ -141,6 +148,7 @@ class LayerwiseEngine:
 
             return forward
 
+        homes = [(m, _home(m)) for m in others]
         for m in others:
             m.to(self.device)
         for i, layer in enumerate(layers):
@@ -152,6 +160,9 @@ class LayerwiseEngine:
         finally:
             for layer in layers:
                 del layer.forward
+            for m, home in homes:  # only the current block stays on the device, and not for long
+                if home is not None:
+                    m.to(home)
         return hidden, calls
 
     @torch.no_grad()
@@ -189,4 +200,5 @@ class LayerwiseEngine:
     @torch.no_grad()
     def logits(self, hidden: list[torch.Tensor]) -> list[torch.Tensor]:
         """Apply the final norm and head to final hidden states (used to check the engine)."""
-        return [self.adapter.logits(self.model, h) for h in hidden]
+        head = self.adapter.lm_head(self.model).weight.device
+        return [self.adapter.logits(self.model, h.to(head)) for h in hidden]
