@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import selectors
 import shutil
 import signal
@@ -301,6 +302,16 @@ def _last_json(raw: bytes) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def _verdict(raw: bytes, nonce: str) -> dict | None:
+    """The first stdout line of the judge that carries this run's nonce."""
+    for line in raw.decode(errors="replace").splitlines():
+        if line.startswith(nonce + " "):
+            value = _last_json(line[len(nonce) + 1 :].encode())
+            if value is not None and isinstance(value.get("passed"), bool):
+                return value
+    return None
+
+
 def _send(proc: subprocess.Popen, data: bytes) -> None:
     with contextlib.suppress(BrokenPipeError, OSError):
         proc.stdin.write(data)
@@ -394,7 +405,9 @@ class _Run:
         finally:
             for fd in (req_r, req_w, resp_r, resp_w):
                 os.close(fd)
+        nonce = secrets.token_hex(16)
         spec = {
+            "nonce": nonce,
             "context": self.check.context,
             "test": self.check.test,
             "entry_point": self.check.entry_point,
@@ -417,7 +430,7 @@ class _Run:
         end = _last_json(raw["box"])
         if end is not None and self.cgroup:
             end["peak_rss_mb"] = self.cgroup.peak_mb()
-        return _outcome(_last_json(raw["judge"]), end, oom, wall, self.limits)
+        return _outcome(_verdict(raw["judge"], nonce), end, oom, wall, self.limits)
 
     def close(self) -> None:
         if self.cgroup:

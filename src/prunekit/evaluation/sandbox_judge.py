@@ -4,7 +4,9 @@ Started by `sandbox.run_check` as `python -I -S -c <sandbox_wire + this file>` o
 candidate's sandbox. It executes the trusted context and tests; every call of the function
 under test becomes a request to the candidate process, and the answer comes back as plain
 data (`sandbox_wire.decode`), so no object of the candidate's ever runs here. The verdict is
-this process's last stdout line, a pipe the candidate has no handle on.
+this process's stdout line that starts with the run's nonce (given on stdin, which the judge
+has consumed before the candidate starts): the candidate has no handle on that pipe, and
+even where it shares the judge's uid (no namespaces) it cannot know the nonce to forge one.
 """
 
 from __future__ import annotations
@@ -100,7 +102,7 @@ def main() -> None:
     spec = json.loads(sys.stdin.readline())
     verdict = judge(spec)
     os.close(spec["req_fd"])  # the candidate sees end of input and exits
-    sys.stdout.write(json.dumps(verdict) + "\n")
+    sys.stdout.write(f"{spec['nonce']} {json.dumps(verdict)}\n")
     sys.stdout.flush()
     os._exit(0)
 
