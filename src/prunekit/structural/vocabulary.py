@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tokenizers.pre_tokenizers import ByteLevel
 from torch import nn
 
 from prunekit.errors import PrunekitError
@@ -28,20 +29,6 @@ from prunekit.models.adapters import DecoderAdapter
 
 SUPPORTED_MODELS = ("BPE", "Unigram")
 _BYTE_FALLBACK = re.compile(r"^<0x[0-9A-F]{2}>$")
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2's byte → printable character table used by byte-level BPE (the 256 base tokens)."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
 
 
 def _walk(node, kind: str) -> bool:
@@ -123,7 +110,7 @@ def base_tokens(tok_json: dict, vocab: dict[str, int]) -> set[str]:
     model = tok_json["model"]
     base: set[str] = set()
     if is_byte_level(tok_json):
-        base |= {c for c in bytes_to_unicode().values() if c in vocab}
+        base |= {c for c in ByteLevel.alphabet() if c in vocab}  # GPT-2's 256 byte characters
     if model.get("byte_fallback"):
         base |= {t for t in vocab if _BYTE_FALLBACK.match(t)}
     if not base:  # neither: keep every single character so unseen text degrades gracefully
