@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from prunekit.calibration.engine import BlockContext, LayerwiseEngine
+from prunekit.calibration.engine import BlockContext, LayerwiseEngine, hooked_forward
 from prunekit.calibration.stats import SQ_NORM, LinearStats
 from prunekit.methods.masks import row_prune_counts
 from prunekit.methods.oneshot import TargetFn
@@ -33,17 +33,7 @@ def forward_with_norms(
     linears: dict[str, nn.Linear], forward: Callable[[], list[torch.Tensor]]
 ) -> tuple[dict[str, LinearStats], list[torch.Tensor]]:
     """Run `forward` once with hooks: each Linear's input Σx² (and the block's outputs, kept)."""
-    stats = {n: LinearStats(frozenset({SQ_NORM})) for n in linears}
-    handles = [
-        lin.register_forward_hook(lambda _m, inp, _out, s=stats[n]: s.add(inp[0]))
-        for n, lin in linears.items()
-    ]
-    try:
-        outputs = forward()
-    finally:
-        for h in handles:
-            h.remove()
-    return stats, outputs
+    return hooked_forward(linears, {SQ_NORM}, forward)
 
 
 @dataclass

@@ -45,6 +45,35 @@ def _to(obj, device: torch.device):
     return obj
 
 
+def hooked_forward(
+    linears: dict[str, nn.Linear],
+    kinds: Iterable[str],
+    forward: Callable[[], list[torch.Tensor]],
+    input_groups: tuple[tuple[str, ...], ...] = (),
+) -> tuple[dict[str, LinearStats], list[torch.Tensor]]:
+    """Run `forward` once with hooks: each Linear's input statistics, and the forward's outputs.
+
+    Linears of one input group read the same tensor, so they share one accumulator.
+    """
+    kinds = frozenset(kinds)
+    stats: dict[str, LinearStats] = {}
+    for n in linears:
+        group = next((g for g in input_groups if n in g), (n,))
+        shared = next((stats[o] for o in group if o in stats), None)
+        stats[n] = shared if shared is not None else LinearStats(kinds)
+    hooked = {id(s): n for n, s in stats.items()}
+    handles = [
+        linears[n].register_forward_hook(lambda _m, inp, _out, s=stats[n]: s.add(inp[0]))
+        for n in hooked.values()
+    ]
+    try:
+        outputs = forward()
+    finally:
+        for h in handles:
+            h.remove()
+    return stats, outputs
+
+
 def _home(module: nn.Module) -> torch.device | None:
     """Where a module's parameters (or buffers) live; None for a module with neither."""
     tensor = next(itertools.chain(module.parameters(), module.buffers()), None)
@@ -79,23 +108,9 @@ class BlockContext:
         `pass_on`: the method will not edit the block, so this pass's outputs become the stream
         passed on (no second forward); otherwise they are dropped at once (no extra memory).
         """
-        kinds = frozenset(kinds)
         names = list(self.linears) if names is None else list(names)
-        stats: dict[str, LinearStats] = {}
-        for n in names:  # Linears that share an input share one accumulator
-            group = next((g for g in self.input_groups if n in g), (n,))
-            shared = next((stats[o] for o in group if o in stats), None)
-            stats[n] = shared if shared is not None else LinearStats(kinds)
-        hooked = {id(s): n for n, s in stats.items()}
-        handles = [
-            self.linears[n].register_forward_hook(lambda _m, inp, _out, s=stats[n]: s.add(inp[0]))
-            for n in hooked.values()
-        ]
-        try:
-            outputs = self.forward()
-        finally:
-            for h in handles:
-                h.remove()
+        linears = {n: self.linears[n] for n in names}
+        stats, outputs = hooked_forward(linears, kinds, self.forward, self.input_groups)
         if pass_on:
             self.outputs = outputs
         return stats
