@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
+from prunekit.models.registry import builtin_dir, is_installed
 from prunekit.structural.vocabulary import merge_closure, plan_vocabulary, prune_vocabulary
 
-SMOLLM = Path("~/.cache/prunekit/models/smollm2-135m").expanduser()
 OUT_OF_DOMAIN = [
     "Grüße aus München! Ça va? 東京タワー 🚀🐍 — naïve café ÿ\x07",
     "SELECT * FROM users WHERE id = 42; -- SQL, not Python",
@@ -136,12 +136,13 @@ def test_trained_unigram(tmp_path):
 
 
 @pytest.mark.skipif(
-    not (SMOLLM / "tokenizer.json").is_file(), reason="smollm2-135m is not installed"
+    not is_installed("smollm2-135m") and not os.environ.get("PRUNEKIT_REQUIRE_BUILTIN"),
+    reason="smollm2-135m is not installed (prunekit install smollm2-135m)",
 )
 def test_real_smollm2_tokenizer(tmp_path):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(SMOLLM)
+    tok = AutoTokenizer.from_pretrained(builtin_dir("smollm2-135m"))
     report = _check_pruned(tok, tmp_path, _python_texts())
     assert report["tokens_before"] == 49152 and report["kept_base"] > 0
 
