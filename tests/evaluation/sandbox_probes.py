@@ -179,6 +179,25 @@ def no_writes_outside_the_work_dir() -> tuple[bool, str]:
         os.rmdir(open_dir)
 
 
+def kernel_knobs_read_only() -> tuple[bool, str]:
+    """Opening (never writing) the kernel's knobs for writing fails, even where the candidate's
+    uid is root's outside the namespaces."""
+    knobs = ["/proc/sysrq-trigger", "/proc/sys/kernel/core_pattern", "/proc/sys/vm/drop_caches"]
+    return _holds(
+        POSIX
+        + "def f(paths):\n"
+        + "    opened = []\n"
+        + "    for p in paths:\n"
+        + "        try:\n"
+        + "            posix.close(posix.open(p, posix.O_WRONLY))\n"
+        + "            opened.append(p)\n"
+        + "        except OSError:\n"
+        + "            pass\n"
+        + "    return opened\n",
+        f"assert candidate({knobs!r}) == []\n",
+    )
+
+
 def host_processes_invisible() -> tuple[bool, str]:
     marker = f"prunekit-marker-{uuid.uuid4().hex}"
     host = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
@@ -318,6 +337,7 @@ PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
         no_loopback_network,
         no_writes_outside_the_work_dir,
         host_processes_invisible,
+        kernel_knobs_read_only,
         environment_not_passed,
         answer_key_unreadable,
         aggregate_memory_budget,
@@ -331,6 +351,7 @@ NEEDS_NAMESPACES = {
     "no_loopback_network",
     "no_writes_outside_the_work_dir",
     "host_processes_invisible",
+    "kernel_knobs_read_only",
     "answer_key_unreadable",
     "process_budget",
 }

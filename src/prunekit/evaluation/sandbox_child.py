@@ -35,6 +35,7 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 DEVICES = ("null", "zero", "full", "random", "urandom")
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus")
 BOX = "/box"  # where the work directory appears inside the sandbox
 INSIDE_UID = 65534
 
@@ -113,6 +114,9 @@ def build_root(cfg: dict) -> list[str]:
         _mount("proc", proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except OSError:
         _mount("/proc", proc, None, MS_BIND | MS_REC)
+    for sub in PROC_READ_ONLY:  # the kernel's knobs: file modes alone guard them from a root uid
+        if os.path.exists(f"{proc}/{sub}"):
+            _bind_ro(f"{proc}/{sub}", f"{proc}/{sub}")
     ctypes, libc = _libc()
     os.chdir(root)
     nr = SYS_PIVOT_ROOT.get(platform.machine())
