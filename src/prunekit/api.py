@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from prunekit.calibration.context import RunContext
 from prunekit.data.sources import resolve_source
 from prunekit.data.windows import calibration_windows, evaluation_windows
 from prunekit.errors import PrunekitError
@@ -125,8 +126,10 @@ def prune(
         batches = list(windows.split(batch_size))
     torch.manual_seed(seed)
     with timer("allocation"):
-        args = (model, adapter, pruner, pat, target, batches, device, progress)
-        plan, report["allocation"] = build_allocation(allocation, alloc_options, *args)
+        run = RunContext(model, adapter, batches, device, progress)
+        plan, report["allocation"] = build_allocation(
+            allocation, alloc_options, run, pruner, pat, target
+        )
     with timer("prune"):
         records = prune_model(model, adapter, pruner, plan.target, pat, batches, device, progress)
     report["sparsity"] = sparsity_summary(records, target)

@@ -18,6 +18,7 @@ from prunekit.allocation.alignment import (
     row_ranks,
     scorer_prune,
 )
+from prunekit.calibration.context import RunContext
 from prunekit.methods.masks import row_mask
 from prunekit.methods.patterns import UNSTRUCTURED
 from prunekit.methods.pruners import Magnitude, Wanda
@@ -85,7 +86,8 @@ def test_alignment_objective_through_engine_leaves_model_dense_and_bounds_exactl
 
     def run(bound=math.inf):
         prune = scorer_prune(Wanda(), UNSTRUCTURED, lambda *_: 0.6)
-        return alignment_objective(model, adapter, prune, batches, Wanda.needs, bound=bound)
+        run = RunContext(model, adapter, batches, progress=False)
+        return alignment_objective(run, prune, Wanda.needs, bound=bound)
 
     full = run()
     assert full.complete and full.blocks_done == 3

@@ -19,6 +19,7 @@ from prunekit.allocation.neuroal import (
 )
 from prunekit.allocation.plan import layer_shapes, make_plan
 from prunekit.api import prune
+from prunekit.calibration.context import RunContext
 from prunekit.errors import PrunekitError
 from prunekit.methods.oneshot import prune_model
 from prunekit.methods.patterns import UNSTRUCTURED
@@ -186,9 +187,10 @@ def test_sparsegpt_honours_the_row_step_per_row_counts_exactly():
     adapter = adapter_for(model)
     shapes = layer_shapes(model, adapter)
     blocks = torch.linspace(0.5, 0.7, 1 + max(s.block for s in shapes.values())).double()
-    ranks = score_ranks(model, adapter, Wanda(), [IDS[:4]])
+    run = RunContext(model, adapter, [IDS[:4]], progress=False)
+    ranks = score_ranks(run, Wanda())
     dense_plan = make_plan(shapes, blocks, row_wise=False)
-    res = alignment_objective(model, adapter, ranked_prune(ranks, dense_plan.target), [IDS[:4]])
+    res = alignment_objective(run, ranked_prune(ranks, dense_plan.target))
     plan = row_plan(shapes, blocks, res.deltas, 0.2, consumer_rows(model, adapter), row_wise=False)
     assert plan.rows and not all(k in plan.rows for k in shapes)  # rows only where δ exists
     batches = list(IDS.split(4))

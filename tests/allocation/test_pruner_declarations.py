@@ -7,6 +7,7 @@ import torch
 
 from conftest import tiny_model
 from prunekit.allocation.build import build_allocation
+from prunekit.calibration.context import RunContext
 from prunekit.cli import build_parser
 from prunekit.errors import PrunekitError
 from prunekit.methods.patterns import UNSTRUCTURED
@@ -45,11 +46,11 @@ def test_declarations_decide_row_counts_and_the_search_stand_in(registered):
         "bound": True,
         "fast_masks": True,
     }
-    args = (model, adapter, registered, UNSTRUCTURED, 0.5, batches)
-    plan, report = build_allocation("neuroal", options, *args, progress=False)
+    run = RunContext(model, adapter, batches, progress=False)
+    plan, report = build_allocation("neuroal", options, run, registered, UNSTRUCTURED, 0.5)
     assert report["search"]["search_method"] == "magnitude"
     assert not plan.rows  # per_row_counts = False: layer values, no row counts
-    plan, _ = build_allocation("uniform", {}, model, adapter, Wanda(), UNSTRUCTURED, 0.5, batches)
+    plan, _ = build_allocation("uniform", {}, run, Wanda(), UNSTRUCTURED, 0.5)
     assert plan.rows
 
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from prunekit.calibration.engine import BlockContext, LayerwiseEngine, hooked_forward
+from prunekit.calibration.context import RunContext
+from prunekit.calibration.engine import BlockContext, hooked_forward
 from prunekit.calibration.stats import SQ_NORM, LinearStats
 from prunekit.methods.masks import row_prune_counts
 from prunekit.methods.oneshot import TargetFn
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.pruners import Pruner
-from prunekit.models.adapters import DecoderAdapter
 
 
 def alignment_term(a_dense: torch.Tensor, a_sparse: torch.Tensor) -> float:
@@ -107,14 +107,7 @@ def row_ranks(scores: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_ranks(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    pruner: Pruner,
-    batches: list[torch.Tensor],
-    device: torch.device | str = "cpu",
-    progress: bool = False,
-) -> dict[str, torch.Tensor]:
+def score_ranks(run: RunContext, pruner: Pruner) -> dict[str, torch.Tensor]:
     """One dense pass: every Linear's per-row score ranks (int16), to mask any candidate cheaply.
 
     Sorting scores dominates a candidate pass otherwise (one sort per Linear per candidate);
@@ -128,7 +121,7 @@ def score_ranks(
             scores = pruner.scores(lin.weight, stats.get(n))
             ranks[f"layers.{ctx.index}.{n}"] = row_ranks(scores).cpu()
 
-    LayerwiseEngine(model, adapter, batches, device, progress, desc="search scores").run(block_fn)
+    run.engine("search scores").run(block_fn)
     return ranks
 
 
@@ -145,13 +138,9 @@ def ranked_prune(ranks: dict[str, torch.Tensor], target: TargetFn) -> BlockPrune
 
 @torch.no_grad()
 def alignment_objective(
-    model: nn.Module,
-    adapter: DecoderAdapter,
+    run: RunContext,
     prune: BlockPruneFn,
-    batches: list[torch.Tensor],
     needs: frozenset[str] = frozenset(),
-    device: torch.device | str = "cpu",
-    progress: bool = False,
     bound: float = math.inf,
     desc: str = "alignment",
 ) -> AlignmentResult:
@@ -180,5 +169,5 @@ def alignment_objective(
         if result.objective >= bound and ctx.index < ctx.num_blocks - 1:
             result.complete = False
 
-    LayerwiseEngine(model, adapter, batches, device, progress, desc=desc).run(block_fn)
+    run.engine(desc).run(block_fn)
     return result

@@ -9,9 +9,14 @@ from __future__ import annotations
 import time
 
 import torch
-from torch import nn
 
-from prunekit.allocation.neuroal import DEFAULT_SAMPLES, GRIDS, block_grid, neuroal_search
+from prunekit.allocation.neuroal import (
+    DEFAULT_SAMPLES,
+    GRIDS,
+    SearchSettings,
+    block_grid,
+    neuroal_search,
+)
 from prunekit.allocation.owl import (
     DEFAULT_LAMBDA,
     DEFAULT_M,
@@ -19,10 +24,10 @@ from prunekit.allocation.owl import (
     owl_outlier_ratios,
 )
 from prunekit.allocation.plan import AllocationPlan, block_sizes, layer_shapes, make_plan
+from prunekit.calibration.context import RunContext
 from prunekit.errors import PrunekitError
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.pruners import Pruner, get_pruner
-from prunekit.models.adapters import DecoderAdapter
 
 OPTIONS: dict[str, dict[str, object]] = {
     "uniform": {},
@@ -75,42 +80,27 @@ def check_allocation(name: str, options: dict | None, pattern: Pattern) -> dict:
 def build_allocation(
     name: str,
     options: dict,
-    model: nn.Module,
-    adapter: DecoderAdapter,
+    run: RunContext,
     pruner: Pruner,
     pattern: Pattern,
     sparsity: float,
-    batches: list[torch.Tensor] | None,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
 ) -> tuple[AllocationPlan, dict]:
     """The plan and the report section {name, options, block_sparsity, row_histogram, time_s, …}."""
     t0 = time.perf_counter()
-    shapes = layer_shapes(model, adapter)
+    shapes = layer_shapes(run.model, run.adapter)
     sizes = block_sizes(shapes)
     row_wise = pruner.per_row_counts and not pattern.is_nm
     report: dict = {"name": name, "options": dict(options)}
     if name == "uniform":
         plan = make_plan(shapes, [sparsity] * len(sizes), row_wise=row_wise)
     elif name == "owl":
-        ratios = owl_outlier_ratios(model, adapter, batches, options["m"], device, progress)
+        ratios = owl_outlier_ratios(run, options["m"])
         blocks = owl_block_sparsity(torch.tensor(ratios), sparsity, options["lambda"], sizes)
         plan = make_plan(shapes, blocks, row_wise=row_wise)
         report["outlier_ratio"] = ratios
     else:
-        plan, report["search"] = _neuroal(
-            options,
-            model,
-            adapter,
-            pruner,
-            pattern,
-            shapes,
-            sparsity,
-            batches,
-            device,
-            progress,
-            row_wise,
-        )
+        target = (pattern, shapes, sparsity)
+        plan, report["search"] = _neuroal(options, run, pruner, target, row_wise)
     report["block_sparsity"] = plan.block_sparsity()
     report["planned_sparsity"] = plan.global_sparsity()
     report["row_histogram"] = plan.row_histogram()
@@ -119,39 +109,34 @@ def build_allocation(
 
 
 def _neuroal(
-    options, model, adapter, pruner, pattern, shapes, sparsity, batches, device, progress, row_wise
+    options: dict,
+    run: RunContext,
+    pruner: Pruner,
+    target: tuple[Pattern, dict, float],
+    row_wise: bool,
 ) -> tuple[AllocationPlan, dict]:
+    pattern, shapes, sparsity = target
     method = options["search_method"]
     if method == "auto":
         method = pruner.search_stand_in or pruner.name
     searcher = pruner if method == pruner.name else get_pruner(method)
-    samples = int(options["samples"])
-    windows = torch.cat(batches)[:samples]
-    sub = list(windows.split(batches[0].shape[0]))
+    windows = torch.cat(run.batches)[: int(options["samples"])]
+    sub = list(windows.split(run.batches[0].shape[0]))
     block_default, row_default = GRIDS[options["grid"]]
-    kwargs = {"block_lambdas": block_grid(sparsity, block_default), "row_lambdas": row_default}
+    block_lambdas = block_grid(sparsity, block_default)
     if options["block_lambdas"]:
-        kwargs["block_lambdas"] = tuple(options["block_lambdas"])
+        block_lambdas = tuple(options["block_lambdas"])
     if options["block_lambda"] is not None:  # a λ chosen before (e.g. by another scorer's search)
-        kwargs["block_lambdas"] = (float(options["block_lambda"]),)
-    if options["row_lambdas"]:
-        kwargs["row_lambdas"] = tuple(options["row_lambdas"])
-    plan, log = neuroal_search(
-        model,
-        adapter,
-        searcher,
-        pattern,
-        shapes,
-        sparsity,
-        sub,
-        device,
-        progress,
+        block_lambdas = (float(options["block_lambda"]),)
+    settings = SearchSettings(
         row_step=bool(options["row_step"]),
         row_wise=row_wise,
+        block_lambdas=block_lambdas,
+        row_lambdas=tuple(options["row_lambdas"] or row_default),
         bound=bool(options["bound"]),
         fast_masks=bool(options["fast_masks"]),
-        **kwargs,
     )
+    plan, log = neuroal_search(run.with_batches(sub), searcher, pattern, shapes, sparsity, settings)
     log["search_method"] = method
     log["grid"] = options["grid"]
     return plan, log

@@ -27,6 +27,7 @@ from prunekit.allocation.alignment import (
 )
 from prunekit.allocation.plan import AllocationPlan, LayerShape, block_sizes, make_plan
 from prunekit.allocation.ramps import block_ramp, minmax, recentre
+from prunekit.calibration.context import RunContext
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.pruners import Pruner
 from prunekit.models.adapters import DecoderAdapter
@@ -121,39 +122,44 @@ def _order(grid: tuple[float, ...], start: float) -> list[float]:
     return sorted(grid, key=lambda v: (abs(v - start), v))
 
 
+@dataclass(frozen=True)
+class SearchSettings:
+    """How the search runs (defaults: the published grids, row step, bound, fast masks)."""
+
+    row_step: bool = True
+    row_wise: bool = True  # exact per-row counts everywhere (the pruner's `per_row_counts`)
+    block_lambdas: tuple[float, ...] | None = None  # None: `block_grid(sparsity)`
+    row_lambdas: tuple[float, ...] = ROW_GRID
+    bound: bool = True
+    fast_masks: bool = True
+
+
 def neuroal_search(
-    model: nn.Module,
-    adapter: DecoderAdapter,
+    run: RunContext,
     pruner: Pruner,
     pattern: Pattern,
     shapes: dict[str, LayerShape],
     sparsity: float,
-    batches: list[torch.Tensor],
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    row_step: bool = True,
-    row_wise: bool = True,
-    block_lambdas: tuple[float, ...] | None = None,
-    row_lambdas: tuple[float, ...] = ROW_GRID,
-    bound: bool = True,
-    fast_masks: bool = True,
+    settings: SearchSettings = SearchSettings(),
 ) -> tuple[AllocationPlan, dict]:
     """Block λ search, then (if `row_step`) row λ search; return the chosen plan and the log.
 
-    `batches` is the small search subset. `bound` stops a candidate as soon as its partial
+    `run.batches` is the small search subset. `bound` stops a candidate as soon as its partial
     objective reaches the best complete one (exact: every term is ≥ 0). `fast_masks` scores
     every Linear once on the dense stream of the subset and masks candidates from those ranks;
     off, each candidate re-scores on its own (masked) stream, as the scorer would in a real prune.
     """
     t0 = time.perf_counter()
+    opts, quiet = settings, run.quiet()
     num_blocks = 1 + max(s.block for s in shapes.values())
     sizes = block_sizes(shapes)
-    rows_for = consumer_rows(model, adapter)
-    grid = block_lambdas or block_grid(sparsity)
+    rows_for = consumer_rows(run.model, run.adapter)
+    grid = opts.block_lambdas or block_grid(sparsity)
+    row_step, row_wise, row_lambdas = opts.row_step, opts.row_wise, opts.row_lambdas
 
     searching = len(grid) > 1 or row_step  # a single given λ without row step needs no pass
-    if searching and fast_masks and not pattern.is_nm and not pruner.updates_weights:
-        ranks = score_ranks(model, adapter, pruner, batches, device)
+    if searching and opts.fast_masks and not pattern.is_nm and not pruner.updates_weights:
+        ranks = score_ranks(quiet, pruner)
         needs: frozenset[str] = frozenset()
     else:
         ranks, needs = None, pruner.needs
@@ -163,10 +169,7 @@ def neuroal_search(
             prune = ranked_prune(ranks, plan.target)
         else:
             prune = scorer_prune(pruner, pattern, plan.target)
-        limit = best if bound else math.inf
-        return alignment_objective(
-            model, adapter, prune, batches, needs, device, False, limit, desc
-        )
+        return alignment_objective(quiet, prune, needs, best if opts.bound else math.inf, desc)
 
     block_log, best, best_res = SearchLog(), math.inf, None
     if not searching:
@@ -176,7 +179,7 @@ def neuroal_search(
         total=len(grid) + (len(row_lambdas) if row_step else 0),
         desc="NeuroAL search",
         unit="λ",
-        disable=not progress,
+        disable=not run.progress,
     )
     for lam in _order(grid, 0.08):
         plan = make_plan(shapes, ramp_sparsity(num_blocks, sparsity, lam, sizes), row_wise=row_wise)
@@ -188,8 +191,8 @@ def neuroal_search(
     blocks = ramp_sparsity(num_blocks, sparsity, block_log.chosen, sizes)
     plan = make_plan(shapes, blocks, row_wise=row_wise)
     out = {
-        "search_windows": sum(b.shape[0] for b in batches),
-        "bounded": bound,
+        "search_windows": sum(b.shape[0] for b in run.batches),
+        "bounded": opts.bound,
         "fast_masks": ranks is not None,
         "block_step": {"chosen_lambda": block_log.chosen, "candidates": _sorted(block_log)},
     }

@@ -8,13 +8,12 @@ normalised to [0, 2λ] and subtracted from s, then re-centred so the size-weight
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from prunekit.allocation.ramps import minmax, recentre
-from prunekit.calibration.engine import BlockContext, LayerwiseEngine
+from prunekit.calibration.context import RunContext
+from prunekit.calibration.engine import BlockContext
 from prunekit.calibration.stats import SQ_NORM
 from prunekit.methods.scores import wanda_scores
-from prunekit.models.adapters import DecoderAdapter
 
 DEFAULT_M = 5.0
 DEFAULT_LAMBDA = 0.08
@@ -35,14 +34,7 @@ def owl_block_sparsity(
 
 
 @torch.no_grad()
-def owl_outlier_ratios(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches: list[torch.Tensor],
-    m: float = DEFAULT_M,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-) -> list[float]:
+def owl_outlier_ratios(run: RunContext, m: float = DEFAULT_M) -> list[float]:
     """One dense statistics pass through the engine: the outlier ratio of every block."""
     ratios: list[float] = []
 
@@ -51,7 +43,5 @@ def owl_outlier_ratios(
         scores = [wanda_scores(lin.weight, stats[n].act_norm) for n, lin in ctx.linears.items()]
         ratios.append(outlier_ratio(scores, m))
 
-    LayerwiseEngine(model, adapter, batches, device, progress, desc="OWL outlier ratios").run(
-        block_fn
-    )
+    run.engine("OWL outlier ratios").run(block_fn)
     return ratios
