@@ -93,9 +93,10 @@ def make_plan(
 ) -> AllocationPlan:
     """Plan from per-block sparsities and optional per-row overrides.
 
-    Row-wise pruners (magnitude, Wanda) get exact integer row counts everywhere. SparseGPT
-    (`row_wise=False`) chooses its mask jointly over the rows of a column tile, so it gets the layer
-    value as a float, except for the layers given per-row values, which get exact row counts.
+    Pruners that declare `per_row_counts` (magnitude, Wanda) get exact integer row counts
+    everywhere. Others (`row_wise=False`; SparseGPT chooses its mask jointly over the rows of a
+    column tile) get the layer value as a float, except for the layers given per-row values,
+    which get exact row counts.
     """
     row_sparsity = row_sparsity or {}
     layer, rows = {}, {}
