@@ -131,3 +131,9 @@ def test_table_from_real_prune_reports(tmp_path):
     col = headers.index("method")
     assert [r[col] for r in rows] == ["wanda 50%", "wanda 60% + owl", "sparsegpt 2:4"]
     assert rows[0][headers.index("sparsity")] == "50.0%"
+
+
+def test_recipe_reports_are_labelled_by_their_steps():
+    step = {"step": "unstructured", "method": {"name": "wanda", "sparsity": 0.5}}
+    report = {"steps": [{"step": "depth"}, step]}
+    assert metrics(report)["method"] == "depth → wanda 50%"

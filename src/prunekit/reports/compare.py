@@ -55,8 +55,16 @@ def _get(d: dict, *keys, default=None):
 
 
 def method_label(report: dict) -> str:
+    """The run's method ('wanda 50%'); a recipe's steps in order ('depth → wanda 50%'); 'dense'."""
     section = MethodSection.from_report(report)
-    return section.label if section else "dense"
+    if section:
+        return section.label
+    steps = [s for s in report.get("steps") or [] if isinstance(s, dict) and s.get("step")]
+    labels = []
+    for step in steps:
+        inner = MethodSection.from_report(step)
+        labels.append(inner.label if inner else str(step["step"]))
+    return " → ".join(labels) or "dense"
 
 
 def params_of(report: dict) -> dict:
