@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from prunekit.allocation.neuroal import consumer_rows
 from prunekit.calibration.engine import LayerwiseEngine
+from prunekit.evaluation.perplexity import perplexity
 from prunekit.models.adapters import ADAPTERS, adapter_for
 from prunekit.structural.depth import remove_layers
 from prunekit.structural.width import prune_width, slice_mlp
@@ -110,3 +111,15 @@ def test_neuroal_row_step_covers_every_linear(family):
         assert rows is not None and rows.shape == (lin.out_features,), name
         covered.add(name)
     assert covered == set(linears) - {adapter.mlp.output}
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_perplexity_equals_transformers_own_loss(family):
+    """The adapter's logit post-processing (soft-capping, Granite's divisor) is the family's own."""
+    model = tiny_family_model(family)
+    model.lm_head.weight.data *= 50  # large logits, so a missed cap or divisor shows
+    windows = _ids(7, rows=3)
+    got = perplexity(model, adapter_for(model), windows, batch_size=2, progress=False)
+    want = [float(model(w[None], labels=w[None]).loss) for w in windows]
+    assert got["window_nll"] == pytest.approx(want, rel=1e-5)
