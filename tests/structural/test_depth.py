@@ -69,6 +69,8 @@ def test_pure_scores_by_hand():
     o = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
     assert cosine_sum(h, o) == (pytest.approx(1.0), 2)  # 0 + 1
     assert angular_sum(h, o) == (pytest.approx(0.5), 2)  # 0 + (π/2)/π
+    sixty = torch.tensor([[[1.0, 0.0], [-1.0, 0.0]]]), torch.tensor([[[1.0, 3**0.5], [1.0, 0.0]]])
+    assert angular_sum(*sixty) == (pytest.approx(1 / 3 + 1), 2)  # 60° and 180°
     assert cosine_sum(h, o, last_token=True) == (pytest.approx(1.0), 1)
     logp = torch.log(torch.tensor([[0.5, 0.5]]))
     logq = torch.log(torch.tensor([[0.25, 0.75]]))
@@ -85,13 +87,20 @@ def _brute_kl(model, batches, removed, candidate, last_token=False):
         lq = F.log_softmax(q_model(b).logits.float(), -1)
         if last_token:
             lp, lq = lp[:, -1], lq[:, -1]
-        s, n = kl_sum(lp, lq)
-        total, count = total + s, count + n
+        kl = (lp.exp() * (lp - lq)).sum(-1)  # by hand, not with kl_sum
+        total, count = total + float(kl.sum()), count + kl.numel()
     return total / count
 
 
+def _distance(h_in, h_out, criterion):
+    """Per-token 1 − cos or arccos(cos)/π in float64, by hand (not with cosine_sum/angular_sum)."""
+    a, b = h_in.double().flatten(0, -2), h_out.double().flatten(0, -2)
+    cos = (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1))
+    return 1 - cos if criterion == "cosine" else torch.arccos(cos.clamp(-1, 1)) / torch.pi
+
+
 @torch.no_grad()
-def _brute_cos(model, batches, removed, candidate, last_token=False):
+def _brute_cos(model, batches, removed, candidate, criterion="cosine"):
     ref = _skip(model, removed)
     total = count = 0
     for b in batches:
@@ -105,8 +114,8 @@ def _brute_cos(model, batches, removed, candidate, last_token=False):
             ref(b)
             handle.remove()
             out = captured["o"][0] if isinstance(captured["o"], tuple) else captured["o"]
-        s, n = cosine_sum(hs[candidate], out, last_token)
-        total, count = total + s, count + n
+        d = _distance(hs[candidate], out, criterion)
+        total, count = total + float(d.sum()), count + d.numel()
     return total / count
 
 
@@ -127,15 +136,17 @@ def test_greedy_kl_matches_brute_force_each_round(arch, last_token):
         assert set(scores) == set(range(len(model.model.layers))) - set(removed)
 
 
-def test_greedy_cosine_matches_brute_force_each_round():
+@pytest.mark.parametrize("criterion", ["cosine", "angular"])
+def test_greedy_cosine_and_angular_match_brute_force_each_round(criterion):
     model = tiny_model("qwen2")
     batches = _batches(1)
-    result = greedy_depth(model, adapter_for(model), batches, 2, "cosine", progress=False)
+    result = greedy_depth(model, adapter_for(model), batches, 2, criterion, progress=False)
     for r, scores in enumerate(result.rounds):
         for cand, score in scores.items():
             assert score == pytest.approx(
-                _brute_cos(model, batches, result.removed[:r], cand), rel=1e-4
+                _brute_cos(model, batches, result.removed[:r], cand, criterion), rel=1e-4
             )
+        assert result.removed[r] == min(scores, key=scores.get)
 
 
 def test_bad_depth_input(tmp_path):
