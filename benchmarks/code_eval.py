@@ -145,6 +145,21 @@ def evaluate(spec: str, label: str, out_root: Path, opts: argparse.Namespace) ->
     return out_dir
 
 
+def evaluate_in_fresh_process(spec: str, label: str, opts: argparse.Namespace) -> Path:
+    """evaluate() in a new interpreter: a model's peak RSS must not include what the previous
+    model left resident (freed tensors glibc keeps, page cache of mapped weights)."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("spawn").Process(
+        target=evaluate, args=(spec, label, opts.out, opts)
+    )
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise SystemExit(f"evaluating {label} ({spec}) failed with exit code {child.exitcode}")
+    return opts.out / label
+
+
 def compare_all(folders: list[Path], out: Path) -> None:
     from prunekit.reports.compare import (
         load_entry,
@@ -288,7 +303,7 @@ def main() -> int:
                 folders.append(done.parent)
             continue
         print(f"== {label}: {spec}", flush=True)
-        folders.append(evaluate(spec, label, opts.out, opts))
+        folders.append(evaluate_in_fresh_process(spec, label, opts))
     if folders:
         compare_all(folders, opts.out)
     return 0
