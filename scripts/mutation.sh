@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Mutation testing of prunekit's core math with mutmut (slow: not part of ./test.sh or CI).
+#
+#   scripts/mutation.sh [module ...]     modules: methods allocation structural calibration
+#                                        (default: methods); JOBS=2 workers, LIMIT=900 s per module
+#
+# Each module is mutated in its own scratch copy ($MUTATION_DIR/<module>, default
+# /tmp/prunekit-mutation), against only the fast tests that exercise it; mutmut runs just the tests
+# that reach each mutated function. Survivors are written to $MUTATION_DIR/<module>/survivors.txt;
+# `cd $MUTATION_DIR/<module> && mutmut show <name>` prints one as a diff.
+# On a shared machine run it niced and serialised with other heavy jobs, e.g.
+#   flock /tmp/prunekit-bench.lock nice -n 19 scripts/mutation.sh methods
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MUTMUT="$ROOT/.venv/bin/mutmut"
+[ -x "$MUTMUT" ] || { echo "mutmut is missing: .venv/bin/python -m pip install -e '.[mutation]'" >&2; exit 2; }
+
+tests_for() {
+  case "$1" in
+    methods) echo "tests/methods" ;;
+    allocation) echo "tests/allocation/test_ramps.py tests/allocation/test_alignment.py tests/allocation/test_owl_reference.py tests/allocation/test_neuroal_argmin.py" ;;
+    structural) echo "tests/structural" ;;
+    calibration) echo "tests/calibration" ;;
+    *) echo "unknown module '$1'; choose from: methods allocation structural calibration" >&2; return 2 ;;
+  esac
+}
+
+for module in "${@:-methods}"; do
+  selection=$(tests_for "$module")
+  work="${MUTATION_DIR:-/tmp/prunekit-mutation}/$module"
+  rm -rf "$work" && mkdir -p "$work"
+  cp -r src tests pyproject.toml "$work/"
+  {
+    echo "[mutmut]"
+    echo "source_paths=src"
+    echo "only_mutate=src/prunekit/$module/*"
+    echo "pytest_add_cli_args_test_selection="
+    for t in $selection; do echo "    $t"; done
+    echo "pytest_add_cli_args=-x"
+    echo "process_isolation=forkserver"  # torch is not fork-safe after the stats run
+  } >"$work/setup.cfg"
+  echo "== $module: mutating src/prunekit/$module against $selection (scratch: $work)"
+  status=0
+  (cd "$work" && timeout "${LIMIT:-900}" "$MUTMUT" run --max-children "${JOBS:-2}") || status=$?
+  [ "$status" = 124 ] && echo "!! $module: stopped after ${LIMIT:-900} s; the counts below are partial"
+  (cd "$work" && "$MUTMUT" results --all true 2>/dev/null || "$MUTMUT" results) >"$work/results.txt" || true
+  grep -E ": (survived|no tests)" "$work/results.txt" >"$work/survivors.txt" || true
+  echo "== $module: $(grep -c ': killed' "$work/results.txt" || true) killed," \
+    "$(wc -l <"$work/survivors.txt") survived or untested (list: $work/survivors.txt)"
+done
