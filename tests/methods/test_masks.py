@@ -50,7 +50,7 @@ def test_nm_mask_matches_brute_force(n, m):
 
 
 def test_nm_mask_rejects_ragged_width():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="input width 6 is not a multiple of M=4"):
         nm_mask(torch.rand(2, 6), 2, 4)
 
 

@@ -4,6 +4,7 @@ from sparsegpt_reference import reference_sparsegpt
 
 from prunekit.methods.masks import nm_mask, row_mask
 from prunekit.methods.patterns import Pattern
+from prunekit.methods.pruners import SparseGPT
 from prunekit.methods.scores import magnitude_scores, wanda_scores
 from prunekit.methods.sparsegpt import sparsegpt_prune, tile_counts
 
@@ -163,3 +164,15 @@ def test_tile_counts_add_up_to_the_row_count_for_any_tiling():
             ]
             assert torch.equal(sum(tiles), counts)
             assert all(((t >= 0) & (t <= min(blocksize, d_in))).all() for t in tiles)
+
+
+def test_the_sparsegpt_pruner_uses_the_papers_128_column_tiles():
+    """On a layer wider than one tile (2:4 groups must not straddle tiles), the pruner's default
+    equals the reference at 128-column mask blocks."""
+    w, h = random_layer(6, 264, 4)
+    stats = type("Stats", (), {"hessian": h})()
+    weight = w.clone()
+    mask = SparseGPT().prune(weight, stats, 0.5, Pattern(2, 4))
+    ref, ref_mask = reference_sparsegpt(w, h, 0.5, Pattern(2, 4), mask_block=128)
+    assert torch.equal(mask, ref_mask)
+    torch.testing.assert_close(weight.double(), ref, rtol=0, atol=1e-4)
