@@ -176,3 +176,23 @@ def test_the_sparsegpt_pruner_uses_the_papers_128_column_tiles():
     ref, ref_mask = reference_sparsegpt(w, h, 0.5, Pattern(2, 4), mask_block=128)
     assert torch.equal(mask, ref_mask)
     torch.testing.assert_close(weight.double(), ref, rtol=0, atol=1e-4)
+
+
+def test_damping_grows_tenfold_until_the_hessian_is_positive_definite():
+    """Eigenvalues 2.05 and −0.05 (mean diagonal 1): 1% damping leaves it indefinite, 10% does
+    not, so the result is the reference's at 10%."""
+    h = torch.tensor([[1.0, 1.05], [1.05, 1.0]])
+    w = torch.tensor([[1.0, -2.0], [0.5, 3.0], [-1.5, 0.25]])
+    got, mask = sparsegpt_prune(w, h, 0.5, Pattern(), blocksize=2, percdamp=0.01)
+    ref, ref_mask = reference_sparsegpt(w, h, 0.5, Pattern(), mask_block=2, percdamp=0.1)
+    assert torch.equal(mask, ref_mask)
+    torch.testing.assert_close(got.double(), ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("h", [-torch.eye(2), torch.tensor([[1.0, 5001.0], [5001.0, 1.0]])])
+def test_a_hessian_that_six_tenfold_dampings_cannot_fix_is_an_error(h):
+    """−I never becomes definite; eigenvalue −5000 would need 10⁴ × the mean diagonal (a 7th try)."""
+    with pytest.raises(
+        RuntimeError, match="^Hessian is not positive definite even with heavy damping$"
+    ):
+        sparsegpt_prune(torch.ones(2, 2), h, 0.5, Pattern(), blocksize=2)
