@@ -2,7 +2,8 @@
 # Mutation testing of prunekit's core math with mutmut (slow: not part of ./test.sh or CI).
 #
 #   scripts/mutation.sh [module ...]     modules: methods allocation structural calibration
-#                                        (default: methods); JOBS=2 workers, LIMIT=900 s per module
+#                                        (default: methods); JOBS=2 workers, LIMIT=900 s per module,
+#                                        ONLY="glob…" to run just those mutants (e.g. 'prunekit.methods.oneshot*')
 #
 # Each module is mutated in its own scratch copy ($MUTATION_DIR/<module>, default
 # /tmp/prunekit-mutation), against only the fast tests that exercise it; mutmut runs just the tests
@@ -42,7 +43,7 @@ for module in "${@:-methods}"; do
   } >"$work/setup.cfg"
   echo "== $module: mutating src/prunekit/$module against $selection (scratch: $work)"
   status=0
-  (cd "$work" && timeout "${LIMIT:-900}" "$MUTMUT" run --max-children "${JOBS:-2}") || status=$?
+  (cd "$work" && timeout "${LIMIT:-900}" "$MUTMUT" run --max-children "${JOBS:-2}" ${ONLY:-}) || status=$?
   [ "$status" = 124 ] && echo "!! $module: stopped after ${LIMIT:-900} s; the counts below are partial"
   (cd "$work" && "$MUTMUT" results --all true 2>/dev/null || "$MUTMUT" results) >"$work/results.txt" || true
   grep -E ": (survived|no tests)" "$work/results.txt" >"$work/survivors.txt" || true
