@@ -25,7 +25,7 @@ HELP = {
     "time_budget_s": "stop after S seconds of training",
     "epochs": "reconstruct: passes over the windows per block",
     "checkpoint_every": "save resumable training state every N steps",
-    "autocast": "bfloat16 autocast (master weights stay float32); --no-autocast for float32",
+    "bf16": "forward/backward in a bfloat16 copy, float32 master weights (--no-bf16: all float32)",
 }
 
 

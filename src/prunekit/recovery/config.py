@@ -32,9 +32,7 @@ class RecoveryConfig:
     lora_alpha: float = 32.0
     checkpoint_every: int = 50
     seed: int = 0
-    autocast: bool = (
-        True  # bfloat16 autocast where the device supports it; master weights stay float32
-    )
+    bf16: bool = True  # forwards in a bfloat16 copy; trained weights stay float32 (mixed precision)
 
     def __post_init__(self) -> None:
         if self.lr is None:

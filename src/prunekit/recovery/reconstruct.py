@@ -86,7 +86,7 @@ def _train_block(
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 masks.apply(model, adapter, only=ctx.index)
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 step += 1
                 log.tokens += h.shape[0] * h.shape[1]
         layer.eval()

@@ -7,6 +7,7 @@ process takes its share of every global batch and DDP averages the gradients.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -93,6 +94,14 @@ def batch_indices(step: int, cfg: RecoveryConfig, n: int) -> list[int]:
     return out
 
 
+def _compute_copy(student: nn.Module, bf16: bool, device: torch.device) -> nn.Module:
+    """The model forwards run on: a bfloat16 copy where the device does bfloat16 matmuls fast
+    (float32 masters stay in `student`, so small updates are not rounded away), else `student`."""
+    if not bf16 or (device.type == "cuda" and not torch.cuda.is_bf16_supported()):
+        return student
+    return copy.deepcopy(student).to(torch.bfloat16)
+
+
 class Distiller:
     """Trains `params` of the student towards the teacher; masks re-applied after every step."""
 
@@ -112,20 +121,26 @@ class Distiller:
         self.params, self.masks, self.teacher_ids = params, masks, teacher_ids
         self.cfg, self.device, self.pad_id = cfg, device, pad_id
         self.rank, self.world = world()
-        self.forward = student
-        if self.world > 1:
-            self.forward = nn.parallel.DistributedDataParallel(student)
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
         names = {id(p): n for n, p in student.named_parameters()}
-        self.named = {names[id(p)]: p for p in params}
+        self.named = {names[id(p)]: p for p in params}  # float32 masters: trained, saved
+        self.compute = _compute_copy(student, cfg.bf16, device)
+        live = dict(self.compute.named_parameters())
+        self.pairs = [(p, live[n]) for n, p in self.named.items() if live[n] is not p]
+        self.forward = self.compute
+        if self.world > 1:
+            self.forward = nn.parallel.DistributedDataParallel(self.compute)
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
 
-    def _autocast(self):
-        if not self.cfg.autocast:
-            return contextlib.nullcontext()
-        kind = self.device.type
-        if kind == "cuda" and not torch.cuda.is_bf16_supported():
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=kind, dtype=torch.bfloat16)
+    @torch.no_grad()
+    def _sync(self) -> None:
+        """Copy the float32 masters into the compute copy's parameters."""
+        for master, live in self.pairs:
+            live.copy_(master)
+
+    def _grads_to_masters(self) -> None:
+        for master, live in self.pairs:
+            master.grad = None if live.grad is None else live.grad.float()
+            live.grad = None
 
     def _step(self, data: TrainingData, step: int) -> tuple[float, int]:
         """One optimiser step over the global batch; returns its mean KL and its token count."""
@@ -140,23 +155,24 @@ class Distiller:
         for k, chunk in enumerate(micro):
             ids, mask, w = (t.to(self.device) for t in collate(chunk, self.pad_id))
             t_ids = self.teacher_ids[ids] if self.teacher_ids is not None else ids
-            with torch.no_grad(), self._autocast():
+            with torch.no_grad():
                 t_logp = teacher_log_probs(
                     self.teacher(input_ids=t_ids, attention_mask=mask).logits, self.teacher_ids
                 )
             sync = k == len(micro) - 1 or self.world == 1
             ctx = contextlib.nullcontext() if sync else self.forward.no_sync()
             with ctx:
-                with self._autocast():
-                    logits = self.forward(input_ids=ids, attention_mask=mask).logits
+                logits = self.forward(input_ids=ids, attention_mask=mask).logits
                 kl = kl_sum(logits, t_logp, w)
                 (kl * self.world / total_weight).backward()
             loss_sum += kl.detach().double().cpu()
+        self._grads_to_masters()
         self.masks.mask_grads(self.student, self.adapter)
         torch.nn.utils.clip_grad_norm_(self.params, 1.0)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.masks.apply(self.student, self.adapter)
+        self._sync()
         tokens = torch.tensor([sum(len(s.ids) for s in mine)], dtype=torch.float64)
         return float(_all_sum(loss_sum)) / total_weight, int(_all_sum(tokens))
 
@@ -173,7 +189,8 @@ class Distiller:
             meta = load_state(state_dir, self.named, self.optimizer)
             log.steps, log.tokens, log.losses = meta["step"], meta["tokens"], meta["losses"]
             log.resumed_from = log.steps
-        self.student.train()
+            self._sync()
+        self.compute.train()
         start, cpu0 = time.perf_counter(), time.process_time()
         bar = tqdm(
             total=cfg.max_steps or None,
@@ -202,7 +219,7 @@ class Distiller:
                     save_state(state_dir, self.named, self.optimizer, meta)
         finally:
             bar.close()
-            self.student.eval()
+            self.compute.eval()
         log.wall_s = time.perf_counter() - start
         log.cpu_s = time.process_time() - cpu0
         return log

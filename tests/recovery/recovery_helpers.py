@@ -1,18 +1,14 @@
-"""A tiny teacher/student pair with a real small tokenizer, and training data on disk."""
+"""Helpers for the recovery tests: a tiny teacher/student pair, pruning, data on disk, a config.
+
+Not a conftest.py: a second `conftest` module would shadow tests/conftest.py for `from conftest import`."""
 
 from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from prunekit.recovery.config import RecoveryConfig
-
-
-@pytest.fixture(scope="session")
-def pair_dir(tiny_model_dir):
-    return tiny_model_dir
 
 
 def load_pair(path):
@@ -44,8 +40,8 @@ def magnitude_prune(model, sparsity: float = 0.5, nm: tuple[int, int] | None = N
                 w.scatter_(1, idx, 0.0)
 
 
-@pytest.fixture
 def text_jsonl(tmp_path):
+    """A small JSONL of {"text"} rows (stdlib textwrap.py cut into chunks)."""
     import sysconfig
     from pathlib import Path
 
@@ -65,6 +61,6 @@ def config(**kw) -> RecoveryConfig:
         max_tokens=None,
         max_steps=4,
         warmup_steps=1,
-        autocast=False,
+        bf16=False,
     )
     return RecoveryConfig(**{**base, **kw})
