@@ -22,7 +22,7 @@ def test_nm_valid_matches_brute_force():
 def test_detect_pattern_prefers_2_4_and_sees_unstructured():
     keep = torch.tensor([[True, False, True, False] * 2])
     assert detect_pattern({"a": keep}) == (2, 4)
-    loose = torch.tensor([[True, True, False, False, False, False, True, True]])
+    loose = torch.tensor([[True, True, True, False, False, False, False, True]])
     assert detect_pattern({"a": loose}) == (4, 8)
     assert detect_pattern({"a": torch.tensor([[True, True, True, False]])}) is None
 
