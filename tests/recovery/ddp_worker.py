@@ -1,0 +1,62 @@
+"""Run by test_ddp.py: one distillation run, alone or as one rank of a gloo process group.
+
+Usage: python ddp_worker.py MODEL_DIR OUT.safetensors  (RANK/WORLD_SIZE/MASTER_* in the environment)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM
+
+from prunekit.models.adapters import adapter_for
+from prunekit.recovery.config import RecoveryConfig
+from prunekit.recovery.data import Sample, TrainingData
+from prunekit.recovery.masks import SparsityMasks
+from prunekit.recovery.trainable import select_trainable
+from prunekit.recovery.trainer import Distiller
+
+
+def main(model_dir: str, out: str) -> None:
+    torch.set_num_threads(1)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("gloo")
+    teacher = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    student = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        teacher.model.norm.weight.mul_(2.0)
+        for layer in student.model.layers:
+            layer.mlp.down_proj.weight[:, ::2] = 0
+    adapter = adapter_for(student)
+    masks = SparsityMasks.from_model(student, adapter)
+    cfg = RecoveryConfig(
+        train="full",
+        batch_size=4,
+        micro_batch=1,
+        lr=1e-2,
+        max_steps=3,
+        max_tokens=None,
+        warmup_steps=1,
+        bf16=False,
+    )
+    params = select_trainable(student, adapter, cfg.train, masks)
+    gen = torch.Generator().manual_seed(0)
+    lengths = [20, 33, 27, 40, 25, 31, 22, 38]  # unequal: the global token normalisation matters
+    data = TrainingData(
+        [Sample(torch.randint(1, 100, (n,), generator=gen).tolist(), [1.0] * n) for n in lengths]
+    )
+    Distiller(student, teacher, adapter, params, masks, None, cfg, torch.device("cpu"), 0).train(
+        data, progress=False
+    )
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        save_file({k: v.contiguous() for k, v in student.state_dict().items()}, out)
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
