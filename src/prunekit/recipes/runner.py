@@ -150,6 +150,27 @@ class _Run:
         rep.pop("timings_s", None)
         return rep
 
+    def recover(self, step: Step) -> dict:
+        """Distil the pruned model from its dense original (the recipe's model unless `teacher`)."""
+        from prunekit.models.loading import load_model
+        from prunekit.recovery.config import RecoveryConfig
+        from prunekit.recovery.run import recover
+
+        options = dict(step.options)
+        teacher = load_model(options.pop("teacher") or self.recipe.model, "bfloat16")
+        cfg = RecoveryConfig.from_options(options)
+        result = recover(
+            self.model,
+            self.tokenizer,
+            teacher.model,
+            teacher.tokenizer,
+            cfg,
+            device=self.device,
+            progress=self.progress,
+        )
+        self.model.to("cpu")
+        return {"teacher": teacher.info, **result.report}
+
     def evaluate(self) -> dict:
         from prunekit import api
 
@@ -327,6 +348,9 @@ def _details(s: dict) -> str:
         return f"{s['criterion']}{' last-token' if s['last_token'] else ''}: layers {s['layers_before']} → {s['layers_after']}, removed in order {s['removed']}"
     if s["step"] == "width":
         return f"{s['criterion']}: FFN {s['intermediate_size_before']} → {s['intermediate_size_after']} (multiple {s['multiple']})"
+    if s["step"] == "recover":
+        tr = s["training"]
+        return f"{s['config']['method']} {s['config']['train']}: {tr['steps']} steps, {tr['tokens']:,} tokens, zeros kept {s['masks']['pruned_weights_still_zero']}"
     if s["step"] == "unstructured":
         sp = s.get("sparsity", {})
         return f"{s.get('method', {}).get('name')} {s.get('method', {}).get('pattern')}: sparsity {sp.get('achieved', 0):.3f}"

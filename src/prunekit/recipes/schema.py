@@ -189,6 +189,25 @@ def _check_unstructured(where: str, opts: dict) -> None:
         _fail(where, str(exc).replace("--", ""))
 
 
+def _check_recover(where: str, opts: dict) -> None:
+    from prunekit.recovery.config import RecoveryConfig
+
+    if opts["teacher"] is not None and not isinstance(opts["teacher"], str):
+        _fail(where, f"teacher must be a model name or path, got {opts['teacher']!r}")
+    try:
+        RecoveryConfig.from_options({k: v for k, v in opts.items() if k != "teacher"})
+    except (PrunekitError, TypeError) as exc:
+        _fail(where, str(exc).replace("recover: ", ""))
+
+
+def _recover_defaults() -> dict[str, Any]:
+    from dataclasses import fields
+
+    from prunekit.recovery.config import RecoveryConfig
+
+    return {"teacher": None, **{f.name: f.default for f in fields(RecoveryConfig)}}
+
+
 STEPS: dict[str, StepSpec] = {
     "vocabulary": StepSpec({"corpus": None, "min_count": 1}, check=_check_vocabulary),
     "depth": StepSpec(
@@ -220,6 +239,7 @@ STEPS: dict[str, StepSpec] = {
         check=_check_unstructured,
         structural=False,
     ),
+    "recover": StepSpec(_recover_defaults(), check=_check_recover, structural=False),
 }
 STRUCTURAL = tuple(name for name, spec in STEPS.items() if spec.structural)
 
@@ -233,6 +253,11 @@ def _order(steps: list[Step]) -> None:
                 f"'{step.name}' already appears as step {seen[step.name]}; give each step once",
             )
         seen[step.name] = i
+    if "recover" in seen and seen["recover"] != len(steps):
+        _fail(
+            f"step {seen['recover']} (recover)",
+            "recover trains what the steps before it pruned; make it the last step",
+        )
     if "unstructured" in seen:
         late = [s for s in STRUCTURAL if seen.get(s, 0) > seen["unstructured"]]
         if late:
