@@ -1,0 +1,206 @@
+"""Recovery benchmark: one-shot students vs the same students after `prunekit recover`,
+judged by HumanEval pass@1 (full, greedy, chat mode) and held-out Python perplexity.
+
+    flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/recovery.py --run wanda50:full
+    .venv/bin/python benchmarks/recovery.py            # only render what exists
+
+Folders: runs/q-<student> (one-shot) and runs/q-<student>-<recovery> (recovered); every number
+in the table is read from their report.json (written by prune/run/recover and `prunekit eval`).
+Writes benchmarks/results/recovery_qwen2.5-coder-0.5b.md and .png (pass@1 against parameters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs"
+OUT = ROOT / "benchmarks" / "results" / "recovery_qwen2.5-coder-0.5b"
+PK = [str(Path(sys.executable).with_name("prunekit"))]
+MODEL = "qwen2.5-coder-0.5b"
+
+STUDENTS = {  # name → command that makes runs/q-<name>
+    "vocab": ["run", "recipes/vocabulary.yaml"],
+    "seed": ["run", "recipes/seed_structural.yaml"],
+    "wanda50": ["prune", MODEL, "--method", "wanda", "--sparsity", "0.5", "--calib", "python"],
+    "sg24": ["prune", MODEL, "--method", "sparsegpt", "--pattern", "2:4", "--calib", "python"],
+}
+RECOVERIES = {  # name → `prunekit recover` flags (20 minutes of training each on 2 CPU cores)
+    "reconstruct": ["--method", "reconstruct", "--train", "full", "--windows", "64"],
+    "norms": ["--train", "norms", "--time-budget", "1200"],
+    "lora": ["--train", "lora", "--time-budget", "1200"],
+    "full": ["--train", "full", "--time-budget", "1200"],
+}
+
+
+def _call(args: list[str]) -> None:
+    print("+ prunekit", " ".join(args), flush=True)
+    subprocess.run([*PK, *args], check=True, cwd=ROOT)
+
+
+def run_cell(student: str, recovery: str | None) -> None:
+    """Make the student if missing, recover it if asked, then evaluate whatever lacks HumanEval."""
+    base = RUNS / f"q-{student}"
+    if not base.exists():
+        _call([*STUDENTS[student], "-o", str(base)])
+    target = base if recovery is None else RUNS / f"q-{student}-{recovery}"
+    if not target.exists():
+        _call(["recover", str(base), *RECOVERIES[recovery], "-o", str(target)])
+    if "humaneval" not in _report(target).get("evaluation", {}):
+        _call(
+            [
+                "eval",
+                str(target),
+                "--humaneval",
+                "--dtype",
+                "bfloat16",
+                "--ppl",
+                "python",
+                "--ppl-tokens",
+                "16384",
+            ]
+        )
+
+
+def _report(folder: Path) -> dict:
+    path = folder / "report.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _params(rep: dict, folder: Path) -> tuple[int | None, int | None]:
+    """Total and non-embedding parameters (the latter from config.json where the report lacks it)."""
+    p = rep.get("params", {})
+    total, non_emb = p.get("total"), p.get("non_embedding")
+    cfg_path = folder / "config.json"
+    if total and non_emb is None and cfg_path.is_file():
+        cfg = json.loads(cfg_path.read_text())
+        tied = cfg.get("tie_word_embeddings", False)
+        non_emb = total - cfg["vocab_size"] * cfg["hidden_size"] * (1 if tied else 2)
+    return total, non_emb
+
+
+def _pass1(rep: dict) -> str:
+    he = rep.get("evaluation", {}).get("humaneval")
+    if not he:
+        return "—"
+    return f"{he['pass@1']:.1%} ({he['problems']}{' limited' if he.get('limited') else ''})"
+
+
+def _ppl(rep: dict) -> str:
+    ppl = rep.get("evaluation", {}).get("perplexity", {}).get("python")
+    return f"{ppl['ppl']:.3f}" if ppl else "—"
+
+
+def rows() -> list[list[str]]:
+    out = []
+    for student in STUDENTS:
+        base = _report(RUNS / f"q-{student}")
+        if not base:
+            continue
+        for recovery in [None, *RECOVERIES]:
+            folder = RUNS / (f"q-{student}" if recovery is None else f"q-{student}-{recovery}")
+            rep = _report(folder)
+            if not rep:
+                continue
+            rec = rep.get("recovery", {})
+            tr = rec.get("training", {})
+            total, non_emb = _params(rep, folder)
+            out.append(
+                [
+                    student,
+                    recovery or "none (one-shot)",
+                    f"{total:,}" if total else "—",
+                    f"{non_emb:,}" if non_emb else "—",
+                    f"{tr['tokens']:,}" if tr else "—",
+                    f"{tr['wall_s']:.0f} / {tr['cpu_s']:.0f}" if tr else "—",
+                    f"{tr['tokens_per_s']}" if tr else "—",
+                    str(rec.get("masks", {}).get("pruned_weights_still_zero", "—")),
+                    _ppl(rep),
+                    _pass1(rep),
+                ]
+            )
+    return out
+
+
+HEAD = [
+    "student",
+    "recovery",
+    "params total",
+    "params non-embedding",
+    "tokens trained",
+    "train wall / CPU (s)",
+    "train tok/s",
+    "zeros kept",
+    "Python ppl",
+    "HumanEval pass@1",
+]
+
+
+def render() -> None:
+    table = rows()
+    lines = [
+        f"# Recovery on {MODEL} (HumanEval pass@1, full 164, greedy, chat mode; bfloat16 generation)",
+        "",
+        "Generated by `benchmarks/recovery.py` from the runs' report.json files. Dense reference: "
+        "54.9% (benchmarks/results/code_eval.md). Machine: see each report's `machine`.",
+        "",
+        "| " + " | ".join(HEAD) + " |",
+        "|" + "---|" * len(HEAD),
+    ]
+    lines += ["| " + " | ".join(r) + " |" for r in table]
+    OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    plot(table)
+
+
+def plot(table: list[list[str]]) -> None:
+    """pass@1 against parameters (total and non-embedding), one-shot vs recovered, with 97% of dense."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in table if r[-1] != "—" and r[2] != "—"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, col, label in (
+        (axes[0], 2, "parameters (total)"),
+        (axes[1], 3, "non-embedding parameters"),
+    ):
+        for r in points:
+            x, y = int(r[col].replace(",", "")), float(r[-1].split("%")[0])
+            ax.scatter(x, y, marker="o" if r[1].startswith("none") else "^")
+            ax.annotate(f"{r[0]} / {r[1].split()[0]}", (x, y), fontsize=7)
+        ax.axhline(0.97 * 54.9, ls="--", lw=0.8, color="grey", label="97% of dense (53.3%)")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("HumanEval pass@1 (%)")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT.with_suffix(".png"), dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--run", nargs="*", default=[], help="cells STUDENT[:RECOVERY], e.g. wanda50:full seed"
+    )
+    args = ap.parse_args()
+    for cell in args.run:
+        student, _, recovery = cell.partition(":")
+        if student not in STUDENTS or (recovery and recovery not in RECOVERIES):
+            sys.exit(
+                f"unknown cell '{cell}'; students {list(STUDENTS)}, recoveries {list(RECOVERIES)}"
+            )
+        run_cell(student, recovery or None)
+    render()
+
+
+if __name__ == "__main__":
+    main()
