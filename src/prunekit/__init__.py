@@ -1,13 +1,14 @@
 """prunekit: prune code LLMs layer by layer, measure what each cut costs, export standard checkpoints.
 
-Python API: `prunekit.prune(...)`, `prunekit.load_model(...)`, `prunekit.perplexity(...)`.
+Python API: `prunekit.prune(...)`, `prunekit.recover(...)`, `prunekit.load_model(...)`,
+`prunekit.perplexity(...)`.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_model", "prune", "perplexity", "save"]
+__all__ = ["__version__", "load_model", "prune", "perplexity", "recover", "RecoveryConfig", "save"]
 
 
 def __getattr__(name: str):
@@ -16,6 +17,10 @@ def __getattr__(name: str):
         from prunekit import api
 
         return getattr(api, name)
+    if name in ("recover", "RecoveryConfig"):
+        from prunekit import recovery
+
+        return getattr(recovery, name)
     if name == "load_model":
         from prunekit.models.loading import load_model
 
