@@ -152,7 +152,7 @@ def render() -> None:
         "|" + "---|" * len(HEAD),
     ]
     lines += ["| " + " | ".join(r) + " |" for r in table]
-    OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    Path(f"{OUT}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(table)
 
@@ -180,7 +180,7 @@ def plot(table: list[list[str]]) -> None:
     axes[0].set_ylabel("HumanEval pass@1 (%)")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(OUT.with_suffix(".png"), dpi=110)
+    fig.savefig(Path(f"{OUT}.png"), dpi=110)
     plt.close(fig)
 
 
