@@ -55,6 +55,7 @@ def main(model_dir: str, out: str) -> None:
     if not dist.is_initialized() or dist.get_rank() == 0:
         save_file({k: v.contiguous() for k, v in student.state_dict().items()}, out)
     if dist.is_initialized():
+        dist.barrier()  # no rank exits while another still talks to it (gloo aborts otherwise)
         dist.destroy_process_group()
 
 

@@ -22,7 +22,7 @@ HELP = {
     "lr": "learning rate (default: 1e-3 norms, 3e-4 lora, 2e-5 full)",
     "max_steps": "stop after N optimiser steps",
     "max_tokens": "stop after N training tokens (default 400000)",
-    "time_budget_s": "stop after S seconds of training",
+    "time_budget_s": "stop after S seconds of training (default 2700)",
     "epochs": "reconstruct: passes over the windows per block",
     "checkpoint_every": "save resumable training state every N steps",
     "bf16": "forward/backward in a bfloat16 copy, float32 master weights (--no-bf16: all float32)",

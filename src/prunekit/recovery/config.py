@@ -26,7 +26,7 @@ class RecoveryConfig:
     warmup_steps: int = 10
     max_steps: int | None = None
     max_tokens: int | None = 400_000
-    time_budget_s: float | None = None
+    time_budget_s: float | None = 2700.0  # the default run ends within 45 minutes of training
     epochs: int = 2  # reconstruct: passes over the calibration windows per block
     lora_rank: int = 16
     lora_alpha: float = 32.0
