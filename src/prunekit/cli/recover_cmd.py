@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.data.sources import resolve_source
     from prunekit.models.adapters import adapter_for
     from prunekit.models.loading import load_model, resolve_device
+    from prunekit.recovery.distributed import is_writer, join_from_env, leave
     from prunekit.recovery.report import param_summary, plot_losses
     from prunekit.recovery.run import recover
     from prunekit.recovery.state import state_dir_for
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     check_output_dir(args.output, args.force)
-    device = resolve_device(args.device)
+    device = join_from_env(resolve_device(args.device))
     ppl_sets = split_list(args.eval_ppl)
     for data in ppl_sets:
         resolve_source(data, "eval")
@@ -122,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     report["model"], report["teacher"] = student.info, teacher.info
     adapter = adapter_for(student.model)
     report["params_before"] = param_summary(student.model, adapter)
-    if ppl_sets:
+    if ppl_sets and is_writer():
         with timer("eval_before"):
             report["evaluation_before"] = {
                 "perplexity": perplexities(student, ppl_sets, args, device)
@@ -141,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
     del teacher
     report["recovery"] = result.report
     report["params"] = param_summary(student.model, adapter)
+    if not is_writer():
+        leave()
+        return 0
     if ppl_sets:
         with timer("eval_after"):
             report["evaluation"] = {"perplexity": perplexities(student, ppl_sets, args, device)}
@@ -155,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         )
         write_report(tmp, report)
     shutil.rmtree(state_dir, ignore_errors=True)
+    leave()
     _summary(report, args.output)
     return 0
 
