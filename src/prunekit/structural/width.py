@@ -75,7 +75,8 @@ def select_channels(scores: torch.Tensor, k: int) -> torch.Tensor:
     return torch.sort(order).values
 
 
-def _slice(linear: nn.Linear, idx: torch.Tensor, dim: int) -> None:
+def slice_linear(linear: nn.Linear, idx: torch.Tensor, dim: int) -> None:
+    """Keep rows (dim 0, with their bias entries) or input columns (dim 1) `idx` of a Linear in place."""
     grad = linear.weight.requires_grad
     linear.weight = nn.Parameter(
         linear.weight.data.index_select(dim, idx).clone(), requires_grad=grad
@@ -96,8 +97,8 @@ def slice_mlp(layer: nn.Module, adapter: DecoderAdapter, idx: torch.Tensor) -> N
     width = adapter.mlp_width(layer)
     rows = torch.cat([idx, idx + width]) if adapter.mlp.fused else idx
     for name in adapter.mlp.inputs:
-        _slice(layer.get_submodule(name), rows, 0)
-    _slice(layer.get_submodule(adapter.mlp.output), idx, 1)
+        slice_linear(layer.get_submodule(name), rows, 0)
+    slice_linear(layer.get_submodule(adapter.mlp.output), idx, 1)
     mlp = layer.get_submodule(adapter.mlp.output.rpartition(".")[0])
     if hasattr(mlp, "intermediate_size"):
         mlp.intermediate_size = len(idx)

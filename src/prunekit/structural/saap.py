@@ -1,0 +1,212 @@
+"""SAAP: structure-aware adaptive pruning of attention head groups and MLP channels (DESIGN §3.5).
+
+One gradient pass scores every group (`importance`), per-block removal counts come from
+`ratios` under a parameter budget, the lowest-scored groups of each block go, and the modules'
+head counts and widths follow their new shapes (`groups.sync_configs`).
+
+Budgets: `heads` / `ffn` are the fractions of that kind's parameters removed over the whole
+model (a head group's parameters are its q/k/v rows and output columns; a channel's are its MLP
+rows and column). `target` is instead a fraction of all non-embedding parameters; it is split by
+one rule: both kinds lose the same fraction f of their parameters, f = target · non-embedding /
+(head-group + channel parameters). Channels go in whole `multiple`s (1 by default: per-block
+widths need no kernel-friendly size; e.g. 64 keeps every width a multiple of 64 when the dense
+width is one); at least one kv group and `min_channels` channels stay in every block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from prunekit.errors import PrunekitError
+from prunekit.models.adapters import DecoderAdapter
+from prunekit.structural.groups import ChannelGroups, GroupKind, HeadGroups, sync_configs
+from prunekit.structural.importance import REGISTRY, accumulate_gradients, kind_scores
+from prunekit.structural.ratios import RATIOS, Blocks, allocate, layer_weights
+from prunekit.structural.width import select_channels
+
+
+def _fraction(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
+
+
+@dataclass
+class SaapConfig:
+    """The options of `prunekit structured` and of the recipe step `structured:` (one schema)."""
+
+    heads: float | None = None
+    ffn: float | None = None
+    target: float | None = None
+    importance: str = "fused"
+    ratios: str = "adaptive"
+    skip_first: int = 3
+    skip_last: int = 1
+    max_ratio: float = 0.8
+    multiple: int = 1
+    min_channels: int = 1
+
+    @classmethod
+    def from_options(cls, options: dict) -> SaapConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in options.items() if k in names}).validated()
+
+    def validated(self) -> SaapConfig:
+        """Every option in range, or one PrunekitError line naming it (no model needed)."""
+        for key in ("heads", "ffn", "target"):
+            value = getattr(self, key)
+            if value is not None and not _fraction(value):
+                raise PrunekitError(
+                    f"structured {key} must be a fraction in [0, 1), got {value!r}"
+                    + (" (1 would remove every head)" if key == "heads" and value == 1 else "")
+                )
+        if self.target is not None and (self.heads is not None or self.ffn is not None):
+            raise PrunekitError("structured: give either target or heads/ffn, not both")
+        if not any(getattr(self, k) for k in ("heads", "ffn", "target")):
+            raise PrunekitError(
+                "structured: nothing to remove; give heads and/or ffn (fractions of each kind) "
+                "or target (fraction of non-embedding parameters), e.g. heads 0.25 ffn 0.25"
+            )
+        if self.importance not in REGISTRY:
+            raise PrunekitError(
+                f"unknown importance '{self.importance}'; choose one of: {', '.join(REGISTRY)}"
+            )
+        if self.ratios not in RATIOS:
+            raise PrunekitError(
+                f"unknown ratios '{self.ratios}'; choose one of: {', '.join(RATIOS)}"
+            )
+        for key, low in (("skip_first", 0), ("skip_last", 0), ("multiple", 1), ("min_channels", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise PrunekitError(
+                    f"structured {key} must be a whole number ≥ {low}, got {value!r}"
+                )
+        mr = self.max_ratio
+        if isinstance(mr, bool) or not isinstance(mr, int | float) or not 0 < mr <= 1:
+            raise PrunekitError(f"structured max_ratio must be in (0, 1], got {mr!r}")
+        return self
+
+
+def non_embedding(model: nn.Module, adapter: DecoderAdapter) -> int:
+    """Parameters outside the embedding and output head (tied ones counted once)."""
+    from prunekit.recovery.report import param_summary
+
+    return param_summary(model, adapter)["non_embedding"]
+
+
+def _params(model: nn.Module, adapter: DecoderAdapter) -> dict[str, int]:
+    from prunekit.reports.report import param_counts
+
+    return {"total": param_counts(model)["total"], "non_embedding": non_embedding(model, adapter)}
+
+
+def _kinds(adapter: DecoderAdapter) -> dict[str, GroupKind]:
+    return {"heads": HeadGroups(adapter), "ffn": ChannelGroups(adapter)}
+
+
+def plan_blocks(model: nn.Module, adapter: DecoderAdapter, cfg: SaapConfig) -> dict[str, Blocks]:
+    """Each kind's groups, costs and per-block limits (channels in units of `multiple`)."""
+    layers = adapter.layers(model)
+    out = {}
+    for name, kind in _kinds(adapter).items():
+        counts = [kind.count(layer) for layer in layers]
+        costs = [kind.cost(layer) for layer in layers]
+        step = cfg.multiple if name == "ffn" else 1
+        low = math.ceil(cfg.min_channels / step) * step if name == "ffn" else 1
+        out[name] = Blocks.build(counts, costs, cfg.max_ratio, low, step)
+    return out
+
+
+def budgets(
+    model: nn.Module, adapter: DecoderAdapter, cfg: SaapConfig, blocks: dict[str, Blocks]
+) -> dict[str, float]:
+    """Parameters each kind must lose."""
+    if cfg.target is not None:
+        prunable = sum(b.total for b in blocks.values())
+        f = cfg.target * non_embedding(model, adapter) / prunable
+        if f >= 1:
+            raise PrunekitError(
+                f"structured target {cfg.target} of the non-embedding parameters is more than "
+                f"the attention and MLP groups hold ({prunable:,}); lower it"
+            )
+        fractions = {"heads": f, "ffn": f}
+    else:
+        fractions = {"heads": cfg.heads or 0.0, "ffn": cfg.ffn or 0.0}
+    return {k: fractions[k] * blocks[k].total for k in blocks}
+
+
+def check_budget(model: nn.Module, adapter: DecoderAdapter, cfg: SaapConfig) -> None:
+    """Fail before any scoring when the budget cannot fit the per-block limits."""
+    blocks = plan_blocks(model, adapter, cfg)
+    # adaptive weights are positive wherever uniform ones are, so they reach the same caps
+    method = "uniform" if cfg.ratios == "adaptive" else cfg.ratios
+    n = len(adapter.layers(model))
+    weights = layer_weights(method, [torch.ones(1)] * n, 0.0, cfg.skip_first, cfg.skip_last)
+    for name, target in budgets(model, adapter, cfg, blocks).items():
+        _allocate(blocks[name], weights, target, None, name, cfg)
+
+
+def _allocate(blocks: Blocks, weights, target, scores, name: str, cfg: SaapConfig) -> list[int]:
+    what = f"structured {name} (ratios {cfg.ratios})"
+    return allocate(blocks, weights, target, scores, what)
+
+
+def prune_structured(
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    batches,
+    cfg: SaapConfig,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Score, allocate and remove head groups and MLP channels in place; return the report section."""
+    cfg.validated()
+    check_budget(model, adapter, cfg)
+    layers = adapter.layers(model)
+    blocks = plan_blocks(model, adapter, cfg)
+    targets = budgets(model, adapter, cfg, blocks)
+    before = _params(model, adapter)
+    importance = REGISTRY[cfg.importance]()
+    device = torch.device(device)
+    home = next(model.parameters()).device
+    model.to(device)
+    try:
+        stats = accumulate_gradients(
+            model, adapter, batches, device, importance.needs_fisher, progress
+        )
+        kinds = {}
+        for name, kind in _kinds(adapter).items():
+            if targets[name] <= 0:
+                continue
+            scores, info, offset = kind_scores(layers, kind, importance, stats)
+            kinds[name] = (kind, scores, info, offset)
+        del stats
+    finally:
+        model.to(home)
+    section: dict = {"config": dataclasses.asdict(cfg), "kinds": {}, "params_before": before}
+    for name, (kind, scores, info, offset) in kinds.items():
+        b = blocks[name]
+        weights = layer_weights(cfg.ratios, scores, offset, cfg.skip_first, cfg.skip_last)
+        removed = _allocate(b, weights, targets[name], scores, name, cfg)
+        for layer, s, r, g in zip(layers, scores, removed, b.counts):
+            if r:
+                kind.keep(layer, select_channels(s.float(), g - r))
+        done = sum(c * r for c, r in zip(b.costs, removed))
+        section["kinds"][name] = {
+            "groups_before": b.counts,
+            "groups_after": [g - r for g, r in zip(b.counts, removed)],
+            "ratio": [r / g for r, g in zip(removed, b.counts)],
+            "weights": weights,
+            "group_cost": b.costs,
+            "step": b.step,
+            "target_params": round(targets[name]),
+            "removed_params": done,
+            "importance": info,
+            "score_offset": offset,
+        }
+    section["uniform"] = sync_configs(model, adapter)
+    section["params_after"] = _params(model, adapter)
+    return section
