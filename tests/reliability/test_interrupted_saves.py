@@ -18,9 +18,12 @@ from prunekit.utils import atomic_output_dir, check_output_dir
 # A child process that starts a save, says so, and waits to be signalled mid-save.
 SAVER = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
     from pathlib import Path
     from prunekit.utils import atomic_output_dir
+
+    # as in a terminal: a job started in the background (CI under `cmd &`) inherits SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def save():
         with atomic_output_dir(Path(sys.argv[1])) as tmp:

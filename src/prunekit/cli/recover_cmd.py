@@ -14,9 +14,10 @@ from prunekit.errors import PrunekitError
 HELP = {
     "method": "distill (end-to-end KL to the teacher) or reconstruct (block by block, MSE)",
     "train": "norms (norms + biases), lora (masked LoRA, merged) or full (surviving weights)",
-    "data": "comma-separated: a corpus (python), instruct:CORPUS, or a .jsonl / folder of text",
+    "data": "comma-separated: a corpus (python), instruct:CORPUS (corpus-answered), "
+    "answered:CORPUS (teacher-answered, sandbox-checked, cached), or a .jsonl / folder of text",
     "windows": "corpus windows per corpus in --data",
-    "instructions": "corpus-derived instructions per instruct: source",
+    "instructions": "corpus-derived instructions per instruct:/answered: source",
     "batch_size": "samples per optimiser step (global, over all processes)",
     "micro_batch": "samples per forward pass",
     "lr": "learning rate (default: 1e-3 norms, 3e-4 lora, 2e-5 full)",

@@ -2,7 +2,9 @@
 
 A data spec is a comma-separated list of: a built-in corpus name (its calibration split, cut into
 windows), `instruct:CORPUS` (code instructions derived from the corpus's Python functions, in
-the chat format HumanEval is evaluated in), or a path (`.jsonl` with {"prompt","response"} or
+the chat format HumanEval is evaluated in, answered by the corpus's own function),
+`answered:CORPUS` (the same instructions answered by the teacher, kept where the answer runs in
+the sandbox: recovery/answers.py), or a path (`.jsonl` with {"prompt","response"} or
 {"text"} rows, or text files/folders). Held-out splits are never read here.
 """
 
@@ -22,6 +24,7 @@ from prunekit.recovery.decontam import decontaminate
 from prunekit.recovery.instruct import Instruction, chat_messages, functions
 
 INSTRUCT = "instruct:"
+ANSWERED = "answered:"
 DATA_SEED_OFFSET = 1  # recovery windows are drawn with seed+1, apart from the pruning calibration
 
 
@@ -90,6 +93,12 @@ def instructions_from(corpus: str, limit: int, seed: int) -> list[Instruction]:
     return found[:limit]
 
 
+def answered_corpora(spec: str) -> list[str]:
+    """The corpora of the spec's `answered:` parts (their instructions need teacher answers)."""
+    parts = (p.strip() for p in spec.split(","))
+    return [p[len(ANSWERED) :] for p in parts if p.startswith(ANSWERED)]
+
+
 def _jsonl_rows(path: Path) -> list[dict]:
     rows = []
     with path.open(encoding="utf-8") as fh:
@@ -132,7 +141,7 @@ def build_training_data(
 ) -> TrainingData:
     """Every sample the spec names (tokenized for the student), decontaminated, in a seeded order.
 
-    `answers` optionally replaces corpus answers by checked teacher answers (key: provenance).
+    `answers`: the checked teacher answers (key: provenance) that `answered:` parts train on.
     """
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts:
@@ -142,11 +151,13 @@ def build_training_data(
     for part in parts:
         texts: list[str] = []
         made: list[Sample] = []
-        if part.startswith(INSTRUCT):
-            for ins in instructions_from(part[len(INSTRUCT) :], instructions, seed):
-                ins = Instruction(
-                    ins.prompt, (answers or {}).get(ins.source, ins.response), ins.source
-                )
+        if part.startswith((INSTRUCT, ANSWERED)):
+            by_teacher = part.startswith(ANSWERED)
+            for ins in instructions_from(part.partition(":")[2], instructions, seed):
+                if by_teacher:
+                    if ins.source not in (answers or {}):
+                        continue  # the teacher's answer did not run
+                    ins = Instruction(ins.prompt, answers[ins.source], ins.source)
                 s = _instruction_sample(tokenizer, ins, seq_len)
                 if s is not None:
                     made.append(s)

@@ -10,8 +10,9 @@ from torch import nn
 
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
+from prunekit.recovery.answers import teacher_answers
 from prunekit.recovery.config import RecoveryConfig
-from prunekit.recovery.data import build_training_data
+from prunekit.recovery.data import answered_corpora, build_training_data, instructions_from
 from prunekit.recovery.lora import merge_lora
 from prunekit.recovery.masks import SparsityMasks
 from prunekit.recovery.trainable import select_trainable
@@ -84,6 +85,8 @@ def recover(
     masks = SparsityMasks.from_model(student, adapter)
     torch.manual_seed(cfg.seed)
     spec = cfg.data if cfg.method == "distill" else _corpus_part(cfg.data)
+    teacher.to(device).eval().requires_grad_(False)
+    answers, answer_reports = _answers(spec, teacher, teacher_tokenizer, cfg, device, progress)
     data = build_training_data(
         spec,
         student_tokenizer,
@@ -91,9 +94,11 @@ def recover(
         windows=cfg.windows,
         instructions=cfg.instructions,
         seed=cfg.seed,
+        answers=answers,
     )
+    for corpus, rep in answer_reports.items():
+        data.report["sources"][f"answered:{corpus}"]["teacher_answers"] = rep
     student.to(device)
-    teacher.to(device).eval().requires_grad_(False)
     if cfg.method == "distill":
         params = select_trainable(student, adapter, cfg.train, masks, cfg.lora_rank, cfg.lora_alpha)
         trainable = trainable_count(params, masks, student, adapter)
@@ -134,10 +139,37 @@ def recover(
     return RecoveryResult(student, student_tokenizer, report, log)
 
 
+def _answers(
+    spec: str, teacher: nn.Module, tokenizer, cfg: RecoveryConfig, device, progress: bool
+) -> tuple[dict[str, str], dict[str, dict]]:
+    """Checked teacher answers for the spec's `answered:` corpora (rank 0 makes the cache first)."""
+    import torch.distributed as dist
+
+    from prunekit.models.registry import cache_root
+
+    corpora = answered_corpora(spec)
+    group = bool(corpora) and dist.is_available() and dist.is_initialized()
+    if group and dist.get_rank() != 0:
+        dist.barrier()
+    answers: dict[str, str] = {}
+    reports: dict[str, dict] = {}
+    for corpus in corpora:
+        items = instructions_from(corpus, cfg.instructions, cfg.seed)
+        got, reports[corpus] = teacher_answers(
+            items, corpus, teacher, tokenizer, cache_root(), device=device, progress=progress
+        )
+        answers.update(got)
+    if group and dist.get_rank() == 0:
+        dist.barrier()
+    return answers, reports
+
+
 def _corpus_part(spec: str) -> str:
     """Reconstruction needs equal-length windows: the first corpus or path of the data spec."""
     parts = [
-        p.strip() for p in spec.split(",") if p.strip() and not p.strip().startswith("instruct:")
+        p.strip()
+        for p in spec.split(",")
+        if p.strip() and not p.strip().startswith(("instruct:", "answered:"))
     ]
     if not parts:
         raise PrunekitError(
