@@ -1,4 +1,9 @@
-"""Save a (pruned) model as a plain safetensors checkpoint: no prunekit needed to load it."""
+"""Save a (pruned) model as a safetensors checkpoint that loads without prunekit.
+
+Widths are read from the weights: equal in every layer → the plain stock family with its config
+sizes updated; different per layer → the stock config plus per-layer lists and a small modeling
+file loaded with trust_remote_code=True (export/per_layer.py says why).
+"""
 
 from __future__ import annotations
 
@@ -29,10 +34,14 @@ def clean_config(config) -> None:
 def save_checkpoint(
     model: torch.nn.Module, tokenizer, out_dir: Path, dtype: torch.dtype | None = None
 ) -> None:
-    """Write model weights (safetensors), config and tokenizer into `out_dir`."""
+    """Write model weights (safetensors), config (sizes from the weights) and tokenizer into
+    `out_dir` (callers pass a temporary folder and rename it when this returns)."""
+    from prunekit.export.per_layer import write_widths
+
     strip_quantizer(model)
     if dtype is not None and dtype != next(model.parameters()).dtype:
         model = model.to(dtype)
     model.save_pretrained(out_dir, safe_serialization=True)
+    write_widths(model, Path(out_dir))
     if tokenizer is not None:
         tokenizer.save_pretrained(out_dir)

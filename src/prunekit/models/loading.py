@@ -1,4 +1,12 @@
-"""Resolve a MODEL argument (built-in name, local folder, .gguf file, hub id) and load it safely."""
+"""Resolve a MODEL argument (built-in name, local folder, .gguf file, hub id) and load it safely.
+
+Safely: safetensors only (never unpickled .bin files) and no checkpoint code unless asked
+(trust_remote_code off by default). A checkpoint with per-layer widths (config.json lists
+`layer_num_attention_heads` etc., exported by prunekit) carries a modeling file for plain
+transformers (trust_remote_code=True there); prunekit never runs that file: it builds the stock
+family from the config, rebuilds each layer at its listed widths with its own copy of those
+classes, checks every weight's shape against them and then loads the safetensors.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +18,7 @@ from pathlib import Path
 import torch
 
 from prunekit.errors import PrunekitError
+from prunekit.export.per_layer import has_layer_widths, load_per_layer
 from prunekit.models.adapters import adapter_for
 from prunekit.models.registry import BUILTIN_MODELS, builtin_dir, is_installed
 from prunekit.utils import sha256_file
@@ -115,9 +124,14 @@ def _load_folder(folder: Path, dtype: torch.dtype, trust_remote_code: bool):
     config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     adapter_for(config.model_type)
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
-        )
+        if has_layer_widths(config):
+            model = load_per_layer(folder, config, dtype)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            )
+    except PrunekitError:
+        raise
     except Exception as exc:  # noqa: BLE001 - safetensors/transformers raise many types
         raise PrunekitError(
             f"could not read the weights in '{folder}' ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
