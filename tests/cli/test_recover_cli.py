@@ -154,3 +154,14 @@ def test_a_leftover_training_state_needs_resume(tmp_path, student, corpus, capsy
         == 2
     )
     assert "--resume" in capsys.readouterr().err
+
+
+def test_the_students_humaneval_is_the_reports_before(tmp_path, student, corpus):
+    report = json.loads((student / "report.json").read_text())
+    report.setdefault("evaluation", {})["humaneval"] = {"pass@1": 0.25, "problems": 164}
+    (student / "report.json").write_text(json.dumps(report))
+    out = tmp_path / "recovered"
+    args = ["recover", str(student), "--data", str(corpus), *TRAIN, "--max-steps", "1"]
+    assert main([*args, "-o", str(out)]) == 0
+    before = json.loads((out / "report.json").read_text())["evaluation_before"]["humaneval"]
+    assert before["pass@1"] == 0.25 and before["from"] == str(student / "report.json")

@@ -93,6 +93,17 @@ def teacher_of(student: str, given: str | None) -> str:
         ) from None
 
 
+def student_evaluation(student: str) -> dict:
+    """The student's own HumanEval result, if its report.json has one (the "before" of recovery;
+    `prunekit eval OUT --humaneval` adds the "after")."""
+    try:
+        report = json.loads((Path(student) / "report.json").read_text())
+        humaneval = report["evaluation"]["humaneval"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {"humaneval": {**humaneval, "from": str(Path(student) / "report.json")}}
+
+
 def run(args: argparse.Namespace) -> int:
     from prunekit.data.sources import resolve_source
     from prunekit.models.adapters import adapter_for
@@ -124,11 +135,12 @@ def run(args: argparse.Namespace) -> int:
     report["model"], report["teacher"] = student.info, teacher.info
     adapter = adapter_for(student.model)
     report["params_before"] = param_summary(student.model, adapter)
+    report["evaluation_before"] = student_evaluation(args.model)
     if ppl_sets and is_writer():
         with timer("eval_before"):
-            report["evaluation_before"] = {
-                "perplexity": perplexities(student, ppl_sets, args, device)
-            }
+            report["evaluation_before"]["perplexity"] = perplexities(
+                student, ppl_sets, args, device
+            )
     with timer("recover"):
         result = recover(
             student.model,
