@@ -140,7 +140,8 @@ class HeadGroups(GroupKind):
     def keep(self, layer: nn.Module, idx: torch.Tensor) -> None:
         idx = idx.cpu()
         for part in self.parts(layer):
-            rows = part.index[idx].flatten()
+            # ascending: a fused qkv keeps its q | k | v segments in order
+            rows = torch.sort(part.index[idx].flatten()).values
             linear = layer.get_submodule(part.name)
             slice_linear(linear, rows.to(linear.weight.device), part.dim)
 
