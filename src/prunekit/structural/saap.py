@@ -150,7 +150,8 @@ def check_budget(model: nn.Module, adapter: DecoderAdapter, cfg: SaapConfig) -> 
 
 
 def _allocate(blocks: Blocks, weights, target, scores, name: str, cfg: SaapConfig) -> list[int]:
-    what = f"structured {name} (ratios {cfg.ratios})"
+    given = f"target {cfg.target}, its {name} share" if cfg.target is not None else name
+    what = f"structured {given} (ratios {cfg.ratios})"
     return allocate(blocks, weights, target, scores, what)
 
 
