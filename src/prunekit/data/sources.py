@@ -57,21 +57,27 @@ class TextSource:
                     yield text
 
 
-def _jsonl_texts(path: Path) -> Iterator[str]:
+def jsonl_rows(path: Path, needs: str) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) of every non-blank line; a line that is not JSON gets one
+    error line naming it and what each line `needs`."""
     with path.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
+                yield n, json.loads(line)
+            except json.JSONDecodeError:
                 raise PrunekitError(
-                    f'{path}:{n} is not valid JSON; each line needs a {{"text": ...}} object'
-                ) from exc
-            text = row.get("text") if isinstance(row, dict) else None
-            if not isinstance(text, str):
-                raise PrunekitError(f"{path}:{n} has no string field 'text'; each line needs one")
-            yield text
+                    f"{path}:{n} is not valid JSON; each line needs {needs}"
+                ) from None
+
+
+def _jsonl_texts(path: Path) -> Iterator[str]:
+    for n, row in jsonl_rows(path, 'a {"text": ...} object'):
+        text = row.get("text") if isinstance(row, dict) else None
+        if not isinstance(text, str):
+            raise PrunekitError(f"{path}:{n} has no string field 'text'; each line needs one")
+        yield text
 
 
 def binary_problem(path: Path, probe: int = 1 << 16) -> str | None:

@@ -10,14 +10,13 @@ the sandbox: recovery/answers.py), or a path (`.jsonl` with {"prompt","response"
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from prunekit.data.sources import resolve_source
+from prunekit.data.sources import jsonl_rows, resolve_source
 from prunekit.data.windows import calibration_windows
 from prunekit.errors import PrunekitError
 from prunekit.recovery.decontam import decontaminate
@@ -100,26 +99,16 @@ def answered_corpora(spec: str) -> list[str]:
 
 
 def _jsonl_rows(path: Path) -> list[dict]:
+    needs = '{"prompt": ..., "response": ...} or {"text": ...}'
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise PrunekitError(
-                    f"{path}:{n} is not valid JSON; each line needs one object"
-                ) from None
-            ok = isinstance(row, dict) and (
-                isinstance(row.get("text"), str)
-                or (isinstance(row.get("prompt"), str) and isinstance(row.get("response"), str))
-            )
-            if not ok:
-                raise PrunekitError(
-                    f'{path}:{n} needs {{"prompt": ..., "response": ...}} or {{"text": ...}}'
-                )
-            rows.append(row)
+    for n, row in jsonl_rows(path, needs):
+        ok = isinstance(row, dict) and (
+            isinstance(row.get("text"), str)
+            or (isinstance(row.get("prompt"), str) and isinstance(row.get("response"), str))
+        )
+        if not ok:
+            raise PrunekitError(f"{path}:{n} needs {needs}")
+        rows.append(row)
     return rows
 
 
