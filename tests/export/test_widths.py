@@ -173,13 +173,20 @@ def test_lists_that_contradict_the_weights_are_refused_in_one_line(
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
-def test_eval_cli_runs_on_a_per_layer_student(tiny_model_dir, tmp_path, capsys):
-    from prunekit.cli import main
+def test_tied_embeddings_and_attention_switches_follow_the_per_layer_model(tmp_path, tokenizer):
+    from transformers import AutoModelForCausalLM, LlamaConfig
 
-    lm = prunekit.load_model(tiny_model_dir)
-    make_hetero(lm.model)
-    out = tmp_path / "student"
-    save_checkpoint(lm.model, lm.tokenizer, out)
-    argv = ["eval", str(out), "--ppl", "python", "--ppl-tokens", "128", "--ppl-seq-len", "32"]
-    assert main(argv) == 0
-    assert "python" in capsys.readouterr().out
+    from conftest import TINY
+
+    torch.manual_seed(0)
+    config = LlamaConfig(**{**TINY, "tie_word_embeddings": True})
+    model = AutoModelForCausalLM.from_config(config).eval()
+    make_hetero(model)
+    save_checkpoint(model, tokenizer, tmp_path / "tied")
+    loaded = prunekit.load_model(tmp_path / "tied").model
+    assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
+    loaded.set_attn_implementation("eager")
+    assert {layer.self_attn.config._attn_implementation for layer in loaded.model.layers} == {
+        "eager"
+    }
+    torch.testing.assert_close(logits(loaded), logits(model), atol=1e-5, rtol=0)
