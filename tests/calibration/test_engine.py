@@ -50,9 +50,9 @@ def test_passing_on_the_collected_outputs_is_exact_and_saves_one_forward_per_blo
     model = tiny_llama
     adapter = adapter_for(model)
     batches = [torch.randint(0, 128, (2, 16)), torch.randint(0, 128, (1, 16))]
-    calls = []
+    calls = []  # forwards started (a statistics-only pass stops inside the block)
     handles = [
-        layer.register_forward_hook(lambda *_a, i=i: calls.append(i))
+        layer.register_forward_pre_hook(lambda *_a, i=i: calls.append(i))
         for i, layer in enumerate(adapter.layers(model))
     ]
 

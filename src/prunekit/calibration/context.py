@@ -21,15 +21,29 @@ class RunContext:
     batches: list[torch.Tensor]
     device: torch.device | str = "cpu"
     progress: bool = True
+    forward_dtype: torch.dtype | None = None  # e.g. bfloat16 forwards of a float32 model
 
     @classmethod
-    def of(cls, model: nn.Module, batches, device="cpu", progress: bool = True) -> RunContext:
-        return cls(model, adapter_for(model), batches, device, progress)
+    def of(
+        cls,
+        model: nn.Module,
+        batches,
+        device="cpu",
+        progress: bool = True,
+        forward_dtype: torch.dtype | None = None,
+    ) -> RunContext:
+        return cls(model, adapter_for(model), batches, device, progress, forward_dtype)
 
     def engine(self, desc: str) -> LayerwiseEngine:
         """A block-by-block pass over this context's batches."""
         return LayerwiseEngine(
-            self.model, self.adapter, self.batches, self.device, self.progress, desc
+            self.model,
+            self.adapter,
+            self.batches,
+            self.device,
+            self.progress,
+            desc,
+            forward_dtype=self.forward_dtype,
         )
 
     def with_batches(self, batches: list[torch.Tensor]) -> RunContext:

@@ -23,6 +23,17 @@ class _StopCapture(Exception):
     """Raised by the last layer's stand-in to end the capture pass before the output head."""
 
 
+class _StatsDone(Exception):
+    """Raised by the last hooked Linear's pre-hook: a statistics-only pass needs nothing after it."""
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """bfloat16/float16 compute for a block's forwards (weights and stream keep their dtype), or no-op."""
+    if dtype is None or dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
 @dataclass
 class LayerCall:
     """The extra positional and keyword arguments the model passed to one layer for one batch."""
@@ -45,6 +56,19 @@ def _to(obj, device: torch.device):
     return obj
 
 
+def _accumulators(
+    linears: dict[str, nn.Linear], kinds: frozenset[str], input_groups: tuple[tuple[str, ...], ...]
+) -> tuple[dict[str, LinearStats], dict[str, LinearStats]]:
+    """One LinearStats per Linear (shared within an input group) and the ones that need a hook."""
+    stats: dict[str, LinearStats] = {}
+    for n in linears:
+        group = next((g for g in input_groups if n in g), (n,))
+        shared = next((stats[o] for o in group if o in stats), None)
+        stats[n] = shared if shared is not None else LinearStats(kinds)
+    hooked = {id(s): n for n, s in stats.items()}
+    return stats, {n: stats[n] for n in hooked.values()}
+
+
 def hooked_forward(
     linears: dict[str, nn.Linear],
     kinds: Iterable[str],
@@ -55,16 +79,10 @@ def hooked_forward(
 
     Linears of one input group read the same tensor, so they share one accumulator.
     """
-    kinds = frozenset(kinds)
-    stats: dict[str, LinearStats] = {}
-    for n in linears:
-        group = next((g for g in input_groups if n in g), (n,))
-        shared = next((stats[o] for o in group if o in stats), None)
-        stats[n] = shared if shared is not None else LinearStats(kinds)
-    hooked = {id(s): n for n, s in stats.items()}
+    stats, hooked = _accumulators(linears, frozenset(kinds), input_groups)
     handles = [
-        linears[n].register_forward_hook(lambda _m, inp, _out, s=stats[n]: s.add(inp[0]))
-        for n in hooked.values()
+        linears[n].register_forward_pre_hook(lambda _m, inp, s=s: s.add(inp[0]))
+        for n, s in hooked.items()
     ]
     try:
         outputs = forward()
@@ -72,6 +90,41 @@ def hooked_forward(
         for h in handles:
             h.remove()
     return stats, outputs
+
+
+def statistics_pass(
+    linears: dict[str, nn.Linear],
+    kinds: Iterable[str],
+    batch_forwards: Iterable[Callable[[], object]],
+    input_groups: tuple[tuple[str, ...], ...] = (),
+) -> dict[str, LinearStats]:
+    """Input statistics only: each batch's forward stops as soon as every hooked Linear has seen
+    its input (in a decoder block: before the last Linear's matmul, e.g. `down_proj`).
+
+    The statistics are the same tensors a full forward would give (same ops up to that point).
+    """
+    stats, hooked = _accumulators(linears, frozenset(kinds), input_groups)
+    pending: set[str] = set()
+
+    def hook(name: str, s: LinearStats, inp: tuple) -> None:
+        s.add(inp[0])
+        pending.discard(name)
+        if not pending:
+            raise _StatsDone
+
+    handles = [
+        linears[n].register_forward_pre_hook(lambda _m, inp, n=n, s=s: hook(n, s, inp))
+        for n, s in hooked.items()
+    ]
+    try:
+        for run in batch_forwards:
+            pending.update(hooked)
+            with contextlib.suppress(_StatsDone):
+                run()
+    finally:
+        for h in handles:
+            h.remove()
+    return stats
 
 
 def _home(module: nn.Module) -> torch.device | None:
@@ -92,12 +145,18 @@ class BlockContext:
     num_blocks: int
     input_groups: tuple[tuple[str, ...], ...] = ()
     outputs: list[torch.Tensor] | None = None  # a method may set the stream to pass on
+    forward_dtype: torch.dtype | None = None  # autocast dtype of the forwards (None: the weights')
+    truncate: bool = True  # statistics-only passes stop after the last hooked Linear's input
+
+    def _device(self) -> torch.device:
+        return self.inputs[0].device if self.inputs else torch.device("cpu")
 
     @torch.no_grad()
     def forward(self, inputs: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """Run the block (as it is now) over every batch of the stream."""
         inputs = self.inputs if inputs is None else inputs
-        return [_first(self.layer(h, *c.args, **c.kwargs)) for h, c in zip(inputs, self.calls)]
+        with autocast(self._device(), self.forward_dtype):
+            return [_first(self.layer(h, *c.args, **c.kwargs)) for h, c in zip(inputs, self.calls)]
 
     @torch.no_grad()
     def collect(
@@ -106,14 +165,28 @@ class BlockContext:
         """Run the block once with hooks on its Linears and return their input statistics.
 
         `pass_on`: the method will not edit the block, so this pass's outputs become the stream
-        passed on (no second forward); otherwise they are dropped at once (no extra memory).
+        passed on (no second forward); otherwise no output is made: each batch's forward stops
+        once the last hooked Linear has its input (statistics in float32 whatever the forward dtype).
         """
         names = list(self.linears) if names is None else list(names)
         linears = {n: self.linears[n] for n in names}
-        stats, outputs = hooked_forward(linears, kinds, self.forward, self.input_groups)
-        if pass_on:
-            self.outputs = outputs
-        return stats
+        if pass_on or not self.truncate:
+            stats, outputs = hooked_forward(linears, kinds, self.forward, self.input_groups)
+            if pass_on:
+                self.outputs = outputs
+            return stats
+        layer = self.layer
+
+        def one(h: torch.Tensor, c: LayerCall) -> Callable[[], object]:
+            return lambda: layer(h, *c.args, **c.kwargs)
+
+        with autocast(self._device(), self.forward_dtype):
+            return statistics_pass(
+                linears,
+                kinds,
+                [one(h, c) for h, c in zip(self.inputs, self.calls)],
+                self.input_groups,
+            )
 
 
 BlockFn = Callable[[BlockContext], None]
@@ -130,6 +203,8 @@ class LayerwiseEngine:
         device: torch.device | str = "cpu",
         progress: bool = True,
         desc: str = "calibrating",
+        forward_dtype: torch.dtype | None = None,
+        truncate: bool = True,
     ) -> None:
         self.model = model
         self.adapter = adapter
@@ -137,6 +212,8 @@ class LayerwiseEngine:
         self.device = torch.device(device)
         self.progress = progress
         self.desc = desc
+        self.forward_dtype = forward_dtype
+        self.truncate = truncate
 
     @torch.no_grad()
     def capture(self) -> tuple[list[torch.Tensor], list[list[LayerCall]]]:
@@ -204,6 +281,8 @@ class LayerwiseEngine:
                 ],
                 num_blocks=len(layers),
                 input_groups=self.adapter.input_groups(),
+                forward_dtype=self.forward_dtype,
+                truncate=self.truncate,
             )
             if block_fn is not None:
                 block_fn(ctx)

@@ -11,11 +11,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from prunekit.calibration.engine import BlockContext, LayerwiseEngine
+from prunekit.errors import PrunekitError
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.pruners import Pruner
 from prunekit.models.adapters import DecoderAdapter
 
 # (block index, linear name, weight) -> sparsity for the layer (float) or per output row (tensor)
+STREAMS = ("pruned", "dense")
 TargetFn = Callable[[int, str, torch.Tensor], "float | torch.Tensor"]
 
 
@@ -62,8 +64,17 @@ def prune_model(
     batches: list[torch.Tensor] | None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    stream: str = "pruned",
+    forward_dtype: torch.dtype | None = None,
 ) -> dict[str, LayerRecord]:
-    """Prune all decoder Linears in place; data-free pruners skip the calibration engine."""
+    """Prune all decoder Linears in place; data-free pruners skip the calibration engine.
+
+    `stream="pruned"` (the published methods): block i's statistics are taken on the output of
+    the already pruned blocks, two forwards per block (the statistics one stops at the last
+    Linear's input). `stream="dense"`: on the dense model's stream, one forward per block.
+    """
+    if stream not in STREAMS:
+        raise PrunekitError(f"unknown stream '{stream}'; choose one of: {', '.join(STREAMS)}")
     records: dict[str, LayerRecord] = {}
     if not pruner.needs:
         layers = adapter.layers(model)
@@ -74,10 +85,10 @@ def prune_model(
         return records
 
     def block_fn(ctx: BlockContext) -> None:
-        stats = ctx.collect(pruner.needs)
+        stats = ctx.collect(pruner.needs, pass_on=stream == "dense")
         _prune_block(ctx.index, ctx.linears, stats, pruner, target, pattern, records)
 
-    LayerwiseEngine(model, adapter, batches, device, progress, desc=f"pruning ({pruner.name})").run(
-        block_fn
-    )
+    desc = f"pruning ({pruner.name})"
+    engine = LayerwiseEngine(model, adapter, batches, device, progress, desc, forward_dtype)
+    engine.run(block_fn)
     return records
