@@ -1,6 +1,6 @@
 """prunekit: prune code LLMs layer by layer, measure what each cut costs, export standard checkpoints.
 
-Python API: `prunekit.prune(...)`, `prunekit.recover(...)`, `prunekit.load_model(...)`,
+Python API: `prunekit.prune(...)`, `prunekit.structured(...)`, `prunekit.recover(...)`, `prunekit.load_model(...)`,
 `prunekit.perplexity(...)`.
 """
 
@@ -8,12 +8,21 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "load_model", "prune", "perplexity", "recover", "RecoveryConfig", "save"]
+__all__ = [
+    "__version__",
+    "load_model",
+    "prune",
+    "structured",
+    "perplexity",
+    "recover",
+    "RecoveryConfig",
+    "save",
+]
 
 
 def __getattr__(name: str):
     # Lazy: `import prunekit` must stay cheap (the CLI imports torch only when it needs it).
-    if name in ("prune", "perplexity", "save"):
+    if name in ("prune", "structured", "perplexity", "save"):
         from prunekit import api
 
         return getattr(api, name)

@@ -138,6 +138,56 @@ def prune(
     return PruneResult(model, tokenizer, records, report)
 
 
+def structured(
+    model: nn.Module,
+    tokenizer=None,
+    *,
+    calib: str | torch.Tensor = "python",
+    calib_samples: int = 64,
+    seq_len: int = 512,
+    seed: int = 0,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    **options,
+) -> PruneResult:
+    """Remove attention head groups and MLP channels in place with per-block ratios (SAAP).
+
+    `options` are `prunekit.structural.saap.SaapConfig` fields, e.g. `heads=0.25, ffn=0.25,
+    importance="fused", ratios="adaptive"` or `target=0.2` (of the non-embedding parameters).
+    """
+    from dataclasses import fields
+
+    from prunekit.structural.saap import SaapConfig, check_budget, prune_structured
+
+    valid = [f.name for f in fields(SaapConfig)]
+    unknown = [k for k in options if k not in valid]
+    if unknown:
+        raise PrunekitError(
+            f"structured: unknown option '{unknown[0]}'; valid options: {', '.join(valid)}"
+        )
+    cfg = SaapConfig(**options).validated()
+    adapter = adapter_for(model)
+    check_budget(model, adapter, cfg)
+    if tokenizer is None and not isinstance(calib, torch.Tensor):
+        raise PrunekitError("structured needs calibration data: pass the tokenizer or token ids")
+    check_seq_len(model, seq_len)
+    timer = Timer()
+    report: dict = {"seed": seed}
+    with timer("calibration_data"):
+        windows, report["calibration"] = calibration_data(
+            tokenizer, calib, calib_samples, seq_len, seed
+        )
+    torch.manual_seed(seed)
+    with timer("prune"):
+        report["structured"] = prune_structured(
+            model, adapter, list(windows.split(batch_size)), cfg, device, progress
+        )
+    report["params"] = param_counts(model)
+    report["timings_s"] = timer.stages
+    return PruneResult(model, tokenizer, {}, report)
+
+
 def perplexity(
     model: nn.Module,
     tokenizer,
@@ -170,4 +220,8 @@ def save(result: PruneResult, out_dir: str | Path, force: bool = False) -> Path:
             from prunekit.reports.allocation_plots import write_allocation_plots
 
             write_allocation_plots(result.report["allocation"], tmp)
+        if "structured" in result.report:
+            from prunekit.reports.structured_plots import write_ratio_plot
+
+            write_ratio_plot(result.report["structured"], tmp / "structured_ratios.png")
     return Path(out_dir)

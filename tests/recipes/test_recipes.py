@@ -29,7 +29,7 @@ def _with(**changes):
         (_with(stepz=[]), "unknown key 'stepz'; valid keys: model, dtype"),
         (
             _with(steps=[{"prune": {}}]),
-            "step 1: unknown step 'prune'; valid steps: vocabulary, depth, width, unstructured",
+            "step 1: unknown step 'prune'; valid steps: vocabulary, depth, width, structured, unstructured",
         ),
         (
             _with(steps=[{"depth": {"remove": 2, "layers": 3}}]),

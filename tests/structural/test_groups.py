@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from models.tiny_families import FAMILIES, tiny_family_model
+from prunekit.export.widths import layer_widths
 from prunekit.models.adapters import adapter_for
 from prunekit.reports.report import param_counts
-from prunekit.structural.groups import ChannelGroups, HeadGroups, layer_shapes, sync_configs
+from prunekit.structural.groups import ChannelGroups, HeadGroups, sync_configs
 
 IDS = torch.randint(0, 128, (2, 10), generator=torch.Generator().manual_seed(1))
 # tiny configs: 4 query heads over 2 kv heads of head_dim 8, MLP width 64
@@ -61,10 +62,10 @@ def test_removal_equals_masked_dense_model(family):
     assert not sync_configs(model, adapter)
     _mask_dense(dense, adapter, kept_heads, kept_channels)
     torch.testing.assert_close(model(IDS).logits, dense(IDS).logits, rtol=1e-5, atol=1e-5)
-    shapes = layer_shapes(model, adapter)
-    assert [s.num_key_value_heads for s in shapes] == [len(h) for h in kept_heads]
-    assert [s.num_attention_heads for s in shapes] == [PER_KV * len(h) for h in kept_heads]
-    assert [s.intermediate_size for s in shapes] == [len(c) for c in kept_channels]
+    shapes = layer_widths(model, adapter)
+    assert [s.kv_heads for s in shapes] == [len(h) for h in kept_heads]
+    assert [s.heads for s in shapes] == [PER_KV * len(h) for h in kept_heads]
+    assert [s.mlp for s in shapes] == [len(c) for c in kept_channels]
     # the KV cache path (generation) runs on per-block head counts and agrees with full forwards
     out = model.generate(IDS[:1, :4], max_new_tokens=4, min_new_tokens=4, do_sample=False)
     ref = IDS[:1, :4]

@@ -11,6 +11,7 @@ COMMANDS = (
     "models_cmd",
     "install_cmd",
     "prune_cmd",
+    "structured_cmd",
     "run_cmd",
     "eval_cmd",
     "compare_cmd",

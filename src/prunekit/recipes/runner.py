@@ -33,8 +33,12 @@ def check_against_model(recipe: Recipe, model, adapter, tokenizer) -> None:
     from prunekit.structural.vocabulary import check_tokenizer
 
     layers = len(adapter.layers(model))
+    reshaped = False  # a step before changed the blocks: later budgets are checked when they run
     for step in recipe.steps:
         check_seq_len(model, step.options.get("seq_len") or recipe.calibration["seq_len"])
+        if step.name == "structured" and not reshaped:
+            _check_structured(step, model, adapter)
+        reshaped = reshaped or step.name in ("depth", "width", "structured")
         if step.name == "depth":
             try:
                 check_remove(step.options["remove"], layers)
@@ -44,6 +48,15 @@ def check_against_model(recipe: Recipe, model, adapter, tokenizer) -> None:
             check_tokenizer(tokenizer)
     if recipe.evaluate["perplexity"]:
         check_seq_len(model, recipe.evaluate["ppl_seq_len"])
+
+
+def _check_structured(step: Step, model, adapter) -> None:
+    from prunekit.structural.saap import SaapConfig, check_budget
+
+    try:
+        check_budget(model, adapter, SaapConfig.from_options(step.options))
+    except PrunekitError as exc:
+        raise PrunekitError(f"recipe step structured: {exc}") from None
 
 
 class _Run:
@@ -58,6 +71,7 @@ class _Run:
         self.adapter = adapter_for(model)
         self.device, self.progress = device, progress
         self.depth_results: list = []
+        self.structured_sections: list[dict] = []
 
     def batches(self, step: Step) -> tuple[list[torch.Tensor], dict]:
         """Calibration windows, tokenized with the tokenizer as it is now (after any vocabulary step)."""
@@ -123,6 +137,16 @@ class _Run:
             self.device,
             self.progress,
         )
+        return {"calibration": desc, **rep}
+
+    def structured(self, step: Step) -> dict:
+        from prunekit.structural.saap import SaapConfig, prune_structured
+
+        batches, desc = self.batches(step)
+        torch.manual_seed(self.recipe.calibration["seed"])
+        cfg = SaapConfig.from_options(step.options)
+        rep = prune_structured(self.model, self.adapter, batches, cfg, self.device, self.progress)
+        self.structured_sections.append(rep)
         return {"calibration": desc, **rep}
 
     def unstructured(self, step: Step) -> dict:
@@ -281,6 +305,10 @@ def run_recipe(
         save_checkpoint(run.model, run.tokenizer, tmp)
         for i, result in enumerate(run.depth_results):
             plot_depth_scores(result, tmp / f"depth_scores{'' if i == 0 else i + 1}.png")
+        for section in run.structured_sections:
+            from prunekit.reports.structured_plots import write_ratio_plot
+
+            write_ratio_plot(section, tmp / "structured_ratios.png")
         write_report(tmp, report)
         with (tmp / "report.md").open("a") as fh:
             fh.write(render_steps(report))
@@ -348,6 +376,12 @@ def _details(s: dict) -> str:
         return f"{s['criterion']}{' last-token' if s['last_token'] else ''}: layers {s['layers_before']} → {s['layers_after']}, removed in order {s['removed']}"
     if s["step"] == "width":
         return f"{s['criterion']}: FFN {s['intermediate_size_before']} → {s['intermediate_size_after']} (multiple {s['multiple']})"
+    if s["step"] == "structured":
+        kinds = ", ".join(
+            f"{name} {k['removed_params']:,} params (groups per block {k['groups_after']})"
+            for name, k in s["kinds"].items()
+        )
+        return f"{s['config']['importance']} / {s['config']['ratios']}: removed {kinds}"
     if s["step"] == "recover":
         tr = s["training"]
         return f"{s['config']['method']} {s['config']['train']}: {tr['steps']} steps, {tr['tokens']:,} tokens, zeros kept {s['masks']['pruned_weights_still_zero']}"

@@ -6,6 +6,7 @@
       - vocabulary: {corpus: python}
       - depth: {remove: 4, criterion: kl}
       - width: {ffn_keep: 0.9, criterion: activation}
+      - structured: {heads: 0.25, ffn: 0.25, importance: fused, ratios: adaptive}
       - unstructured: {method: wanda, sparsity: 0.5, allocation: owl, allocation_options: {lambda: 0.08}}
     evaluate: {perplexity: [python], humaneval: true, speed: true}
 
@@ -23,6 +24,8 @@ from prunekit.allocation.build import OPTIONS as ALLOCATIONS
 from prunekit.errors import PrunekitError
 from prunekit.methods.pruners import PRUNERS
 from prunekit.structural.depth import CRITERIA as DEPTH_CRITERIA
+from prunekit.structural.importance import REGISTRY as IMPORTANCES
+from prunekit.structural.ratios import RATIOS
 from prunekit.structural.width import CRITERIA as WIDTH_CRITERIA
 
 TOP_KEYS = (
@@ -200,6 +203,23 @@ def _check_recover(where: str, opts: dict) -> None:
         _fail(where, str(exc).replace("recover: ", ""))
 
 
+def _check_structured(where: str, opts: dict) -> None:
+    from prunekit.structural.saap import SaapConfig
+
+    try:
+        SaapConfig.from_options(opts)
+    except PrunekitError as exc:
+        _fail(where, str(exc).replace("structured: ", "").replace("structured ", ""))
+
+
+def _structured_defaults() -> dict[str, Any]:
+    from dataclasses import fields
+
+    from prunekit.structural.saap import SaapConfig
+
+    return {**{f.name: f.default for f in fields(SaapConfig)}, **_WINDOWS}
+
+
 def _recover_defaults() -> dict[str, Any]:
     from dataclasses import fields
 
@@ -221,6 +241,11 @@ STEPS: dict[str, StepSpec] = {
         required=("ffn_keep",),
         choices={"criterion": WIDTH_CRITERIA},
         check=_check_width,
+    ),
+    "structured": StepSpec(
+        _structured_defaults(),
+        choices={"importance": tuple(IMPORTANCES), "ratios": RATIOS},
+        check=_check_structured,
     ),
     "unstructured": StepSpec(
         {

@@ -10,7 +10,8 @@ what one group costs in parameters (`cost`) and the surgery that keeps a subset 
   whole groups go.
 - `ChannelGroups`: MLP channel j — row j of every MLP input projection (both halves of a fused
   gate_up) and column j of the output projection; surgery is `width.slice_mlp`.
-`sync_configs` then makes the modules' head counts and widths agree with their new shapes.
+`sync_configs` then makes the modules' head counts and widths agree with their new shapes (read
+from the weights by `export.widths.layer_widths`, the same reading the export uses).
 """
 
 from __future__ import annotations
@@ -167,34 +168,6 @@ class ChannelGroups(GroupKind):
 KINDS: dict[str, type[GroupKind]] = {"heads": HeadGroups, "ffn": ChannelGroups}
 
 
-@dataclass(frozen=True)
-class LayerShape:
-    """One block's attention heads, kv heads and MLP width, read from its weights."""
-
-    num_attention_heads: int
-    num_key_value_heads: int
-    intermediate_size: int
-    head_dim: int
-
-    def as_config(self) -> dict[str, int]:
-        return {
-            "num_attention_heads": self.num_attention_heads,
-            "num_key_value_heads": self.num_key_value_heads,
-            "intermediate_size": self.intermediate_size,
-            "head_dim": self.head_dim,
-        }
-
-
-def layer_shapes(model: nn.Module, adapter: DecoderAdapter) -> list[LayerShape]:
-    """Every block's head counts and MLP width as its Linear shapes say."""
-    heads = HeadGroups(adapter)
-    out = []
-    for layer in adapter.layers(model):
-        s = heads.shape(layer)
-        out.append(LayerShape(s.q_heads, s.kv_heads, adapter.mlp_width(layer), s.head_dim))
-    return out
-
-
 _MODULE_ATTRS = {
     "num_heads": "num_attention_heads",
     "num_attention_heads": "num_attention_heads",
@@ -213,15 +186,26 @@ def sync_configs(model: nn.Module, adapter: DecoderAdapter) -> bool:
     and `model.config` is left as it was. Module attributes (`num_heads`, `num_key_value_heads`,
     `intermediate_size`) are set wherever the module has them.
     """
-    shapes = layer_shapes(model, adapter)
-    uniform = len(set(shapes)) == 1
+    from prunekit.export.widths import head_dim, is_uniform, layer_widths
+
+    hd = head_dim(model, adapter)
+    widths = layer_widths(model, adapter)
+    uniform = is_uniform(widths)
+    shapes = [
+        {
+            "num_attention_heads": w.heads,
+            "num_key_value_heads": w.kv_heads,
+            "intermediate_size": w.mlp,
+            "head_dim": hd,
+        }
+        for w in widths
+    ]
     if uniform:
-        for key, value in shapes[0].as_config().items():
+        for key, value in shapes[0].items():
             setattr(model.config, key, value)
     heads = HeadGroups(adapter)
     mlp_path = adapter.mlp.output.rpartition(".")[0]
-    for layer, shape in zip(adapter.layers(model), shapes):
-        values = shape.as_config()
+    for layer, values in zip(adapter.layers(model), shapes):
         for module in (heads.attention(layer), layer.get_submodule(mlp_path)):
             for attr, key in _MODULE_ATTRS.items():
                 if isinstance(getattr(module, attr, None), int):
