@@ -98,11 +98,17 @@ def prune(
     progress: bool = True,
     allocation: str = "uniform",
     allocation_options: dict | None = None,
+    forward_dtype: str | None = None,
+    stream: str = "pruned",
 ) -> PruneResult:
     """Prune every decoder Linear of `model` in place with one method at one sparsity.
 
     `allocation` (uniform / owl / neuroal) decides how many weights each layer and row loses;
     `allocation_options` are its parameters (see `prunekit.allocation.build.OPTIONS`).
+    `forward_dtype` ("bfloat16", "float16" or "auto"): calibration forwards autocast to it while
+    weights and statistics stay in their own dtype (float32 statistics); None: the weights' dtype.
+    `stream="dense"`: statistics on the dense model's stream, one forward per block (not the
+    published sequential variant; see `prune_model`).
     """
     from prunekit.allocation.build import build_allocation, check_allocation
 
@@ -124,14 +130,21 @@ def prune(
                 tokenizer, calib, calib_samples, seq_len, seed
             )
         batches = list(windows.split(batch_size))
+    fdtype = _forward_dtype(forward_dtype, device)
+    report["calibration_forwards"] = {
+        "dtype": str(fdtype or next(model.parameters()).dtype).replace("torch.", ""),
+        "stream": stream,
+    }
     torch.manual_seed(seed)
     with timer("allocation"):
-        run = RunContext(model, adapter, batches, device, progress)
+        run = RunContext(model, adapter, batches, device, progress, fdtype)
         plan, report["allocation"] = build_allocation(
             allocation, alloc_options, run, pruner, pat, target
         )
     with timer("prune"):
-        records = prune_model(model, adapter, pruner, plan.target, pat, batches, device, progress)
+        records = prune_model(
+            model, adapter, pruner, plan.target, pat, batches, device, progress, stream, fdtype
+        )
     report["sparsity"] = sparsity_summary(records, target)
     report["params"] = param_counts(model)
     report["timings_s"] = timer.stages
@@ -186,6 +199,15 @@ def structured(
     report["params"] = param_counts(model)
     report["timings_s"] = timer.stages
     return PruneResult(model, tokenizer, {}, report)
+
+
+def _forward_dtype(name: str | None, device) -> torch.dtype | None:
+    """A forward dtype name ('auto': bfloat16 where the device computes in it) as a torch dtype."""
+    if name is None:
+        return None
+    from prunekit.models.loading import parse_dtype
+
+    return parse_dtype(name, device)
 
 
 def perplexity(

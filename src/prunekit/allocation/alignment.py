@@ -48,28 +48,32 @@ def align_block(
     linears: dict[str, nn.Linear],
     collect: Callable[[frozenset[str]], dict[str, LinearStats]],
     forward: Callable[[], list[torch.Tensor]],
-    prune: Callable[[str, torch.Tensor, LinearStats], None],
+    prune: Callable[[str, torch.Tensor, LinearStats | None], None],
     needs: frozenset[str] = frozenset(),
+    dense_norms: dict[str, torch.Tensor] | None = None,
 ) -> BlockAlignment:
     """Dense statistics, mask, masked forward, restore: the block ends dense, its masked output kept.
 
     Only this block's weights are cloned (never the model). `collect(kinds)` is the dense
     statistics pass (the engine's `ctx.collect`); `prune(name, weight, stats)` masks in place.
+    `dense_norms` (a^dense per Linear, e.g. from the dense model's own stream) skips that pass;
+    `prune` then gets no statistics.
     """
-    dense = collect(frozenset(needs) | {SQ_NORM})
+    dense = None if dense_norms is not None else collect(frozenset(needs) | {SQ_NORM})
     saved = {n: lin.weight.detach().clone() for n, lin in linears.items()}
     try:
         for n, lin in linears.items():
-            prune(n, lin.weight.data, dense[n])
+            prune(n, lin.weight.data, None if dense is None else dense[n])
         sparse, outputs = forward_with_norms(linears, forward)
     finally:
         for n, lin in linears.items():
             lin.weight.data.copy_(saved[n])
     terms, deltas = {}, {}
     for n in linears:
-        a_d, a_s = dense[n].act_norm, sparse[n].act_norm
+        a_d = dense_norms[n] if dense is None else dense[n].act_norm
+        a_s = sparse[n].act_norm
         terms[n] = alignment_term(a_d, a_s)
-        deltas[n] = (a_d - a_s).double().cpu()
+        deltas[n] = (a_d.to(a_s.device) - a_s).double().cpu()
     return BlockAlignment(terms, deltas, outputs)
 
 
@@ -107,19 +111,25 @@ def row_ranks(scores: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_ranks(run: RunContext, pruner: Pruner) -> dict[str, torch.Tensor]:
+def score_ranks(
+    run: RunContext, pruner: Pruner, dense_norms: dict[str, torch.Tensor] | None = None
+) -> dict[str, torch.Tensor]:
     """One dense pass: every Linear's per-row score ranks (int16), to mask any candidate cheaply.
 
     Sorting scores dominates a candidate pass otherwise (one sort per Linear per candidate);
-    with the ranks, a mask at per-row counts k_r is just `ranks < k_r`.
+    with the ranks, a mask at per-row counts k_r is just `ranks < k_r`. A `dense_norms` dict is
+    filled, in the same pass, with every Linear's input norm a^dense on the dense stream.
     """
     ranks: dict[str, torch.Tensor] = {}
+    kinds = set(pruner.needs) | ({SQ_NORM} if dense_norms is not None else set())
 
     def block_fn(ctx: BlockContext) -> None:
-        stats = ctx.collect(pruner.needs, pass_on=True) if pruner.needs else {}  # dense stream
+        stats = ctx.collect(kinds, pass_on=True) if kinds else {}  # dense stream
         for n, lin in ctx.linears.items():
             scores = pruner.scores(lin.weight, stats.get(n))
             ranks[f"layers.{ctx.index}.{n}"] = row_ranks(scores).cpu()
+            if dense_norms is not None:
+                dense_norms[f"layers.{ctx.index}.{n}"] = stats[n].act_norm
 
     run.engine("search scores").run(block_fn)
     return ranks
@@ -143,11 +153,14 @@ def alignment_objective(
     needs: frozenset[str] = frozenset(),
     bound: float = math.inf,
     desc: str = "alignment",
+    dense_norms: dict[str, torch.Tensor] | None = None,
 ) -> AlignmentResult:
     """M(D) for the allocation that `prune` applies, through the shared engine; model ends unchanged.
 
     Every m_ℓ ≥ 0, so once the running sum reaches `bound` (the best complete candidate so far)
     this candidate cannot win: the remaining blocks just pass the stream through uncomputed.
+    `dense_norms` (keyed `layers.i.name`): a^dense cached from the dense model's own stream, so a
+    candidate costs one masked forward per block instead of a dense one plus a masked one.
     """
     result = AlignmentResult(0.0, True, 0)
 
@@ -156,10 +169,13 @@ def alignment_objective(
             ctx.outputs = ctx.inputs
             return
 
-        def prune_here(name: str, weight: torch.Tensor, stats: LinearStats) -> None:
+        def prune_here(name: str, weight: torch.Tensor, stats: LinearStats | None) -> None:
             prune(ctx.index, name, weight, stats)
 
-        block = align_block(ctx.linears, ctx.collect, ctx.forward, prune_here, needs)
+        cached = None
+        if dense_norms is not None:
+            cached = {n: dense_norms[f"layers.{ctx.index}.{n}"] for n in ctx.linears}
+        block = align_block(ctx.linears, ctx.collect, ctx.forward, prune_here, needs, cached)
         ctx.outputs = block.outputs
         for n in ctx.linears:
             result.terms[f"layers.{ctx.index}.{n}"] = block.terms[n]

@@ -12,6 +12,7 @@ import torch
 
 from prunekit.allocation.neuroal import (
     DEFAULT_SAMPLES,
+    DENSE_REFERENCES,
     GRIDS,
     SearchSettings,
     block_grid,
@@ -42,6 +43,7 @@ OPTIONS: dict[str, dict[str, object]] = {
         "row_lambdas": None,
         "bound": True,
         "fast_masks": True,
+        "dense_reference": "stream",
     },
 }
 
@@ -70,6 +72,11 @@ def check_allocation(name: str, options: dict | None, pattern: Pattern) -> dict:
             raise PrunekitError("NeuroAL needs at least 1 search window; e.g. --neuroal-samples 8")
         if full["search_method"] != "auto":
             get_pruner(full["search_method"])
+        if full["dense_reference"] not in DENSE_REFERENCES:
+            raise PrunekitError(
+                f"unknown NeuroAL dense reference '{full['dense_reference']}'; choose one of: "
+                f"{', '.join(DENSE_REFERENCES)}"
+            )
         if full["grid"] not in GRIDS:
             raise PrunekitError(
                 f"unknown NeuroAL grid '{full['grid']}'; choose one of: {', '.join(GRIDS)}"
@@ -135,6 +142,7 @@ def _neuroal(
         row_lambdas=tuple(options["row_lambdas"] or row_default),
         bound=bool(options["bound"]),
         fast_masks=bool(options["fast_masks"]),
+        dense_reference=str(options["dense_reference"]),
     )
     plan, log = neuroal_search(run.with_batches(sub), searcher, pattern, shapes, sparsity, settings)
     log["search_method"] = method

@@ -132,6 +132,14 @@ class SearchSettings:
     row_lambdas: tuple[float, ...] = ROW_GRID
     bound: bool = True
     fast_masks: bool = True
+    # "stream": a^dense from the dense block on each candidate's own (masked) stream, as published
+    # here so far (two passes per block per candidate); "cached": from the dense model's own
+    # stream, taken once in the scoring pass (one masked pass per block per candidate; needs
+    # fast_masks). The objective, and so possibly the chosen λ, differ.
+    dense_reference: str = "stream"
+
+
+DENSE_REFERENCES = ("stream", "cached")
 
 
 def neuroal_search(
@@ -158,8 +166,10 @@ def neuroal_search(
     row_step, row_wise, row_lambdas = opts.row_step, opts.row_wise, opts.row_lambdas
 
     searching = len(grid) > 1 or row_step  # a single given λ without row step needs no pass
+    dense_norms: dict[str, torch.Tensor] | None = None
     if searching and opts.fast_masks and not pattern.is_nm and not pruner.updates_weights:
-        ranks = score_ranks(quiet, pruner)
+        dense_norms = {} if opts.dense_reference == "cached" else None
+        ranks = score_ranks(quiet, pruner, dense_norms)
         needs: frozenset[str] = frozenset()
     else:
         ranks, needs = None, pruner.needs
@@ -169,7 +179,8 @@ def neuroal_search(
             prune = ranked_prune(ranks, plan.target)
         else:
             prune = scorer_prune(pruner, pattern, plan.target)
-        return alignment_objective(quiet, prune, needs, best if opts.bound else math.inf, desc)
+        bound = best if opts.bound else math.inf
+        return alignment_objective(quiet, prune, needs, bound, desc, dense_norms)
 
     block_log, best, best_res = SearchLog(), math.inf, None
     if not searching:
@@ -194,6 +205,7 @@ def neuroal_search(
         "search_windows": sum(b.shape[0] for b in run.batches),
         "bounded": opts.bound,
         "fast_masks": ranks is not None,
+        "dense_reference": "cached" if dense_norms is not None else "stream",
         "block_step": {"chosen_lambda": block_log.chosen, "candidates": _sorted(block_log)},
     }
 
