@@ -115,7 +115,7 @@ def _scaled_group_derivative(model, kind: str, g: int, layer_i: int = 1) -> floa
 
 
 @pytest.mark.parametrize("kind", ["heads", "ffn"])
-def test_taylor_scores_equal_autograd_and_finite_differences(kind):
+def test_taylor_scores_equal_autograd_per_group(kind):
     model = tiny_model("llama").double()
     adapter = adapter_for(model)
     batches = _batches()
