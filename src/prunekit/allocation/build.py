@@ -142,7 +142,7 @@ def _neuroal(
         row_lambdas=tuple(options["row_lambdas"] or row_default),
         bound=bool(options["bound"]),
         fast_masks=bool(options["fast_masks"]),
-        dense_reference=str(options["dense_reference"]),
+        dense_reference=str(options.get("dense_reference", "stream")),
     )
     plan, log = neuroal_search(run.with_batches(sub), searcher, pattern, shapes, sparsity, settings)
     log["search_method"] = method
