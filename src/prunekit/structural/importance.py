@@ -214,5 +214,5 @@ def kind_scores(
     ]
     sizes = [m.shape[0] for m in per_layer]
     metrics = torch.cat(per_layer)
-    scores = importance.combine(metrics).split(sizes)
+    scores = importance.combine(metrics).cpu().split(sizes)
     return list(scores), importance.info(metrics), importance.offset(metrics)
