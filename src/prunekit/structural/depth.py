@@ -12,11 +12,17 @@ through the layers after i only, so a round costs Σ_i (L−1−i) ≈ L²/2 lay
 per candidate (instead of L full forwards, ≈ L² layer passes). After a removal, the streams
 before the removed layer are reused. `cosine`/`angular` need one pass per round (from the
 removed layer on).
+
+`rescore=False` is the cheap approximation: one round of scores on the full model, and the
+`remove` lowest layers go at once (no re-scoring after each removal). `DepthResult.cost` counts
+layer and head passes and gives the measured wall time as a multiple of one forward through the
+decoder layers (the first round's stream computation, timed in the same run).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import torch
@@ -70,14 +76,31 @@ class DepthResult:
     last_token: bool
     removed: list[int]
     rounds: list[dict[int, float]] = field(default_factory=list)
+    rescore: bool = True
+    cost: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
             "criterion": self.criterion,
             "last_token": self.last_token,
+            "rescore": self.rescore,
             "removed": self.removed,
             "rounds": [{str(k): v for k, v in r.items()} for r in self.rounds],
+            "cost": self.cost,
         }
+
+
+def ranking_agreement(exact: DepthResult, approx: DepthResult) -> dict:
+    """How far an approximate removal order agrees with the exact one."""
+    k = min(len(exact.removed), len(approx.removed))
+    a, b = exact.removed[:k], approx.removed[:k]
+    return {
+        "removed_exact": a,
+        "removed_approx": b,
+        "same_set": sorted(a) == sorted(b),
+        "same_order": a == b,
+        "set_overlap": len(set(a) & set(b)) / k if k else 1.0,
+    }
 
 
 def check_remove(remove: int, num_layers: int) -> None:
@@ -102,15 +125,19 @@ class _Stack:
             for per in calls
         ]
         self.layers = adapter.layers(model)
+        self.layer_passes = 0  # one = one decoder layer over the whole calibration stream
+        self.head_rows = 0  # hidden rows through the final norm + output head
 
     @torch.no_grad()
     def run(self, idx: int, stream: list[torch.Tensor]) -> list[torch.Tensor]:
         layer = self.layers[idx]
+        self.layer_passes += 1
         return [_first(layer(h, *c.args, **c.kwargs)) for h, c in zip(stream, self.calls[idx])]
 
     @torch.no_grad()
     def logprobs(self, hidden: torch.Tensor, last_token: bool) -> torch.Tensor:
         h = hidden[:, -1:] if last_token else hidden
+        self.head_rows += h.shape[0] * h.shape[1]
         return torch.log_softmax(self.adapter.logits(self.model, h).float(), dim=-1)
 
 
@@ -124,8 +151,12 @@ def greedy_depth(
     last_token: bool = False,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    rescore: bool = True,
 ) -> DepthResult:
-    """Choose `remove` layers one at a time (pure scoring: the model is not edited)."""
+    """Choose `remove` layers one at a time (pure scoring: the model is not edited).
+
+    `rescore=False`: score once and remove the `remove` lowest (one round instead of `remove`).
+    """
     if criterion not in CRITERIA:
         raise PrunekitError(
             f"unknown depth criterion '{criterion}'; choose one of: {', '.join(CRITERIA)}"
@@ -137,22 +168,40 @@ def greedy_depth(
     if device != home:
         model.to(device)
     try:
+        t0 = time.perf_counter()
         stack = _Stack(model, adapter, batches, device)
         active = list(range(num_layers))
         streams: list[list[torch.Tensor]] = [
             stack.h0
         ]  # streams[p] = input of active[p]; last = final
-        result = DepthResult(criterion, last_token, [])
-        bar = tqdm(range(remove), desc=f"depth ({criterion})", unit="round", disable=not progress)
+        result = DepthResult(criterion, last_token, [], rescore=rescore)
+        forward_s = None
+        rounds = remove if rescore else 1
+        bar = tqdm(range(rounds), desc=f"depth ({criterion})", unit="round", disable=not progress)
         for _ in bar:
+            t_fwd = time.perf_counter()
             while len(streams) < len(active) + 1:  # (re)compute the streams after the last removal
                 streams.append(stack.run(active[len(streams) - 1], streams[-1]))
+            if forward_s is None:  # the first round: one pass through every layer
+                forward_s = time.perf_counter() - t_fwd
             scores = _score_round(stack, active, streams, criterion, last_token, progress)
-            pos = min(range(len(active)), key=lambda p: (scores[active[p]], active[p]))
             result.rounds.append(scores)
-            result.removed.append(active.pop(pos))
-            del streams[pos + 1 :]
+            if rescore:
+                pos = min(range(len(active)), key=lambda p: (scores[active[p]], active[p]))
+                result.removed.append(active.pop(pos))
+                del streams[pos + 1 :]
+            else:
+                result.removed = sorted(active, key=lambda i: (scores[i], i))[:remove]
             bar.set_postfix(removed=result.removed[-1])
+        total = time.perf_counter() - t0
+        result.cost = {
+            "layer_passes": stack.layer_passes,
+            "forwards_by_layer_passes": stack.layer_passes / num_layers,
+            "head_rows": stack.head_rows,
+            "seconds": total,
+            "one_forward_s": forward_s,
+            "forwards_by_time": total / forward_s if forward_s else None,
+        }
         return result
     finally:
         if device != home:
