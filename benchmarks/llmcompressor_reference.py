@@ -33,6 +33,8 @@ def lc_worker(args: argparse.Namespace) -> None:
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
     ids = load_file(args.ids)["input_ids"]
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
@@ -40,9 +42,14 @@ def lc_worker(args: argparse.Namespace) -> None:
         {"input_ids": ids.tolist(), "attention_mask": torch.ones_like(ids).tolist()}
     )
     cls = WandaPruningModifier if args.method == "wanda" else SparseGPTModifier
+    sparsity = getattr(args, "sparsity", None) or 0.5
     modifier = cls(
-        sparsity=0.5, mask_structure=args.structure, targets=["Linear"], ignore=["re:.*lm_head"]
+        sparsity=sparsity,
+        mask_structure=args.structure,
+        targets=["Linear"],
+        ignore=["re:.*lm_head"],
     )
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     oneshot(
         model=model,
@@ -54,10 +61,30 @@ def lc_worker(args: argparse.Namespace) -> None:
         pipeline="sequential",
     )
     elapsed = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak up to the end of pruning
     model.save_pretrained(args.out, save_compressed=False)
     tokenizer.save_pretrained(args.out)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"prune_s": elapsed, "peak_rss_mb": rss}))
+    versions = {"llmcompressor": _version("llmcompressor"), "torch": torch.__version__}
+    versions["transformers"] = _version("transformers")
+    print(
+        json.dumps(
+            {
+                "prune_s": elapsed,
+                "cpu_s": cpu_s,
+                "peak_rss_mb": rss,
+                "threads": torch.get_num_threads(),
+                "versions": versions,
+            }
+        )
+    )
+
+
+def _version(name: str) -> str:
+    from importlib.metadata import version
+
+    return version(name)
 
 
 def main() -> None:
@@ -73,6 +100,8 @@ def main() -> None:
     p.add_argument("--method", help=argparse.SUPPRESS)
     p.add_argument("--structure", help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--sparsity", type=float, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.lc_worker:
         lc_worker(args)

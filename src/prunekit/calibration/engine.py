@@ -101,7 +101,9 @@ def statistics_pass(
     """Input statistics only: each batch's forward stops as soon as every hooked Linear has seen
     its input (in a decoder block: before the last Linear's matmul, e.g. `down_proj`).
 
-    The statistics are the same tensors a full forward would give (same ops up to that point).
+    The statistics are the same tensors a full forward would give (same ops up to that point),
+    given each Linear runs once per forward, as in every supported family (`truncate=False` on
+    the engine turns this off).
     """
     stats, hooked = _accumulators(linears, frozenset(kinds), input_groups)
     pending: set[str] = set()
