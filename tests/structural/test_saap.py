@@ -178,3 +178,25 @@ def test_ratio_plot_is_written(tmp_path):
     )
     path = write_ratio_plot(rep, tmp_path / "structured_ratios.png")
     assert path.stat().st_size > 1000
+
+
+def test_one_gradient_pass_scored_once_and_applied_to_copies_equals_prune_structured():
+    from prunekit.structural.saap import apply_scores, score_groups
+
+    dense = tiny_family_model("qwen2")
+    adapter = adapter_for(dense)
+    stats = accumulate_gradients(dense, adapter, _batches(), "cpu", False, False)
+    for importance in ("taylor_vector", "fused"):
+        for ratios in ("uniform", "adaptive"):
+            cfg = SaapConfig(heads=0.3, ffn=0.4, importance=importance, ratios=ratios)
+            scored = score_groups(dense, adapter, None, cfg, stats=stats, progress=False)
+            shared = copy.deepcopy(dense)
+            rep_shared = apply_scores(shared, adapter, cfg, scored)
+            direct = copy.deepcopy(dense)
+            rep_direct = prune_structured(direct, adapter, _batches(), cfg, progress=False)
+            assert (
+                rep_shared["kinds"]["heads"]["groups_after"]
+                == rep_direct["kinds"]["heads"]["groups_after"]
+            )
+            with torch.no_grad():
+                assert torch.equal(shared(IDS).logits, direct(IDS).logits)

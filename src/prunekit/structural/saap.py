@@ -25,7 +25,12 @@ from torch import nn
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.structural.groups import ChannelGroups, GroupKind, HeadGroups, sync_configs
-from prunekit.structural.importance import REGISTRY, accumulate_gradients, kind_scores
+from prunekit.structural.importance import (
+    REGISTRY,
+    GradStats,
+    accumulate_gradients,
+    kind_scores,
+)
 from prunekit.structural.ratios import RATIOS, Blocks, allocate, layer_weights
 from prunekit.structural.width import select_channels
 
@@ -155,41 +160,58 @@ def _allocate(blocks: Blocks, weights, target, scores, name: str, cfg: SaapConfi
     return allocate(blocks, weights, target, scores, what)
 
 
-def prune_structured(
+@dataclass
+class GroupScores:
+    """Every kind's per-block group scores from one gradient pass, with the importance's record."""
+
+    kinds: dict[str, tuple[list[torch.Tensor], dict, float]]  # name → (scores, info, offset)
+
+
+def score_groups(
     model: nn.Module,
     adapter: DecoderAdapter,
     batches,
     cfg: SaapConfig,
     device: torch.device | str = "cpu",
     progress: bool = True,
-) -> dict:
-    """Score, allocate and remove head groups and MLP channels in place; return the report section."""
-    cfg.validated()
-    check_budget(model, adapter, cfg)
+    stats: GradStats | None = None,
+) -> GroupScores:
+    """Score the groups of every kind the budget touches (`stats`: a gradient pass to reuse, e.g.
+    one pass shared by several importances in a benchmark; it must be this model's)."""
     layers = adapter.layers(model)
-    blocks = plan_blocks(model, adapter, cfg)
-    targets = budgets(model, adapter, cfg, blocks)
-    before = _params(model, adapter)
+    targets = budgets(model, adapter, cfg, plan_blocks(model, adapter, cfg))
     importance = REGISTRY[cfg.importance]()
     device = torch.device(device)
     home = next(model.parameters()).device
     model.to(device)
     try:
-        stats = accumulate_gradients(
-            model, adapter, batches, device, importance.needs_fisher, progress
-        )
-        kinds = {}
-        for name, kind in _kinds(adapter).items():
-            if targets[name] <= 0:
-                continue
-            scores, info, offset = kind_scores(layers, kind, importance, stats)
-            kinds[name] = (kind, scores, info, offset)
-        del stats
+        if stats is None:
+            stats = accumulate_gradients(
+                model, adapter, batches, device, importance.needs_fisher, progress
+            )
+        kinds = {
+            name: kind_scores(layers, kind, importance, stats)
+            for name, kind in _kinds(adapter).items()
+            if targets[name] > 0
+        }
     finally:
         model.to(home)
+    return GroupScores(kinds)
+
+
+def apply_scores(
+    model: nn.Module, adapter: DecoderAdapter, cfg: SaapConfig, scored: GroupScores
+) -> dict:
+    """Allocate per-block removals from the scores and remove the lowest groups in place (the
+    model must have the shapes it was scored with); return the report section."""
+    layers = adapter.layers(model)
+    blocks = plan_blocks(model, adapter, cfg)
+    targets = budgets(model, adapter, cfg, blocks)
+    before = _params(model, adapter)
+    kinds = _kinds(adapter)
     section: dict = {"config": dataclasses.asdict(cfg), "kinds": {}, "params_before": before}
-    for name, (kind, scores, info, offset) in kinds.items():
-        b = blocks[name]
+    for name, (scores, info, offset) in scored.kinds.items():
+        b, kind = blocks[name], kinds[name]
         weights = layer_weights(cfg.ratios, scores, offset, cfg.skip_first, cfg.skip_last)
         removed = _allocate(b, weights, targets[name], scores, name, cfg)
         for layer, s, r, g in zip(layers, scores, removed, b.counts):
@@ -211,3 +233,18 @@ def prune_structured(
     section["uniform"] = sync_configs(model, adapter)
     section["params_after"] = _params(model, adapter)
     return section
+
+
+def prune_structured(
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    batches,
+    cfg: SaapConfig,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Score, allocate and remove head groups and MLP channels in place; return the report section."""
+    cfg.validated()
+    check_budget(model, adapter, cfg)
+    scored = score_groups(model, adapter, batches, cfg, device, progress)
+    return apply_scores(model, adapter, cfg, scored)
