@@ -95,6 +95,27 @@ def _ppl(rep: dict) -> str:
     return f"{ppl['ppl']:.3f}" if ppl else "—"
 
 
+def _solved(folder: Path) -> dict[str, bool] | None:
+    path = folder / "humaneval_problems.jsonl"
+    if not path.is_file():
+        return None
+    return {r["task_id"]: r["passed"] for r in map(json.loads, path.read_text().splitlines())}
+
+
+def paired(one_shot: Path, recovered: Path) -> str:
+    """Problems gained / lost against the one-shot student and the exact two-sided McNemar p."""
+    from math import comb
+
+    a, b = _solved(one_shot), _solved(recovered)
+    if not a or not b or a.keys() != b.keys():
+        return "—"
+    gained = sum(b[k] and not a[k] for k in a)
+    lost = sum(a[k] and not b[k] for k in a)
+    n = gained + lost
+    p = min(1.0, 2 * sum(comb(n, i) for i in range(min(gained, lost) + 1)) / 2**n) if n else 1.0
+    return f"+{gained} / −{lost} (p = {p:.2f})"
+
+
 def rows() -> list[list[str]]:
     out = []
     for student in STUDENTS:
@@ -121,6 +142,7 @@ def rows() -> list[list[str]]:
                     str(rec.get("masks", {}).get("pruned_weights_still_zero", "—")),
                     _ppl(rep),
                     _pass1(rep),
+                    "—" if recovery is None else paired(RUNS / f"q-{student}", folder),
                 ]
             )
     return out
@@ -137,6 +159,7 @@ HEAD = [
     "zeros kept",
     "Python ppl",
     "HumanEval pass@1",
+    "vs one-shot: problems gained / lost (McNemar)",
 ]
 
 
@@ -164,14 +187,14 @@ def plot(table: list[list[str]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [r for r in table if r[-1] != "—" and r[2] != "—"]
+    points = [r for r in table if r[-2] != "—" and r[2] != "—"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, col, label in (
         (axes[0], 2, "parameters (total)"),
         (axes[1], 3, "non-embedding parameters"),
     ):
         for r in points:
-            x, y = int(r[col].replace(",", "")), float(r[-1].split("%")[0])
+            x, y = int(r[col].replace(",", "")), float(r[-2].split("%")[0])
             ax.scatter(x, y, marker="o" if r[1].startswith("none") else "^")
             ax.annotate(f"{r[0]} / {r[1].split()[0]}", (x, y), fontsize=7)
         ax.axhline(0.97 * 54.9, ls="--", lw=0.8, color="grey", label="97% of dense (53.3%)")
