@@ -83,6 +83,21 @@ def _params(rep: dict, folder: Path) -> tuple[int | None, int | None]:
     return total, non_emb
 
 
+def _nonzero(folder: Path) -> tuple[int, int]:
+    """Non-zero parameters in the checkpoint, total and outside the embedding / output head
+    (what unstructured pruning actually removes; read from the safetensors themselves)."""
+    from safetensors import safe_open
+
+    total = embed = 0
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as f:
+            for name in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+                n = int(f.get_tensor(name).count_nonzero())
+                total += n
+                embed += n if ("embed_tokens" in name or "lm_head" in name) else 0
+    return total, total - embed
+
+
 def _pass1(rep: dict) -> str:
     he = rep.get("evaluation", {}).get("humaneval")
     if not he:
@@ -130,12 +145,15 @@ def rows() -> list[list[str]]:
             rec = rep.get("recovery", {})
             tr = rec.get("training", {})
             total, non_emb = _params(rep, folder)
+            nz_total, nz_non_emb = _nonzero(folder)
             out.append(
                 [
                     student,
                     recovery or "none (one-shot)",
                     f"{total:,}" if total else "—",
                     f"{non_emb:,}" if non_emb else "—",
+                    f"{nz_total:,}",
+                    f"{nz_non_emb:,}",
                     f"{tr['tokens']:,}" if tr else "—",
                     f"{tr['wall_s']:.0f} / {tr['cpu_s']:.0f}" if tr else "—",
                     f"{tr['tokens_per_s']}" if tr else "—",
@@ -153,6 +171,8 @@ HEAD = [
     "recovery",
     "params total",
     "params non-embedding",
+    "non-zero total",
+    "non-zero non-embedding",
     "tokens trained",
     "train wall / CPU (s)",
     "train tok/s",
@@ -190,8 +210,8 @@ def plot(table: list[list[str]]) -> None:
     points = [r for r in table if r[-2] != "—" and r[2] != "—"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, col, label in (
-        (axes[0], 2, "parameters (total)"),
-        (axes[1], 3, "non-embedding parameters"),
+        (axes[0], 4, "non-zero parameters (total)"),
+        (axes[1], 5, "non-zero non-embedding parameters"),
     ):
         for r in points:
             x, y = int(r[col].replace(",", "")), float(r[-2].split("%")[0])
