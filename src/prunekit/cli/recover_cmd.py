@@ -14,6 +14,8 @@ from prunekit.errors import PrunekitError
 HELP = {
     "method": "distill (end-to-end KL to the teacher) or reconstruct (block by block, MSE)",
     "train": "norms (norms + biases), lora (masked LoRA, merged) or full (surviving weights)",
+    "layers": "all, or pruned: train only the layers pruning touched (zeros or narrower than "
+    "the teacher's; SAAP's group-wise fine-tuning)",
     "data": "comma-separated: a corpus (python), instruct:CORPUS (corpus-answered), "
     "answered:CORPUS (teacher-answered, sandbox-checked, cached), or a .jsonl / folder of text",
     "windows": "corpus windows per corpus in --data",

@@ -8,6 +8,7 @@ from prunekit.errors import PrunekitError
 from prunekit.recovery.trainable import TRAINABLE
 
 METHODS = ("distill", "reconstruct")
+LAYERS = ("all", "pruned")
 
 
 @dataclass
@@ -16,6 +17,7 @@ class RecoveryConfig:
 
     method: str = "distill"
     train: str = "full"
+    layers: str = "all"  # pruned: only the layers pruning touched train (SAAP's group-wise tuning)
     data: str = "instruct:python,python"
     seq_len: int = 512
     windows: int = 256  # corpus windows per corpus named in `data`
@@ -58,6 +60,10 @@ class RecoveryConfig:
         if self.train not in TRAINABLE:
             raise PrunekitError(
                 f"unknown trainable set '{self.train}'; choose one of: {', '.join(TRAINABLE)}"
+            )
+        if self.layers not in LAYERS:
+            raise PrunekitError(
+                f"unknown layers '{self.layers}'; choose one of: {', '.join(LAYERS)}"
             )
         for name in (
             "seq_len",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import torch
@@ -12,15 +13,25 @@ from prunekit.models.adapters import DecoderAdapter
 NM_PATTERNS = ((2, 4), (4, 8))
 
 
+Layers = int | Collection[int] | None  # every layer (None), one index, or a set of indices
+
+
+def in_scope(index: int, only: Layers) -> bool:
+    """Whether layer `index` is among the selected layers."""
+    if only is None:
+        return True
+    return index == only if isinstance(only, int) else index in only
+
+
 def decoder_linears(
-    model: nn.Module, adapter: DecoderAdapter, only: int | None = None
+    model: nn.Module, adapter: DecoderAdapter, only: Layers = None
 ) -> dict[str, nn.Linear]:
-    """Every prunable Linear of the decoder (or of layer `only`), keyed `layers.{i}.{name}`;
+    """Every prunable Linear of the decoder (or of the layers `only`), keyed `layers.{i}.{name}`;
     a LoRA-wrapped Linear is given as its base layer."""
     return {
         f"layers.{i}.{name}": getattr(lin, "base", lin)
         for i, layer in enumerate(adapter.layers(model))
-        if only is None or i == only
+        if in_scope(i, only)
         for name, lin in adapter.linears(layer).items()
     }
 
@@ -65,23 +76,21 @@ class SparsityMasks:
         return sum(int((~k).sum()) for k in self.keeps.values())
 
     def weights(
-        self, model: nn.Module, adapter: DecoderAdapter, only: int | None = None
+        self, model: nn.Module, adapter: DecoderAdapter, only: Layers = None
     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(weight parameter, keep mask) pairs of the masked layers (of layer `only`) in `model` now."""
         linears = decoder_linears(model, adapter, only)
         return [(linears[n].weight, k) for n, k in self.keeps.items() if n in linears]
 
     @torch.no_grad()
-    def mask_grads(
-        self, model: nn.Module, adapter: DecoderAdapter, only: int | None = None
-    ) -> None:
+    def mask_grads(self, model: nn.Module, adapter: DecoderAdapter, only: Layers = None) -> None:
         """Zero the gradients of pruned weights (so optimiser state never moves them)."""
         for w, keep in self.weights(model, adapter, only):
             if w.grad is not None:
                 w.grad.mul_(keep.to(w.grad.device))
 
     @torch.no_grad()
-    def apply(self, model: nn.Module, adapter: DecoderAdapter, only: int | None = None) -> None:
+    def apply(self, model: nn.Module, adapter: DecoderAdapter, only: Layers = None) -> None:
         """Set every pruned weight back to exactly zero."""
         for w, keep in self.weights(model, adapter, only):
             w.mul_(keep.to(w.device))

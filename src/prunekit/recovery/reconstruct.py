@@ -13,7 +13,7 @@ from prunekit.calibration.engine import BlockContext, LayerwiseEngine, _first
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.recovery.config import RecoveryConfig
 from prunekit.recovery.lora import merge_lora
-from prunekit.recovery.masks import SparsityMasks
+from prunekit.recovery.masks import Layers, SparsityMasks, in_scope
 from prunekit.recovery.trainable import select_trainable
 from prunekit.recovery.trainer import TrainLog, lr_at
 
@@ -27,9 +27,11 @@ def reconstruct(
     cfg: RecoveryConfig,
     device: torch.device,
     progress: bool = True,
+    only: Layers = None,
 ) -> TrainLog:
     """Per block: targets = the teacher block on the teacher's stream; the student block learns
-    to map its own (pruned) stream onto them, so errors of earlier blocks are corrected too."""
+    to map its own (pruned) stream onto them, so errors of earlier blocks are corrected too.
+    Blocks outside `only` are passed through untrained."""
     teacher_layers = adapter.layers(teacher)
     log = TrainLog()
     state: dict = {"teacher_stream": None}
@@ -45,7 +47,8 @@ def reconstruct(
         ]
         t_layer.to("cpu")
         state["teacher_stream"] = targets
-        _train_block(student, adapter, ctx, targets, masks, cfg, log)
+        if in_scope(ctx.index, only):
+            _train_block(student, adapter, ctx, targets, masks, cfg, log)
 
     engine = LayerwiseEngine(
         student, adapter, batches, device, progress, desc="recover (reconstruct)"

@@ -50,6 +50,31 @@ def check_pair(
     return teacher_ids_for(student_tok, teacher_tok)
 
 
+def pruned_layers(
+    student: nn.Module, teacher: nn.Module, adapter, masks: SparsityMasks
+) -> list[int]:
+    """The layers pruning touched: a Linear with pruned zeros, or narrower than the teacher's
+    Linear at the same index (structured pruning). Needs the layers to line up (no depth pruning)."""
+    s_layers, t_layers = adapter.layers(student), adapter.layers(teacher)
+    if len(s_layers) != len(t_layers):
+        raise PrunekitError(
+            f"--layers pruned needs the student's layers to line up with the teacher's, but it has "
+            f"{len(s_layers)} of {len(t_layers)} (depth pruning); use --layers all"
+        )
+    zeroed = {int(name.split(".")[1]) for name in masks.keeps}
+    touched = []
+    for i, (s_layer, t_layer) in enumerate(zip(s_layers, t_layers)):
+        s_lin, t_lin = adapter.linears(s_layer), adapter.linears(t_layer)
+        narrower = any(s_lin[n].weight.shape != t_lin[n].weight.shape for n in s_lin)
+        if narrower or i in zeroed:
+            touched.append(i)
+    if not touched:
+        raise PrunekitError(
+            "--layers pruned: no layer of the student differs from the teacher's; use --layers all"
+        )
+    return touched
+
+
 def trainable_count(params: list[nn.Parameter], masks: SparsityMasks, model, adapter) -> int:
     """Entries that can change: trainable tensors minus their pruned (fixed-zero) entries."""
     ids = {id(p) for p in params}
@@ -99,8 +124,11 @@ def recover(
     for corpus, rep in answer_reports.items():
         data.report["sources"][f"answered:{corpus}"]["teacher_answers"] = rep
     student.to(device)
+    layers = pruned_layers(student, teacher, adapter, masks) if cfg.layers == "pruned" else None
     if cfg.method == "distill":
-        params = select_trainable(student, adapter, cfg.train, masks, cfg.lora_rank, cfg.lora_alpha)
+        params = select_trainable(
+            student, adapter, cfg.train, masks, cfg.lora_rank, cfg.lora_alpha, only=layers
+        )
         trainable = trainable_count(params, masks, student, adapter)
         pad = student_tokenizer.pad_token_id
         pad = pad if pad is not None else student_tokenizer.eos_token_id
@@ -123,6 +151,7 @@ def recover(
             cfg,
             device,
             progress,
+            layers,
         )
     student.requires_grad_(False).eval()
     masks.apply(student, adapter)
@@ -131,6 +160,7 @@ def recover(
         "data": data.report,
         "trainable_params": trainable,
         "vocabulary_mapped": teacher_ids is not None,
+        "trained_layers": "all" if layers is None else layers,
         "masks": masks.verify(student, adapter),
         "training": log.as_dict(),
     }

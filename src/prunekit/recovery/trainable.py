@@ -6,7 +6,7 @@ from torch import nn
 
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.recovery.lora import attach_lora
-from prunekit.recovery.masks import SparsityMasks, decoder_linears
+from prunekit.recovery.masks import Layers, SparsityMasks, decoder_linears, in_scope
 
 TRAINABLE = ("norms", "lora", "full")
 
@@ -16,11 +16,13 @@ def _is_norm(module: nn.Module) -> bool:
 
 
 def norms_and_biases(
-    model: nn.Module, adapter: DecoderAdapter, only: int | None = None
+    model: nn.Module, adapter: DecoderAdapter, only: Layers = None
 ) -> list[nn.Parameter]:
-    """Every norm weight/bias and Linear bias of the decoder (final norm included), or of layer `only`."""
+    """Every norm weight/bias and Linear bias of the decoder (final norm included), or of the
+    layers `only`."""
     layers = adapter.layers(model)
-    scopes = [*layers, adapter.final_norm(model)] if only is None else [layers[only]]
+    scopes = [layer for i, layer in enumerate(layers) if in_scope(i, only)]
+    scopes += [adapter.final_norm(model)] if only is None else []
     params: list[nn.Parameter] = []
     for scope in scopes:
         for module in scope.modules():
@@ -37,10 +39,10 @@ def select_trainable(
     masks: SparsityMasks,
     lora_rank: int = 16,
     lora_alpha: float = 32.0,
-    only: int | None = None,
+    only: Layers = None,
 ) -> list[nn.Parameter]:
-    """Freeze everything, then unfreeze (or attach) the chosen set of the decoder (or of layer
-    `only`); embeddings and the output head stay frozen."""
+    """Freeze everything, then unfreeze (or attach) the chosen set of the decoder (or of the
+    layers `only`); embeddings and the output head stay frozen."""
     model.requires_grad_(False)
     if which == "norms":
         params = norms_and_biases(model, adapter, only)
@@ -50,7 +52,7 @@ def select_trainable(
     elif which == "lora":
         targets = {}
         for i, layer in enumerate(adapter.layers(model)):
-            if only is not None and i != only:
+            if not in_scope(i, only):
                 continue
             for name, lin in adapter.linears(layer).items():
                 parent, _, attr = name.rpartition(".")

@@ -1,0 +1,51 @@
+"""Group-wise fine-tuning (`layers: pruned`): only the layers pruning touched train."""
+
+import pytest
+import torch
+from recovery_helpers import config, load_pair, text_jsonl
+
+from prunekit.errors import PrunekitError
+from prunekit.models.adapters import adapter_for
+from prunekit.recovery.masks import SparsityMasks
+from prunekit.recovery.run import pruned_layers, recover
+from prunekit.structural.groups import ChannelGroups
+
+
+def _zero_half_of_layer(model, index: int) -> None:
+    adapter = adapter_for(model)
+    with torch.no_grad():
+        for lin in adapter.linears(adapter.layers(model)[index]).values():
+            w = lin.weight
+            w.scatter_(1, w.abs().argsort(1)[:, : w.shape[1] // 2], 0.0)
+
+
+@pytest.mark.parametrize("method", ["distill", "reconstruct"])
+def test_only_the_pruned_layer_changes(tiny_model_dir, tmp_path, method):
+    teacher, student, tok = load_pair(tiny_model_dir)
+    _zero_half_of_layer(student, 1)
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    data = str(text_jsonl(tmp_path)) if method == "distill" else "python"
+    cfg = config(data=data, method=method, layers="pruned", lr=1e-2, max_steps=2, windows=4)
+    result = recover(student, tok, teacher, tok, cfg, progress=False)
+    assert result.report["trained_layers"] == [1]
+    assert result.report["masks"]["pruned_weights_still_zero"]
+    changed = {n for n, w in student.state_dict().items() if not torch.equal(w, before[n])}
+    assert changed and all(n.startswith("model.layers.1.") for n in changed), changed
+
+
+def test_a_narrower_layer_counts_as_pruned_and_depth_pruning_is_refused(tiny_model_dir):
+    teacher, student, _ = load_pair(tiny_model_dir)
+    adapter = adapter_for(student)
+    ChannelGroups(adapter).keep(adapter.layers(student)[0], torch.arange(8))
+    masks = SparsityMasks.from_model(student, adapter)
+    assert pruned_layers(student, teacher, adapter, masks) == [0]
+    del adapter.layers(student)[1]
+    with pytest.raises(PrunekitError, match="line up"):
+        pruned_layers(student, teacher, adapter, masks)
+
+
+def test_an_untouched_student_is_refused(tiny_model_dir):
+    teacher, student, _ = load_pair(tiny_model_dir)
+    adapter = adapter_for(student)
+    with pytest.raises(PrunekitError, match="no layer"):
+        pruned_layers(student, teacher, adapter, SparsityMasks.from_model(student, adapter))
