@@ -26,7 +26,7 @@ from prunekit.methods.pruners import get_pruner
 from prunekit.models.adapters import adapter_for
 from prunekit.reports.report import param_counts, write_report
 from prunekit.reports.sections import MethodSection
-from prunekit.utils import Timer, atomic_output_dir
+from prunekit.utils import Timer, write_output
 
 
 @dataclass
@@ -235,7 +235,8 @@ def perplexity(
 
 def save(result: PruneResult, out_dir: str | Path, force: bool = False) -> Path:
     """Write the checkpoint and report atomically (nothing appears unless all of it was written)."""
-    with atomic_output_dir(Path(out_dir), force=force) as tmp:
+
+    def _write(tmp: Path) -> None:
         save_checkpoint(result.model, result.tokenizer, tmp)
         write_report(tmp, result.report)
         if result.report.get("allocation", {}).get("name", "uniform") != "uniform":
@@ -246,4 +247,6 @@ def save(result: PruneResult, out_dir: str | Path, force: bool = False) -> Path:
             from prunekit.reports.structured_plots import write_ratio_plot
 
             write_ratio_plot(result.report["structured"], tmp / "structured_ratios.png")
+
+    write_output(Path(out_dir), _write, force=force)
     return Path(out_dir)

@@ -11,7 +11,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from prunekit.errors import PrunekitError
@@ -132,6 +132,35 @@ def atomic_output_dir(path: Path, force: bool = False) -> Iterator[Path]:
                 ) from exc
             raise
         _move_into_place(tmp, path, force)
+
+
+def rescue_dir(path: Path) -> Path:
+    """Where a result goes when its -o location refuses it: the temp directory (often another disk)."""
+    return Path(tempfile.gettempdir()) / f"prunekit-rescued-{Path(path).name}-{os.getpid()}"
+
+
+def write_output(path: Path, write: Callable[[Path], None], force: bool = False) -> Path:
+    """Fill a result folder atomically with `write(folder)`. If the location refuses the write
+    (full disk, quota, read-only), the result is written once more to `rescue_dir(path)`, so hours
+    of pruning are not lost, and the one error line says where it is."""
+    try:
+        with atomic_output_dir(path, force=force) as tmp:
+            write(tmp)
+        return Path(path)
+    except PrunekitError as exc:
+        cause = exc.__cause__
+        if not (isinstance(cause, OSError) and cause.errno in WRITE_ERRORS):
+            raise
+        rescue = rescue_dir(path)
+        try:
+            with atomic_output_dir(rescue, force=True) as tmp:
+                write(tmp)
+        except (PrunekitError, OSError):
+            raise exc from cause
+        raise PrunekitError(
+            f"could not write '{path}': {cause.strerror}; the result was saved to '{rescue}' "
+            "instead (move it where it belongs)"
+        ) from cause
 
 
 def _move_into_place(tmp: Path, path: Path, force: bool) -> None:

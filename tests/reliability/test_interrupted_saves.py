@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -136,3 +137,42 @@ def test_concurrent_runs_writing_the_same_output(tmp_path):
     assert (out / "who").read_text() == "first"
     kept = Path(str(exc.value).rsplit("'", 2)[-2])
     assert (kept / "who").read_text() == "second"
+
+
+def test_a_refused_output_location_keeps_the_result_elsewhere(tmp_path, monkeypatch):
+    """Disk full at -o after the expensive work: the result is written to the temp directory and
+    the one error line says where; nothing is left at -o."""
+    from prunekit.utils import write_output
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "elsewhere"))
+    (tmp_path / "elsewhere").mkdir()
+    full = tmp_path / "full"
+    full.mkdir()
+
+    def write(folder: Path) -> None:
+        if folder.parent == full:
+            raise OSError(
+                errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder / "model.safetensors")
+            )
+        (folder / "model.safetensors").write_bytes(b"weights")
+
+    with pytest.raises(PrunekitError) as err:
+        write_output(full / "out", write)
+    [rescued] = (tmp_path / "elsewhere").iterdir()
+    assert f"saved to '{rescued}'" in str(err.value) and "No space left" in str(err.value)
+    assert (rescued / "model.safetensors").read_bytes() == b"weights"
+    assert list(full.iterdir()) == []
+
+
+def test_when_the_rescue_fails_too_the_first_error_stands(tmp_path, monkeypatch):
+    from prunekit.utils import write_output
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "elsewhere"))
+
+    def write(folder: Path) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(folder))
+
+    with pytest.raises(PrunekitError, match="nothing was left behind") as err:
+        write_output(tmp_path / "out", write)
+    assert "saved to" not in str(err.value)
+    assert not (tmp_path / "out").exists()

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.recovery.run import recover
     from prunekit.recovery.state import state_dir_for
     from prunekit.reports.report import new_report, write_report
-    from prunekit.utils import Timer, atomic_output_dir, check_output_dir, peak_rss_mb
+    from prunekit.utils import Timer, check_output_dir, peak_rss_mb, write_output
 
     cfg = _config(args)
     check_output_dir(args.output, args.force)
@@ -167,12 +167,14 @@ def run(args: argparse.Namespace) -> int:
     report["peak_rss_mb"] = peak_rss_mb()
     from prunekit.export.checkpoint import save_checkpoint
 
-    with atomic_output_dir(args.output, force=args.force) as tmp:
+    def _write(tmp: Path) -> None:
         save_checkpoint(student.model, student.tokenizer, tmp)
         plot_losses(
             result.log.losses, tmp / "recovery_loss.png", f"recover ({cfg.method}, {cfg.train})"
         )
         write_report(tmp, report)
+
+    write_output(args.output, _write, force=args.force)
     shutil.rmtree(state_dir, ignore_errors=True)
     leave()
     _summary(report, args.output)

@@ -267,7 +267,7 @@ def run_recipe(
     from prunekit.models.loading import load_model, resolve_device
     from prunekit.reports.report import new_report, param_counts, write_report
     from prunekit.structural.depth import plot_depth_scores
-    from prunekit.utils import Timer, atomic_output_dir, check_output_dir, peak_rss_mb
+    from prunekit.utils import Timer, check_output_dir, peak_rss_mb, write_output
 
     check_output_dir(out, force)
     precheck(recipe)
@@ -301,7 +301,8 @@ def run_recipe(
         report["evaluation"] = run.evaluate()
     report["timings_s"] = timer.stages
     report["peak_rss_mb"] = peak_rss_mb()
-    with atomic_output_dir(Path(out), force=force) as tmp:
+
+    def _write(tmp: Path) -> None:
         save_checkpoint(run.model, run.tokenizer, tmp)
         for i, result in enumerate(run.depth_results):
             plot_depth_scores(result, tmp / f"depth_scores{'' if i == 0 else i + 1}.png")
@@ -312,6 +313,8 @@ def run_recipe(
         write_report(tmp, report)
         with (tmp / "report.md").open("a") as fh:
             fh.write(render_steps(report))
+
+    write_output(Path(out), _write, force=force)
     return report
 
 
