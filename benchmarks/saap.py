@@ -99,9 +99,10 @@ def main() -> None:
     )
     p.add_argument("--decode-new", type=int, default=32)
     p.add_argument("--decode-repeats", type=int, default=3)
+    p.add_argument("--tag", default="", help="suffix for the result files")
     p.add_argument("--render-only", action="store_true")
     args = p.parse_args()
-    stem = RESULTS / f"saap_{args.model}"
+    stem = RESULTS / f"saap_{args.model}{args.tag}"
     if args.render_only:
         data = json.loads(Path(f"{stem}.json").read_text())
         write(stem, data["meta"], data["rows"])
@@ -301,7 +302,12 @@ def plot(stem: Path, rows: list[dict]) -> None:
     if not cells:
         return
     fig, ax = plt.subplots(figsize=(10, 4))
-    colours = {"uniform": "tab:grey", "skip": "tab:blue", "adaptive": "tab:red"}
+    colours = {
+        "uniform": "tab:grey",
+        "skip": "tab:blue",
+        "adaptive": "tab:red",
+        "stable": "tab:green",
+    }
     for i, r in enumerate(cells):
         ax.bar(i, r["ppl"], color=colours.get(r["ratios"], "k"))
     ax.axhline(rows[0]["ppl"], ls="--", color="k", lw=0.8, label="dense")

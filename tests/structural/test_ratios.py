@@ -41,6 +41,19 @@ def test_adaptive_prunes_spread_blocks_more_than_uniform():
     assert adaptive[1] > uniform[1] and sum(adaptive) == sum(uniform) == 4
 
 
+def test_stable_protects_spread_blocks():
+    flat = torch.tensor([1.0, 1.1, 0.9, 1.0])
+    spread = torch.tensor([0.01, 0.02, 0.03, 4.0])
+    scores = [flat, spread, flat]
+    cv = [fluctuation(s) for s in scores]
+    mean = sum(cv) / 3
+    assert layer_weights("stable", scores) == pytest.approx([mean / c for c in cv])
+    blocks = Blocks.build([4, 4, 4], [10, 10, 10], max_ratio=0.8, min_keep=1)
+    stable = allocate(blocks, layer_weights("stable", scores), 40, scores)
+    uniform = allocate(blocks, layer_weights("uniform", scores), 40, scores)
+    assert stable[1] < uniform[1] and sum(stable) == 4
+
+
 def _budget_cases():
     rng = random.Random(0)
     for _ in range(60):

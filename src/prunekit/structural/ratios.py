@@ -12,6 +12,10 @@ Weights (`RATIOS`):
   importance is concentrated in a few groups (high CV), its low tail carries a small share of
   the block's total importance, so it can lose more groups for the same damage; a block whose
   groups matter about equally (low CV) loses fewer.
+- `stable`: the opposite reading of the same fluctuation — weight ∝ mean CV / CV, so blocks whose
+  groups matter unevenly (high CV: a few groups carry the block, as in the first blocks of
+  qwen2.5-coder) are protected and evenly-important blocks lose more. Both are kept because the
+  SAAP abstract does not fix the direction; benchmarks/results/saap_*.md measures them.
 
 `allocate` finds the scale k by bisection so that Σ_l cost_l · clip(k·w_l, 0, cap_l) equals the
 budget (cap_l: the block's `max_ratio`, and never its last `min_keep` groups), then rounds to
@@ -30,7 +34,7 @@ import torch
 
 from prunekit.errors import PrunekitError
 
-RATIOS = ("adaptive", "uniform", "skip")
+RATIOS = ("adaptive", "stable", "uniform", "skip")
 
 
 def fluctuation(scores: torch.Tensor, offset: float = 0.0) -> float:
@@ -58,10 +62,14 @@ def layer_weights(
                 f"{skip_last} ≥ {n} blocks; lower them"
             )
         return [0.0 if i < skip_first or i >= n - skip_last else 1.0 for i in range(n)]
-    if method == "adaptive":
+    if method in ("adaptive", "stable"):
         cv = [fluctuation(s, offset) for s in scores]
         mean = sum(cv) / n
-        return [c / mean for c in cv] if mean > 0 else [1.0] * n
+        if mean <= 0:
+            return [1.0] * n
+        if method == "adaptive":
+            return [c / mean for c in cv]
+        return [mean / max(c, 1e-6 * mean) for c in cv]  # a flat block (CV 0) is capped later
     raise PrunekitError(f"unknown ratios '{method}'; choose one of: {', '.join(RATIOS)}")
 
 
