@@ -314,7 +314,8 @@ def plot(stem: Path, rows: list[dict]) -> None:
     ax.set_xticks(
         range(len(cells)), [r["cell"] for r in cells], rotation=60, ha="right", fontsize=7
     )
-    ax.set_ylabel("held-out Python perplexity")
+    ax.set_yscale("log")
+    ax.set_ylabel("held-out Python perplexity (log scale)")
     for name, c in colours.items():
         ax.bar(0, 0, color=c, label=name)
     ax.legend(fontsize=7)
