@@ -102,3 +102,26 @@ def read_report(path: Path) -> dict:
     if not isinstance(report, dict):
         raise PrunekitError(f"'{path}' is not a prunekit report (expected a JSON object)")
     return report
+
+
+def prune_and_save(lm, ppl_sets: list[str], args, device, timer, report: dict, step) -> dict:
+    """The shared tail of the pruning commands: held-out perplexity before and after `step()`
+    (which prunes `lm` in place and returns an api result), then the report and an atomic save."""
+    from prunekit import api
+    from prunekit.utils import peak_rss_mb
+
+    if ppl_sets:
+        with timer("eval_before"):
+            report["evaluation_before"] = {"perplexity": perplexities(lm, ppl_sets, args, device)}
+    result = step()
+    timer.stages.update(result.report.pop("timings_s"))
+    report.update(result.report)
+    if ppl_sets:
+        with timer("eval_after"):
+            report["evaluation"] = {"perplexity": perplexities(lm, ppl_sets, args, device)}
+    report["timings_s"] = timer.stages
+    report["peak_rss_mb"] = peak_rss_mb()
+    result.report = report
+    with timer("save"):
+        api.save(result, args.output, force=args.force)
+    return report

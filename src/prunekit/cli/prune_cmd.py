@@ -12,7 +12,7 @@ from prunekit.cli.common import (
     add_model_args,
     add_ppl_args,
     check_at_least,
-    perplexities,
+    prune_and_save,
     split_list,
 )
 from prunekit.methods.pruners import PRUNERS
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.methods.patterns import parse_pattern, resolve_sparsity
     from prunekit.models.loading import load_model, resolve_device
     from prunekit.reports.report import new_report
-    from prunekit.utils import Timer, check_output_dir, peak_rss_mb
+    from prunekit.utils import Timer, check_output_dir
 
     # Validate everything cheap before loading a model.
     resolve_sparsity(args.sparsity, parse_pattern(args.pattern))
@@ -68,34 +68,29 @@ def run(args: argparse.Namespace) -> int:
         lm = load_model(args.model, args.dtype, args.trust_remote_code)
     report["model"] = lm.info
 
-    if ppl_sets:
-        with timer("eval_before"):
-            report["evaluation_before"] = {"perplexity": perplexities(lm, ppl_sets, args, device)}
-    result = api.prune(
-        lm.model,
-        lm.tokenizer,
-        method=args.method,
-        sparsity=args.sparsity,
-        pattern=args.pattern,
-        calib=args.calib,
-        calib_samples=args.calib_samples,
-        seq_len=args.seq_len,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        device=device,
-        allocation=args.allocation,
-        allocation_options=alloc_options,
+    report = prune_and_save(
+        lm,
+        ppl_sets,
+        args,
+        device,
+        timer,
+        report,
+        lambda: api.prune(
+            lm.model,
+            lm.tokenizer,
+            method=args.method,
+            sparsity=args.sparsity,
+            pattern=args.pattern,
+            calib=args.calib,
+            calib_samples=args.calib_samples,
+            seq_len=args.seq_len,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            device=device,
+            allocation=args.allocation,
+            allocation_options=alloc_options,
+        ),
     )
-    timer.stages.update(result.report.pop("timings_s"))
-    report.update(result.report)
-    if ppl_sets:
-        with timer("eval_after"):
-            report["evaluation"] = {"perplexity": perplexities(lm, ppl_sets, args, device)}
-    report["timings_s"] = timer.stages
-    report["peak_rss_mb"] = peak_rss_mb()
-    result.report = report
-    with timer("save"):
-        api.save(result, args.output, force=args.force)
     _summary(report, args.output)
     return 0
 

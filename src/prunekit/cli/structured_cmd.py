@@ -11,7 +11,7 @@ from prunekit.cli.common import (
     add_model_args,
     add_ppl_args,
     check_at_least,
-    perplexities,
+    prune_and_save,
     split_list,
 )
 
@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.models.loading import load_model, resolve_device
     from prunekit.reports.report import new_report
     from prunekit.structural.saap import check_budget
-    from prunekit.utils import Timer, check_output_dir, peak_rss_mb
+    from prunekit.utils import Timer, check_output_dir
 
     cfg = _config(args)
     check_at_least(args, calib_samples=1, seq_len=2, batch_size=1, **PPL_MINIMUMS)
@@ -103,30 +103,25 @@ def run(args: argparse.Namespace) -> int:
     report["model"] = lm.info
     check_budget(lm.model, adapter_for(lm.model), cfg)  # before any scoring
     api.check_seq_len(lm.model, args.seq_len)
-    if ppl_sets:
-        with timer("eval_before"):
-            report["evaluation_before"] = {"perplexity": perplexities(lm, ppl_sets, args, device)}
-    result = api.structured(
-        lm.model,
-        lm.tokenizer,
-        calib=args.calib,
-        calib_samples=args.calib_samples,
-        seq_len=args.seq_len,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        device=device,
-        **dataclasses.asdict(cfg),
+    report = prune_and_save(
+        lm,
+        ppl_sets,
+        args,
+        device,
+        timer,
+        report,
+        lambda: api.structured(
+            lm.model,
+            lm.tokenizer,
+            calib=args.calib,
+            calib_samples=args.calib_samples,
+            seq_len=args.seq_len,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            device=device,
+            **dataclasses.asdict(cfg),
+        ),
     )
-    timer.stages.update(result.report.pop("timings_s"))
-    report.update(result.report)
-    if ppl_sets:
-        with timer("eval_after"):
-            report["evaluation"] = {"perplexity": perplexities(lm, ppl_sets, args, device)}
-    report["timings_s"] = timer.stages
-    report["peak_rss_mb"] = peak_rss_mb()
-    result.report = report
-    with timer("save"):
-        api.save(result, args.output, force=args.force)
     _summary(report, args.output)
     return 0
 
