@@ -6,7 +6,6 @@ from recovery_helpers import config, load_pair, text_jsonl
 
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
-from prunekit.recovery.masks import SparsityMasks
 from prunekit.recovery.run import pruned_layers, recover
 from prunekit.structural.groups import ChannelGroups
 
@@ -37,15 +36,17 @@ def test_a_narrower_layer_counts_as_pruned_and_depth_pruning_is_refused(tiny_mod
     teacher, student, _ = load_pair(tiny_model_dir)
     adapter = adapter_for(student)
     ChannelGroups(adapter).keep(adapter.layers(student)[0], torch.arange(8))
-    masks = SparsityMasks.from_model(student, adapter)
-    assert pruned_layers(student, teacher, adapter, masks) == [0]
+    assert pruned_layers(student, teacher, adapter) == [0]
     del adapter.layers(student)[1]
     with pytest.raises(PrunekitError, match="line up"):
-        pruned_layers(student, teacher, adapter, masks)
+        pruned_layers(student, teacher, adapter)
 
 
-def test_an_untouched_student_is_refused(tiny_model_dir):
+def test_an_untouched_student_is_refused_even_with_zeros_of_its_own(tiny_model_dir):
     teacher, student, _ = load_pair(tiny_model_dir)
     adapter = adapter_for(student)
+    with torch.no_grad():  # a dequantized model has exact zeros that no pruning made
+        for model in (teacher, student):
+            adapter.linears(adapter.layers(model)[0])["mlp.up_proj"].weight[0, :3] = 0.0
     with pytest.raises(PrunekitError, match="no layer"):
-        pruned_layers(student, teacher, adapter, SparsityMasks.from_model(student, adapter))
+        pruned_layers(student, teacher, adapter)

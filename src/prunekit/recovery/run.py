@@ -50,24 +50,24 @@ def check_pair(
     return teacher_ids_for(student_tok, teacher_tok)
 
 
-def pruned_layers(
-    student: nn.Module, teacher: nn.Module, adapter, masks: SparsityMasks
-) -> list[int]:
-    """The layers pruning touched: a Linear with pruned zeros, or narrower than the teacher's
-    Linear at the same index (structured pruning). Needs the layers to line up (no depth pruning)."""
+def pruned_layers(student: nn.Module, teacher: nn.Module, adapter) -> list[int]:
+    """The layers pruning touched: a Linear narrower than the teacher's at the same index
+    (structured pruning), or with more exact zeros than the teacher's (a dequantized teacher has
+    zeros of its own). Needs the layers to line up (no depth pruning)."""
     s_layers, t_layers = adapter.layers(student), adapter.layers(teacher)
     if len(s_layers) != len(t_layers):
         raise PrunekitError(
             f"--layers pruned needs the student's layers to line up with the teacher's, but it has "
             f"{len(s_layers)} of {len(t_layers)} (depth pruning); use --layers all"
         )
-    zeroed = {int(name.split(".")[1]) for name in masks.keeps}
     touched = []
     for i, (s_layer, t_layer) in enumerate(zip(s_layers, t_layers)):
         s_lin, t_lin = adapter.linears(s_layer), adapter.linears(t_layer)
-        narrower = any(s_lin[n].weight.shape != t_lin[n].weight.shape for n in s_lin)
-        if narrower or i in zeroed:
-            touched.append(i)
+        for name, lin in s_lin.items():
+            s_w, t_w = lin.weight, t_lin[name].weight
+            if s_w.shape != t_w.shape or int((s_w == 0).sum()) > int((t_w == 0).sum()):
+                touched.append(i)
+                break
     if not touched:
         raise PrunekitError(
             "--layers pruned: no layer of the student differs from the teacher's; use --layers all"
@@ -124,7 +124,7 @@ def recover(
     for corpus, rep in answer_reports.items():
         data.report["sources"][f"answered:{corpus}"]["teacher_answers"] = rep
     student.to(device)
-    layers = pruned_layers(student, teacher, adapter, masks) if cfg.layers == "pruned" else None
+    layers = pruned_layers(student, teacher, adapter) if cfg.layers == "pruned" else None
     if cfg.method == "distill":
         params = select_trainable(
             student, adapter, cfg.train, masks, cfg.lora_rank, cfg.lora_alpha, only=layers
