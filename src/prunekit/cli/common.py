@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -25,6 +26,31 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow model code from the hub (off by default)",
     )
+
+
+def add_config_args(
+    parser: argparse.ArgumentParser,
+    title: str,
+    config: type,
+    helps: dict[str, str],
+    choices: dict[str, list[str]] | None = None,
+    keep_defaults: bool = False,
+) -> None:
+    """One flag per field of the dataclass `config` (the config is the schema, the CLI follows it):
+    `--field-name` without a trailing `_s`, bools as --x/--no-x; unset flags stay out of the
+    namespace (the config's own defaults apply) unless `keep_defaults` puts the field's default in."""
+    group = parser.add_argument_group(title)
+    for f in dataclasses.fields(config):
+        flag = "--" + f.name.removesuffix("_s").replace("_", "-")
+        default = f.default if keep_defaults else argparse.SUPPRESS
+        if str(f.type) == "bool":
+            kind = {"action": argparse.BooleanOptionalAction}
+        else:
+            kind = {
+                "type": float if "float" in str(f.type) else int if "int" in str(f.type) else str,
+                "choices": (choices or {}).get(f.name),
+            }
+        group.add_argument(flag, default=default, dest=f.name, help=helps.get(f.name), **kind)
 
 
 def add_ppl_args(parser: argparse.ArgumentParser, flag: str = "--ppl") -> None:

@@ -8,7 +8,13 @@ import json
 import shutil
 from pathlib import Path
 
-from prunekit.cli.common import add_model_args, add_ppl_args, perplexities, split_list
+from prunekit.cli.common import (
+    add_config_args,
+    add_model_args,
+    add_ppl_args,
+    perplexities,
+    split_list,
+)
 from prunekit.errors import PrunekitError
 
 HELP = {
@@ -32,28 +38,6 @@ HELP = {
 }
 
 
-def _config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per RecoveryConfig field: the config is the schema, the CLI follows it."""
-    from prunekit.recovery.config import RecoveryConfig
-
-    g = p.add_argument_group("recovery (the recipe step `recover:` takes the same keys)")
-    for f in dataclasses.fields(RecoveryConfig):
-        flag = "--" + f.name.removesuffix("_s").replace("_", "-")
-        if str(f.type) == "bool":
-            g.add_argument(
-                flag,
-                action=argparse.BooleanOptionalAction,
-                default=argparse.SUPPRESS,
-                dest=f.name,
-                help=HELP.get(f.name),
-            )
-            continue
-        kind = float if "float" in str(f.type) else int if "int" in str(f.type) else str
-        g.add_argument(
-            flag, type=kind, default=argparse.SUPPRESS, dest=f.name, help=HELP.get(f.name)
-        )
-
-
 def register(sub) -> None:
     p = sub.add_parser(
         "recover", help="recover a pruned model by distillation from its dense teacher"
@@ -65,7 +49,11 @@ def register(sub) -> None:
         help="the dense model (default: the one the student's report.json names)",
     )
     p.add_argument("--teacher-dtype", default="bfloat16", choices=["float32", "bfloat16"])
-    _config_flags(p)
+    from prunekit.recovery.config import RecoveryConfig
+
+    add_config_args(
+        p, "recovery (the recipe step `recover:` takes the same keys)", RecoveryConfig, HELP
+    )
     p.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
     )

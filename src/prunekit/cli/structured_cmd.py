@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prunekit.cli.common import (
     PPL_MINIMUMS,
+    add_config_args,
     add_model_args,
     add_ppl_args,
     check_at_least,
@@ -29,34 +30,24 @@ HELP = {
 }
 
 
-def _config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per SaapConfig field: the config is the schema, the CLI and recipe follow it."""
-    from prunekit.structural.importance import REGISTRY
-    from prunekit.structural.ratios import RATIOS
-    from prunekit.structural.saap import SaapConfig
-
-    g = p.add_argument_group(
-        "structured pruning (the recipe step `structured:` takes the same keys)"
-    )
-    choices = {"importance": list(REGISTRY), "ratios": list(RATIOS)}
-    for f in dataclasses.fields(SaapConfig):
-        kind = float if "float" in str(f.type) else int if "int" in str(f.type) else str
-        g.add_argument(
-            "--" + f.name.replace("_", "-"),
-            type=kind,
-            default=f.default,
-            choices=choices.get(f.name),
-            help=HELP.get(f.name),
-        )
-
-
 def register(sub) -> None:
     p = sub.add_parser(
         "structured",
         help="remove attention head groups and MLP channels (SAAP: per-block ratios)",
     )
     add_model_args(p)
-    _config_flags(p)
+    from prunekit.structural.importance import REGISTRY
+    from prunekit.structural.ratios import RATIOS
+    from prunekit.structural.saap import SaapConfig
+
+    add_config_args(
+        p,
+        "structured pruning (the recipe step `structured:` takes the same keys)",
+        SaapConfig,
+        HELP,
+        choices={"importance": list(REGISTRY), "ratios": list(RATIOS)},
+        keep_defaults=True,
+    )
     p.add_argument(
         "--calib", default="python", help="built-in corpus (python) or a file/folder/.jsonl"
     )
