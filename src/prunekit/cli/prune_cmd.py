@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from prunekit.allocation.build import OPTIONS as ALLOCATIONS
-from prunekit.allocation.neuroal import GRIDS
+from prunekit.allocation.neuroal import DENSE_REFERENCES, GRIDS
 from prunekit.cli.common import (
     PPL_MINIMUMS,
     add_model_args,
@@ -15,7 +15,9 @@ from prunekit.cli.common import (
     prune_and_save,
     split_list,
 )
+from prunekit.methods.oneshot import STREAMS
 from prunekit.methods.pruners import PRUNERS
+from prunekit.models.loading import DTYPE_CHOICES
 
 
 def register(sub) -> None:
@@ -35,6 +37,7 @@ def register(sub) -> None:
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward pass")
     p.add_argument("--seed", type=int, default=0)
+    _add_forward_args(p)
     _add_allocation_args(p)
     add_ppl_args(p, "--eval-ppl")
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
@@ -89,10 +92,31 @@ def run(args: argparse.Namespace) -> int:
             device=device,
             allocation=args.allocation,
             allocation_options=alloc_options,
+            forward_dtype=args.forward_dtype,
+            stream=args.stream,
         ),
     )
     _summary(report, args.output)
     return 0
+
+
+def _add_forward_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("calibration forwards (recorded in report.json)")
+    g.add_argument(
+        "--forward-dtype",
+        default=None,
+        choices=DTYPE_CHOICES,
+        help="autocast the calibration forwards to this dtype (weights and statistics keep "
+        "theirs); default: the model's dtype; auto = bfloat16 where the device has it, else float32",
+    )
+    g.add_argument(
+        "--stream",
+        default="pruned",
+        choices=STREAMS,
+        help="statistics on the stream of the blocks already pruned (default, the published "
+        "sequential method) or of the dense model (dense: one forward per block; not the "
+        "published sequential method)",
+    )
 
 
 def _add_allocation_args(p: argparse.ArgumentParser) -> None:
@@ -124,6 +148,14 @@ def _add_allocation_args(p: argparse.ArgumentParser) -> None:
         help="re-score every search candidate on its own stream (slower; default: score once)",
     )
     g.add_argument(
+        "--neuroal-dense-reference",
+        default=None,
+        choices=DENSE_REFERENCES,
+        help="dense outputs the search aligns to: stream = the dense block on each candidate's "
+        "own stream (default, two passes per block per candidate), cached = the dense model's "
+        "stream, taken once (one pass; may pick another λ)",
+    )
+    g.add_argument(
         "--neuroal-exhaustive",
         action="store_true",
         help="finish every candidate (default: stop one once it cannot beat the best)",
@@ -145,6 +177,7 @@ def _allocation_options(args: argparse.Namespace) -> dict:
             "row_step": False if args.neuroal_no_row_step else None,
             "bound": False if args.neuroal_exhaustive else None,
             "fast_masks": False if args.neuroal_exact_masks else None,
+            "dense_reference": args.neuroal_dense_reference,
         },
     }
     for name, opts in given.items():

@@ -169,6 +169,8 @@ class _Run:
             progress=self.progress,
             allocation=o["allocation"],
             allocation_options=o["allocation_options"],
+            forward_dtype=o["forward_dtype"],
+            stream=o["stream"],
         )
         rep = dict(result.report)
         rep.pop("timings_s", None)

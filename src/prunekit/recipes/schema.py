@@ -7,7 +7,8 @@
       - depth: {remove: 4, criterion: kl}
       - width: {ffn_keep: 0.9, criterion: activation}
       - structured: {heads: 0.25, ffn: 0.25, importance: fused, ratios: adaptive}
-      - unstructured: {method: wanda, sparsity: 0.5, allocation: owl, allocation_options: {lambda: 0.08}}
+      - unstructured: {method: wanda, sparsity: 0.5, allocation: owl, allocation_options: {lambda: 0.08},
+                       forward_dtype: auto, stream: pruned}
     evaluate: {perplexity: [python], humaneval: true, speed: true}
 
 Every problem is reported as one line naming the key and listing what is valid.
@@ -22,7 +23,9 @@ from typing import Any
 
 from prunekit.allocation.build import OPTIONS as ALLOCATIONS
 from prunekit.errors import PrunekitError
+from prunekit.methods.oneshot import STREAMS
 from prunekit.methods.pruners import PRUNERS
+from prunekit.models.loading import DTYPE_CHOICES
 from prunekit.structural.depth import CRITERIA as DEPTH_CRITERIA
 from prunekit.structural.importance import REGISTRY as IMPORTANCES
 from prunekit.structural.ratios import RATIOS
@@ -183,6 +186,9 @@ def _check_unstructured(where: str, opts: dict) -> None:
     sp = opts["sparsity"]
     if sp is not None and not _number(sp):
         _fail(where, f"sparsity must be a number in [0, 1), got {sp!r}")
+    fdtype = opts["forward_dtype"]
+    if fdtype is not None and fdtype not in DTYPE_CHOICES:
+        _fail(where, f"forward_dtype '{fdtype}' is not one of: {', '.join(DTYPE_CHOICES)}")
     try:
         pattern = parse_pattern(opts["pattern"])
         resolve_sparsity(sp, pattern)
@@ -254,12 +260,15 @@ STEPS: dict[str, StepSpec] = {
             "pattern": "unstructured",
             "allocation": "uniform",
             "allocation_options": None,
+            "forward_dtype": None,
+            "stream": "pruned",
             **_WINDOWS,
         },
         choices={
             "method": tuple(PRUNERS),
             "pattern": ("unstructured", "2:4", "4:8"),
             "allocation": tuple(ALLOCATIONS),
+            "stream": STREAMS,
         },
         check=_check_unstructured,
         structural=False,
