@@ -42,11 +42,26 @@ def _call(args: list[str]) -> None:
     subprocess.run([*PK, *args], check=True, cwd=ROOT)
 
 
+def _student_args(student: str) -> list[str]:
+    """A recipe student runs without the recipe's own float32 evaluation (the bf16 eval below does it)."""
+    args = STUDENTS[student]
+    if args[0] != "run":
+        return args
+    import yaml
+
+    recipe = yaml.safe_load((ROOT / args[1]).read_text())
+    recipe.pop("evaluate", None)
+    RUNS.mkdir(exist_ok=True)
+    path = RUNS / f"q-{student}.recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return ["run", str(path)]
+
+
 def run_cell(student: str, recovery: str | None) -> None:
     """Make the student if missing, recover it if asked, then evaluate whatever lacks HumanEval."""
     base = RUNS / f"q-{student}"
     if not base.exists():
-        _call([*STUDENTS[student], "-o", str(base)])
+        _call([*_student_args(student), "-o", str(base)])
     target = base if recovery is None else RUNS / f"q-{student}-{recovery}"
     if not target.exists():
         _call(["recover", str(base), *RECOVERIES[recovery], "-o", str(target)])
