@@ -1,0 +1,318 @@
+"""One place that says how every table in benchmarks/results/ is made, and re-makes them.
+
+    python benchmarks/regenerate.py --list
+    python benchmarks/regenerate.py --run all            # or --run NAME [NAME ...]
+    python benchmarks/regenerate.py --run all --dry-run  # print the commands only
+
+Each entry runs under `flock /tmp/prunekit-bench.lock` (an entry's steps hold the lock together)
+from the repository root, output streamed; the first failure stops the run. Entries that need the
+llm-compressor peer venv are skipped with a note when it is missing. Commands are the ones the
+result files record (`command` / argv), unless a comment says the command was reconstructed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+LOCK = "/tmp/prunekit-bench.lock"
+PEER_PYTHON = "/work/peers-venv/bin/python"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One result table: shell-style steps run in order, the files they write, a rough cost."""
+
+    name: str
+    steps: tuple[str, ...]  # a leading `python` / `prunekit` means this venv's
+    outputs: tuple[str, ...]  # paths or glob patterns under benchmarks/results/ (dir/ = folder)
+    minutes: int  # rough wall time on a shared 2-core CPU machine
+    peer: bool = False  # needs the llm-compressor venv at PEER_PYTHON
+    note: str = ""
+
+    @property
+    def cost(self) -> str:
+        return f"~{self.minutes} min on 2 cores"
+
+    @property
+    def scripts(self) -> list[str]:
+        """The benchmark scripts the steps run."""
+        return [s.split()[1] for s in self.steps if s.startswith("python benchmarks/")]
+
+
+def files(stem: str, *suffixes: str) -> tuple[str, ...]:
+    return tuple(stem + s for s in suffixes)
+
+
+def allocation(name: str, minutes: int, argv: str) -> Entry:
+    """An allocation.py run; argv is its JSON's meta.command."""
+    outputs = files(name, ".json", ".md", ".png", "_blocks.png", "_neuroal_search.png")
+    return Entry(name, (f"python benchmarks/allocation.py {argv}",), outputs, minutes)
+
+
+Q = "qwen2.5-coder-0.5b"
+A32 = "--samples 32 --seq-len 256 --ppl-tokens 8192"
+A64 = "--samples 64 --seq-len 512 --ppl-tokens 8192 --sparsities 0.6 --methods wanda"
+SPEED = "--prefill 128 --decode 32 --repeats 3 --speed-threads 1"
+S2 = "--ppl-tokens 2048 --ppl-seq-len 512 --depth-samples 2 --depth-seq-len 128"
+
+# In the order `--run all` takes them: oneshot writes the runs/oneshot/ checkpoints code_eval reads.
+ENTRIES: tuple[Entry, ...] = (
+    Entry(
+        "oneshot",
+        (
+            f"python benchmarks/oneshot.py --model {Q} --samples 64 --seq-len 512 --ppl-tokens 16384",
+        ),
+        files(f"oneshot_{Q}_float32", ".json", ".md"),
+        60,
+        note="also writes the runs/oneshot/<method>-<pattern>/ checkpoints code_eval reads",
+    ),
+    # Reconstructed: the committed reports are a HumanEval run (this command without
+    # --speed-repeats 3) plus a later `--skip-humaneval --speed-repeats 3` speed run (recorded in
+    # code_eval/*/report.json) after the peak-RSS fix; one run now does both.
+    Entry(
+        "code_eval",
+        (
+            "python benchmarks/code_eval.py --dtype bfloat16 --extra-speed-dtypes float32 "
+            f"--speed-repeats 3 --models dense={Q} wanda50=runs/oneshot/wanda-unstructured "
+            "sg24=runs/oneshot/sparsegpt-2_4",
+        ),
+        ("code_eval.json", "code_eval.md", "code_eval.png", "code_eval/"),
+        40,
+        note="needs oneshot's runs/oneshot/ checkpoints",
+    ),
+    Entry(
+        "code_eval_modes",
+        (
+            "python benchmarks/code_eval.py --dtype bfloat16 --skip-speed --mode completion "
+            f"--out benchmarks/results/code_eval_modes --models dense-completion={Q}",
+        ),
+        ("code_eval_modes.json", "code_eval_modes.md", "code_eval_modes.png", "code_eval_modes/"),
+        5,
+    ),
+    # Reconstructed from benchmarks/README.md: submodels.json records the prunekit commands the
+    # script ran (which these flags produce), not the script's own argv.
+    Entry(
+        "submodels",
+        ("python benchmarks/submodels.py --samples 32 --eval-tokens 8192",),
+        ("submodels.json", "submodels.md", "submodels_*.png"),
+        45,
+    ),
+    allocation(f"allocation_{Q}", 80, f"--model {Q} {A32}"),
+    allocation(
+        f"allocation_{Q}_wanda_coarse",
+        15,
+        f"--model {Q} {A32} --methods wanda --allocations uniform,neuroal --neuroal-grid coarse "
+        "--tag _wanda_coarse",
+    ),
+    allocation("allocation_smollm2-135m", 25, f"--model smollm2-135m {A32}"),
+    allocation(
+        "allocation_smollm2-135m_wanda_coarse",
+        8,
+        f"--model smollm2-135m {A32} --methods wanda --allocations uniform,owl,neuroal "
+        "--neuroal-grid coarse --tag _wanda_coarse",
+    ),
+    allocation(
+        "allocation_smollm2-135m_defaults_coarse",
+        5,
+        f"--model smollm2-135m {A64} --allocations uniform,neuroal --neuroal-grid coarse "
+        "--tag _defaults_coarse",
+    ),
+    allocation(
+        "allocation_smollm2-135m_defaults_full",
+        8,
+        f"--model smollm2-135m {A64} --allocations uniform,neuroal --tag _defaults_full",
+    ),
+    Entry(  # the scoring run, then the timing phase of the exports it kept (command, speed_command)
+        f"structural_{Q}",
+        (
+            f"python benchmarks/structural.py --model {Q} {S2} --depth-k 2 4 "
+            "--criteria cosine,angular,kl --last-token 1 --width-samples 8 --taylor-samples 4 "
+            "--width-criteria activation,output,taylor --full-k 0 1 2 --full-keep 0.95 0.9 "
+            f"{SPEED} --defer-speed",
+            f"python benchmarks/structural.py --model {Q} --speed-only {SPEED}",
+        ),
+        files(f"structural_{Q}", ".json", ".md", "_depth_*.png", "_tradeoff.png"),
+        15,
+    ),
+    Entry(
+        f"structural_{Q}_full-output",
+        (
+            f"python benchmarks/structural.py --model {Q} --tag {Q}_full-output {S2} "
+            "--width-samples 8 --only dense,full --full-k 0 1 2 --full-keep 0.97 0.95 0.9 "
+            f"--full-width-criterion output {SPEED} --defer-speed",
+            f"python benchmarks/structural.py --model {Q} --tag {Q}_full-output --speed-only "
+            f"--keep-exports {SPEED}",
+        ),
+        (f"structural_{Q}_full-output*",),
+        15,
+    ),
+    Entry(
+        "structural_gemma3-270m_vocab",
+        ("python benchmarks/structural.py --gemma --ppl-tokens 2048 --ppl-seq-len 512",),
+        files("structural_gemma3-270m_vocab", ".json", ".md"),
+        3,
+    ),
+    # Reconstructed from the script's docstring (never run to completion): its defaults, with
+    # the peer venv instead of the docstring's /tmp/lcvenv.
+    Entry(
+        "llmcompressor_reference",
+        (f"python benchmarks/llmcompressor_reference.py --lc-python {PEER_PYTHON}",),
+        files(f"llmcompressor_{Q}", ".json", ".md"),
+        60,
+        peer=True,
+    ),
+    Entry(
+        "recovery",
+        ("python benchmarks/recovery.py --run wanda50 wanda50:full",),
+        files(f"recovery_{Q}", ".md", ".png"),
+        80,
+        note="reuses runs/q-wanda50 and runs/q-wanda50-full when present (move them aside for a "
+        "fresh result); the table shows every runs/q-<student>[-<recovery>] folder present",
+    ),
+    Entry(
+        "saap",
+        (
+            "python benchmarks/saap.py --targets 0.2,0.35 --export "
+            "fused:adaptive:0.2,taylor_vector:uniform:0.2,fused:adaptive:0.35 "
+            "--decode-new 32 --decode-repeats 3",
+        ),
+        files(f"saap_{Q}", ".json", ".md", ".png"),
+        27,
+    ),
+    Entry(
+        "saap_stable",
+        (
+            "python benchmarks/saap.py --targets 0.2,0.35 --importances taylor_vector,fused "
+            "--ratios uniform,stable --export fused:stable:0.2 --decode-new 32 --decode-repeats 3 "
+            "--tag _stable",
+        ),
+        files(f"saap_{Q}_stable", ".json", ".md", ".png"),
+        13,
+    ),
+    # peers / prune_speed / depth_cost: no committed result yet; the commands are peers' first
+    # run and the other two scripts' docstrings (reconstructed).
+    Entry(
+        "peers",
+        (
+            "python benchmarks/peers.py --model smollm2-135m --samples 16 --seq-len 256 "
+            "--ppl-tokens 16384",
+        ),
+        files("peers_smollm2-135m", ".json", ".md"),
+        20,
+        peer=True,
+    ),
+    Entry(
+        "prune_speed",
+        ("python benchmarks/prune_speed.py --model smollm2-135m --samples 32 --seq-len 256",),
+        files("prune_speed_smollm2-135m", ".json", ".md"),
+        20,
+    ),
+    Entry(
+        "depth_cost",
+        (
+            "python benchmarks/depth_cost.py --model smollm2-135m --samples 2 --seq-len 128 "
+            "--remove 4",
+        ),
+        files("depth_cost_smollm2-135m", ".json", ".md"),
+        5,
+    ),
+    # Reconstructed from generation_throughput.md: the committed rows ran one process per
+    # (model, generator) with --only new|old, on recipes/seed_structural.yaml's output with
+    # model smollm2-135m and 16 × 256 calibration windows (its evaluation is dropped here). The
+    # script appends to its JSON, hence the rm; it never writes the .md, which is hand-written.
+    Entry(
+        "generation_throughput",
+        (
+            "mkdir -p /tmp/pk",
+            "sed -e 's/^model: .*/model: smollm2-135m/' -e 's/samples: 64, seq_len: 512/samples: "
+            "16, seq_len: 256/' -e '/^evaluate:/d' recipes/seed_structural.yaml "
+            "> /tmp/pk/seed_smollm2.yaml",
+            "prunekit run /tmp/pk/seed_smollm2.yaml -o /tmp/pk/s-seed --force",
+            "rm -f benchmarks/results/generation_throughput.json",
+            "python benchmarks/generation_throughput.py smollm2-135m /tmp/pk/s-seed "
+            "--label 'smollm2 dense' --label 'smollm2 seed-structural' --limit 10 "
+            "--max-new-tokens 256 --batch-size 8 --dtype bfloat16",
+        ),
+        ("generation_throughput.json", "generation_throughput.md"),
+        25,
+        note="rewrites the JSON only: update the hand-written .md's tables from it",
+    ),
+)
+BY_NAME = {e.name: e for e in ENTRIES}
+
+
+def resolve(step: str) -> str:
+    """The step with a leading `python` / `prunekit` replaced by this venv's."""
+    head, _, rest = step.partition(" ")
+    exe = {"python": sys.executable, "prunekit": str(Path(sys.executable).with_name("prunekit"))}
+    return f"{shlex.quote(exe[head])} {rest}" if head in exe else step
+
+
+def command(entry: Entry) -> list[str]:
+    """The entry's steps as one command under the bench lock."""
+    steps = [resolve(s) for s in entry.steps]
+    if len(steps) == 1 and not any(c in steps[0] for c in "<>|&;"):
+        return ["flock", LOCK, *shlex.split(steps[0])]
+    return ["flock", LOCK, "sh", "-c", " && ".join(steps)]
+
+
+def print_list() -> None:
+    rows = [("name", "cost", "outputs", "command")]
+    for e in ENTRIES:
+        rows.append((e.name + (" [peer venv]" if e.peer else ""), e.cost, " ".join(e.outputs), ""))
+        rows += [("", "", "", f"$ {s}") for s in e.steps]
+        if e.note:
+            rows.append(("", "", "", f"note: {e.note}"))
+    w = [max(len(r[i]) for r in rows) for i in range(2)]
+    for r in rows:
+        print(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2] or r[3]}".rstrip())
+        if r[2] and r[3]:
+            print(f"{'':<{w[0] + w[1] + 4}}{r[3]}")
+    total = sum(e.minutes for e in ENTRIES)
+    print(f"\n{len(ENTRIES)} entries; --run all takes about {total / 60:.0f} h (estimate, 2 cores)")
+
+
+def run(names: list[str], dry_run: bool) -> int:
+    entries = list(ENTRIES) if names == ["all"] else [BY_NAME[n] for n in names]
+    for i, e in enumerate(entries):
+        cmd = shlex.join(command(e))
+        missing_peer = e.peer and not Path(PEER_PYTHON).exists()
+        if dry_run:
+            print(cmd + (f"  # would be skipped: {PEER_PYTHON} missing" if missing_peer else ""))
+            continue
+        if missing_peer:
+            print(f"regenerate: skipping {e.name}: {PEER_PYTHON} missing", flush=True)
+            continue
+        print(f"regenerate: {e.name} ({e.cost}): {cmd}", flush=True)
+        rc = subprocess.run(command(e), cwd=ROOT).returncode
+        if rc != 0:
+            rest = ", ".join(x.name for x in entries[i + 1 :]) or "none"
+            print(f"regenerate: {e.name} failed (exit {rc}); stopped; not run: {rest}", flush=True)
+            return rc
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--list", action="store_true", help="print every entry (the default)")
+    ap.add_argument("--run", nargs="+", metavar="NAME", help="entries to run, or 'all'")
+    ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    args = ap.parse_args()
+    if not args.run:
+        print_list()
+        return 0
+    unknown = [n for n in args.run if n not in BY_NAME] if args.run != ["all"] else []
+    if unknown:
+        ap.error(f"unknown entries {unknown}; choose 'all' or from: {', '.join(BY_NAME)}")
+    return run(args.run, args.dry_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
