@@ -128,7 +128,11 @@ def main() -> None:
         "--threads", type=int, default=0, help="torch threads on both sides (0: torch's)"
     )
     p.add_argument("--configs", default=",".join(CONFIGS), help="method:pattern, comma-separated")
-    p.add_argument("--forward-dtype", default="", help="prunekit only, e.g. bfloat16 (autocast)")
+    p.add_argument(
+        "--forward-dtype",
+        default="",
+        help="prunekit only, comma-separated variants, e.g. float32,bfloat16 (autocast)",
+    )
     p.add_argument("--stream", default="pruned", choices=["pruned", "dense"], help="prunekit only")
     p.add_argument("--peer-python", default="/work/peers-venv/bin/python")
     p.add_argument("--skip-peer", action="store_true")
@@ -163,13 +167,20 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         save_file({"input_ids": ids.contiguous()}, f"{tmp}/ids.safetensors")
+        variants = args.forward_dtype.split(",")  # each prunekit variant vs the same peer run
         for i, config in enumerate(args.configs.split(",")):
             method, pattern = config.split(":", 1)
-            print(f"prunekit {config} …", file=sys.stderr, flush=True)
-            cmd = [*base, "--ids", f"{tmp}/ids.safetensors", "--config", config]
-            cmd += ["--forward-dtype", args.forward_dtype, "--stream", args.stream]
-            pk = _run(cmd + (["--dense-forward"] if i == 0 else []))
-            row = {"method": method, "pattern": pattern, "prunekit": pk}
+            pks = {}
+            for j, fdtype in enumerate(variants):
+                print(
+                    f"prunekit {config} forwards {fdtype or 'float32'} …",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                cmd = [*base, "--ids", f"{tmp}/ids.safetensors", "--config", config]
+                cmd += ["--forward-dtype", fdtype, "--stream", args.stream]
+                pks[fdtype] = _run(cmd + (["--dense-forward"] if i == j == 0 else []))
+            lc = None
             if peer:
                 print(f"llm-compressor {config} …", file=sys.stderr, flush=True)
                 out = f"{tmp}/peer-{method}-{pattern.replace(':', '_')}"
@@ -182,17 +193,21 @@ def main() -> None:
                 lc["loadavg_1m"] = os.getloadavg()[0]
                 if "error" not in lc:
                     lc.update(_run([*base, "--eval-dir", out]))
-                row["llmcompressor"] = lc
-                row["ratio"] = {
-                    k: _ratio(pk, lc, k) for k in ("prune_s", "cpu_s", "peak_rss_mb", "ppl")
-                }
-            rows.append(row)
+            for fdtype, pk in pks.items():
+                row = {"method": method, "pattern": pattern, "forward_dtype": fdtype or "float32"}
+                row["prunekit"] = pk
+                if lc is not None:
+                    row["llmcompressor"] = lc
+                    row["ratio"] = {
+                        k: _ratio(pk, lc, k) for k in ("prune_s", "cpu_s", "peak_rss_mb", "ppl")
+                    }
+                rows.append(row)
     dense_forward = rows[0]["prunekit"] if rows else {}
     meta = {
         "model": args.model,
         "calibration": calib,
         "ppl_tokens": args.ppl_tokens,
-        "forward_dtype": args.forward_dtype or "float32",
+        "forward_dtype": args.forward_dtype or "float32",  # the variants, in row order
         "stream": args.stream,
         "dense_forward_s": dense_forward.get("forward_s"),
         "dense_forward_cpu_s": dense_forward.get("forward_cpu_s"),
@@ -219,14 +234,15 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         "",
         f"{meta['calibration']['samples']} × {meta['calibration']['seq_len']} calibration windows "
         f"(the same ids on both sides), perplexity by prunekit on {meta['ppl_tokens']} held-out "
-        f"Python tokens; float32 weights; prunekit forwards {meta['forward_dtype']}, stream "
-        f"{meta['stream']}. One dense forward over the calibration tokens: "
+        f"Python tokens; float32 weights; llm-compressor forwards float32; prunekit stream "
+        f"{meta['stream']}, forwards per row (bfloat16 = autocast, float32 statistics). One dense "
+        f"float32 forward over the calibration tokens: "
         f"{_f(meta['dense_forward_s'], '.1f')} s wall, {_f(meta['dense_forward_cpu_s'], '.1f')} s CPU.",
         "",
-        "| method | pattern | prune s (pk / lc / ratio) | CPU s (pk / lc / ratio) "
+        "| method | pattern | pk forwards | prune s (pk / lc / ratio) | CPU s (pk / lc / ratio) "
         "| peak RSS MiB (pk / lc / ratio) | ppl (pk / lc / ratio) | prune ÷ dense fwd (pk) "
         "| load 1m (pk / lc) |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     fwd = meta["dense_forward_s"]
     for r in rows:
@@ -237,13 +253,14 @@ def markdown(meta: dict, rows: list[dict]) -> str:
 
         per_fwd = pk["prune_s"] / fwd if fwd and "prune_s" in pk else None
         lines.append(
-            f"| {r['method']} | {r['pattern']} | {cell('prune_s', '.1f')} | {cell('cpu_s', '.1f')} "
+            f"| {r['method']} | {r['pattern']} | {r.get('forward_dtype', meta['forward_dtype'])} "
+            f"| {cell('prune_s', '.1f')} | {cell('cpu_s', '.1f')} "
             f"| {cell('peak_rss_mb', '.0f')} | {cell('ppl', '.3f')} | {_f(per_fwd, '.2f')} "
             f"| {_f(pk.get('loadavg_1m'), '.1f')} / {_f(lc.get('loadavg_1m'), '.1f')} |"
         )
         for side in ("prunekit", "llmcompressor"):
             if "error" in r.get(side, {}):
-                lines.append(f"|  | {side} failed: {r[side]['error']} | | | | | | |")
+                lines.append(f"|  | {side} failed: {r[side]['error']} | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
