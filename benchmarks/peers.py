@@ -133,7 +133,11 @@ def main() -> None:
         default="",
         help="prunekit only, comma-separated variants, e.g. float32,bfloat16 (autocast)",
     )
-    p.add_argument("--stream", default="pruned", choices=["pruned", "dense"], help="prunekit only")
+    p.add_argument(
+        "--stream",
+        default="pruned",
+        help="prunekit only, comma-separated: pruned (published, sequential), dense (one forward)",
+    )
     p.add_argument("--peer-python", default="/work/peers-venv/bin/python")
     p.add_argument("--skip-peer", action="store_true")
     p.add_argument("--tag", default="", help="suffix of the result files")
@@ -167,19 +171,20 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         save_file({"input_ids": ids.contiguous()}, f"{tmp}/ids.safetensors")
-        variants = args.forward_dtype.split(",")  # each prunekit variant vs the same peer run
+        # each prunekit variant (forward dtype × stream) against the same peer run
+        variants = [(f, st) for f in args.forward_dtype.split(",") for st in args.stream.split(",")]
         for i, config in enumerate(args.configs.split(",")):
             method, pattern = config.split(":", 1)
             pks = {}
-            for j, fdtype in enumerate(variants):
+            for j, (fdtype, stream) in enumerate(variants):
                 print(
-                    f"prunekit {config} forwards {fdtype or 'float32'} …",
+                    f"prunekit {config} forwards {fdtype or 'float32'} stream {stream} …",
                     file=sys.stderr,
                     flush=True,
                 )
                 cmd = [*base, "--ids", f"{tmp}/ids.safetensors", "--config", config]
-                cmd += ["--forward-dtype", fdtype, "--stream", args.stream]
-                pks[fdtype] = _run(cmd + (["--dense-forward"] if i == j == 0 else []))
+                cmd += ["--forward-dtype", fdtype, "--stream", stream]
+                pks[fdtype, stream] = _run(cmd + (["--dense-forward"] if i == j == 0 else []))
             lc = None
             if peer:
                 print(f"llm-compressor {config} …", file=sys.stderr, flush=True)
@@ -193,8 +198,9 @@ def main() -> None:
                 lc["loadavg_1m"] = os.getloadavg()[0]
                 if "error" not in lc:
                     lc.update(_run([*base, "--eval-dir", out]))
-            for fdtype, pk in pks.items():
+            for (fdtype, stream), pk in pks.items():
                 row = {"method": method, "pattern": pattern, "forward_dtype": fdtype or "float32"}
+                row["stream"] = stream
                 row["prunekit"] = pk
                 if lc is not None:
                     row["llmcompressor"] = lc
@@ -234,12 +240,13 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         "",
         f"{meta['calibration']['samples']} × {meta['calibration']['seq_len']} calibration windows "
         f"(the same ids on both sides), perplexity by prunekit on {meta['ppl_tokens']} held-out "
-        f"Python tokens; float32 weights; llm-compressor forwards float32; prunekit stream "
-        f"{meta['stream']}, forwards per row (bfloat16 = autocast, float32 statistics). One dense "
+        f"Python tokens; float32 weights; llm-compressor forwards float32; prunekit forwards "
+        "and stream per row (bfloat16 = autocast with float32 statistics; stream pruned = the "
+        "published sequential method, dense = statistics on the dense stream). One dense "
         f"float32 forward over the calibration tokens: "
         f"{_f(meta['dense_forward_s'], '.1f')} s wall, {_f(meta['dense_forward_cpu_s'], '.1f')} s CPU.",
         "",
-        "| method | pattern | pk forwards | prune s (pk / lc / ratio) | CPU s (pk / lc / ratio) "
+        "| method | pattern | pk forwards, stream | prune s (pk / lc / ratio) | CPU s (pk / lc / ratio) "
         "| peak RSS MiB (pk / lc / ratio) | ppl (pk / lc / ratio) | prune ÷ dense fwd (pk) "
         "| load 1m (pk / lc) |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -253,7 +260,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
 
         per_fwd = pk["prune_s"] / fwd if fwd and "prune_s" in pk else None
         lines.append(
-            f"| {r['method']} | {r['pattern']} | {r.get('forward_dtype', meta['forward_dtype'])} "
+            f"| {r['method']} | {r['pattern']} | {r.get('forward_dtype', meta['forward_dtype'])}, "
+            f"{r.get('stream', meta['stream'])} "
             f"| {cell('prune_s', '.1f')} | {cell('cpu_s', '.1f')} "
             f"| {cell('peak_rss_mb', '.0f')} | {cell('ppl', '.3f')} | {_f(per_fwd, '.2f')} "
             f"| {_f(pk.get('loadavg_1m'), '.1f')} / {_f(lc.get('loadavg_1m'), '.1f')} |"
