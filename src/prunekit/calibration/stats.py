@@ -25,7 +25,7 @@ class LinearStats:
         x = x.reshape(-1, x.shape[-1]).float()
         self.tokens += x.shape[0]
         if SQ_NORM in self.kinds:
-            part = x.pow(2).sum(0)
+            part = (x * x).sum(0)  # one pass less than pow(2); the same sums
             self.sq_sum = part if self.sq_sum is None else self.sq_sum.add_(part)
         if HESSIAN in self.kinds:
             part = x.T @ x

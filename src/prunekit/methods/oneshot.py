@@ -48,7 +48,7 @@ def _prune_block(
     for name, linear in linears.items():
         t = target(ctx_index, name, linear.weight)
         pruner.prune(linear.weight.data, stats.get(name) if stats else None, t, pattern)
-        zeros = int((linear.weight.data == 0).sum())
+        zeros = linear.weight.numel() - int(torch.count_nonzero(linear.weight.data))
         mean_t = float(t.float().mean()) if isinstance(t, torch.Tensor) else float(t)
         records[f"layers.{ctx_index}.{name}"] = LayerRecord(
             ctx_index, name, linear.weight.numel(), zeros, mean_t

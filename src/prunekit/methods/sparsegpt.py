@@ -68,29 +68,26 @@ def sparsegpt_prune(
     mask = torch.zeros_like(W, dtype=torch.bool)
     for i1 in range(0, d_in, blocksize):
         i2 = min(i1 + blocksize, d_in)
-        W1 = W[:, i1:i2].clone()
-        Q1 = torch.zeros_like(W1)
-        Err1 = torch.zeros_like(W1)
+        # the tile transposed: each column is a contiguous row, updated in place by a rank-1 BLAS
+        # call (the published loop walks strided columns and builds a temporary per column)
+        T = W[:, i1:i2].T.contiguous()
+        Err = torch.empty_like(T)
         Hinv1 = Hinv[i1:i2, i1:i2]
         diag = torch.diag(Hinv1)
         if pattern.is_nm:
-            mask1 = torch.zeros_like(W1, dtype=torch.bool)
+            mask1 = torch.zeros_like(T, dtype=torch.bool)
         else:
-            mask1 = _block_mask(W1.pow(2) / diag.pow(2)[None, :], sparsity, counts, i1, i2, d_in)
+            scores = T.T.pow(2) / diag.pow(2)[None, :]
+            mask1 = _block_mask(scores, sparsity, counts, i1, i2, d_in).T.contiguous()
         for i in range(i2 - i1):
             if pattern.is_nm and i % pattern.m == 0:
                 cols = slice(i, i + pattern.m)
-                mask1[:, cols] = nm_mask(
-                    W1[:, cols].pow(2) / diag[cols].pow(2)[None, :], pattern.n, pattern.m
-                )
-            w = W1[:, i]
-            q = w.masked_fill(mask1[:, i], 0.0)
-            Q1[:, i] = q
-            err = (w - q) / Hinv1[i, i]
-            W1[:, i:] -= err[:, None] * Hinv1[i, i:][None, :]
-            Err1[:, i] = err
-        W[:, i1:i2] = Q1
-        mask[:, i1:i2] = mask1
-        W[:, i2:] -= Err1 @ Hinv[i1:i2, i2:]
+                scores = (T[cols].pow(2) / diag[cols].pow(2)[:, None]).T
+                mask1[cols] = nm_mask(scores, pattern.n, pattern.m).T
+            err = torch.mul(T[i], mask1[i], out=Err[i]).div_(Hinv1[i, i])  # (w − q) / [H⁻¹]ᵢᵢ
+            T[i:].addr_(Hinv1[i, i:], err, alpha=-1)  # also turns column i into q
+        W[:, i1:i2] = T.T
+        mask[:, i1:i2] = mask1.T
+        W[:, i2:] -= Err.T @ Hinv[i1:i2, i2:]
     W[mask] = 0.0
     return W.to(weight.dtype), mask
