@@ -172,7 +172,7 @@ ENTRIES: tuple[Entry, ...] = (
         "recovery",
         ("python benchmarks/recovery.py --run wanda50 wanda50:full seed seed:full",),
         files(f"recovery_{Q}", ".md", ".png"),
-        80,
+        160,
         note="reuses runs/q-wanda50 and runs/q-wanda50-full when present (move them aside for a "
         "fresh result); the table shows every runs/q-<student>[-<recovery>] folder present",
     ),
