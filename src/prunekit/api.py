@@ -131,6 +131,8 @@ def prune(
             )
         batches = list(windows.split(batch_size))
     fdtype = _forward_dtype(forward_dtype, device)
+    if fdtype in (torch.float32, next(model.parameters()).dtype):
+        fdtype = None  # autocast only lowers precision: the forwards run in the model's dtype
     report["calibration_forwards"] = {
         "dtype": str(fdtype or next(model.parameters()).dtype).replace("torch.", ""),
         "stream": stream,

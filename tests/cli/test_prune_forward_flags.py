@@ -74,3 +74,11 @@ def test_dense_reference_without_neuroal_is_one_line_before_loading(tmp_path, ca
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert lines == ["prunekit: error: --neuroal-* flags need --allocation neuroal"]
+
+
+def test_float32_forwards_of_a_bfloat16_model_are_reported_as_what_runs(tmp_path, tiny_model_dir):
+    out = tmp_path / "bf16"
+    argv = ["prune", str(tiny_model_dir), "--sparsity", "0.5", *COMMON, "-o", str(out)]
+    assert main([*argv, "--dtype", "bfloat16", "--forward-dtype", "float32"]) == 0
+    forwards = json.loads((out / "report.json").read_text())["calibration_forwards"]
+    assert forwards == {"dtype": "bfloat16", "stream": "pruned"}  # autocast cannot raise precision
