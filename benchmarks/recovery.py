@@ -34,10 +34,10 @@ RECOVERIES = {  # name → `prunekit recover` flags (20 minutes of training each
     "norms": ["--train", "norms", "--time-budget", "1200"],
     "lora": ["--train", "lora", "--time-budget", "1200"],
     "full": ["--train", "full", "--time-budget", "1200"],
-    # the same budget on teacher-answered instructions only (240 asked, the kept ones repeated by
+    # the same budget on teacher-answered instructions only (160 asked, the kept ones repeated by
     # epochs; generation and sandbox checks come before the 20 training minutes and are cached)
     "answered": [
-        *("--train", "full", "--data", "answered:python", "--instructions", "240"),
+        *("--train", "full", "--data", "answered:python", "--instructions", "160"),
         *("--time-budget", "1200"),
     ],
 }
