@@ -28,7 +28,9 @@ class LinearStats:
             part = (x * x).sum(0)  # one pass less than pow(2); the same sums
             self.sq_sum = part if self.sq_sum is None else self.sq_sum.add_(part)
         if HESSIAN in self.kinds:
-            part = x.T @ x
+            # hooks run inside the forwards' autocast, which would make this matmul bfloat16
+            with torch.autocast(x.device.type, enabled=False):
+                part = x.T @ x
             self.xtx = part if self.xtx is None else self.xtx.add_(part)
 
     @property
