@@ -8,6 +8,7 @@ from recovery_helpers import config, load_pair, magnitude_prune, text_jsonl
 
 from prunekit.models.adapters import adapter_for
 from prunekit.recovery.data import Sample, TrainingData
+from prunekit.recovery.lora import MaskedLoRALinear
 from prunekit.recovery.masks import SparsityMasks
 from prunekit.recovery.run import recover
 from prunekit.recovery.trainable import select_trainable
@@ -109,3 +110,34 @@ def test_bf16_compute_keeps_float32_masters(tiny_model_dir):
     live = dict(d.compute.named_parameters())
     for name, p in d.named.items():
         assert torch.equal(live[name], p.to(torch.bfloat16))
+
+
+def _effective_weights(student, adapter) -> dict[str, torch.Tensor]:
+    """Each decoder Linear's weight as the forward uses it (base + masked LoRA update)."""
+    out = {}
+    for i, layer in enumerate(adapter.layers(student)):
+        for name, lin in adapter.linears(layer).items():
+            w = lin.base.weight + lin.delta() if isinstance(lin, MaskedLoRALinear) else lin.weight
+            out[f"layers.{i}.{name}"] = w.detach().clone()
+    return out
+
+
+@pytest.mark.parametrize("train", ["full", "lora"])
+def test_pruned_weights_are_zero_after_every_step_without_the_final_reapply(tiny_model_dir, train):
+    """The Distiller alone (no `recover`, whose last act re-applies the masks before verifying):
+    a pruned weight that a step moved, zeroed only at the end, would show here."""
+    teacher, student, _ = _peaky_teacher(tiny_model_dir)
+    magnitude_prune(student, 0.5)
+    adapter = adapter_for(student)
+    masks = SparsityMasks.from_model(student, adapter)
+    params = select_trainable(student, adapter, train, masks)
+    cfg = config(train=train, lr=1e-2, max_steps=2)
+    d = Distiller(student, teacher, adapter, params, masks, None, cfg, torch.device("cpu"), 0)
+    data = TrainingData([Sample(list(range(1, 30)), [1.0] * 29) for _ in range(4)])
+    start = _effective_weights(student, adapter)
+    for step in range(2):
+        d._step(data, step)
+        weights = _effective_weights(student, adapter)
+        for key, keep in masks.keeps.items():
+            assert not bool(weights[key][~keep].any()), (step, key)
+    assert any(not torch.equal(w, start[k]) for k, w in weights.items()), "nothing trained"

@@ -50,3 +50,26 @@ def test_an_untouched_student_is_refused_even_with_zeros_of_its_own(tiny_model_d
             adapter.linears(adapter.layers(model)[0])["mlp.up_proj"].weight[0, :3] = 0.0
     with pytest.raises(PrunekitError, match="no layer"):
         pruned_layers(student, teacher, adapter)
+
+
+def test_block_reconstruction_keeps_pruned_weights_zero_between_steps(tiny_model_dir, monkeypatch):
+    """Checked at the start of every optimiser step, i.e. after the previous step's masking (the
+    block's final re-apply and `recover`'s would hide a weight that moved during training)."""
+    teacher, student, tok = load_pair(tiny_model_dir)
+    _zero_half_of_layer(student, 1)
+    adapter = adapter_for(student)
+    pruned = [
+        (lin.weight, lin.weight == 0)
+        for lin in adapter.linears(adapter.layers(student)[1]).values()
+    ]
+    moved = []
+
+    class Checked(torch.optim.AdamW):
+        def step(self, closure=None):
+            moved.append(sum(int((w[gone] != 0).sum()) for w, gone in pruned))
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "AdamW", Checked)
+    cfg = config(data="python", method="reconstruct", layers="pruned", lr=1e-2, windows=4)
+    recover(student, tok, teacher, tok, cfg, progress=False)
+    assert len(moved) >= 3 and not any(moved), moved

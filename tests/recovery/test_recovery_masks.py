@@ -43,3 +43,25 @@ def test_verify_catches_a_pruned_weight_that_moved(tiny_llama):
     assert report["pruned_weights_nonzero_after"] == 1 and not report["pruned_weights_still_zero"]
     masks.apply(tiny_llama, adapter)
     assert lin.weight[0, 0] == 0
+
+
+def test_mask_grads_zero_exactly_the_pruned_gradients(tiny_llama):
+    from prunekit.models.adapters import adapter_for
+
+    adapter = adapter_for(tiny_llama)
+    downs = [layer.mlp.down_proj.weight for layer in adapter.layers(tiny_llama)[:2]]
+    with torch.no_grad():
+        for w in downs:
+            w[:, ::2] = 0
+    masks = SparsityMasks.from_model(tiny_llama, adapter)
+    ids = torch.randint(0, 128, (2, 12), generator=torch.Generator().manual_seed(0))
+    tiny_llama(ids).logits.square().mean().backward()
+    grads = [w.grad.clone() for w in downs]
+    assert all(bool((g[:, ::2] != 0).all()) for g in grads)  # the pruned entries do get gradients
+    masks.mask_grads(tiny_llama, adapter, only=1)
+    assert torch.equal(downs[0].grad, grads[0])  # layer 0 not selected: untouched
+    assert torch.equal(downs[1].grad[:, ::2], torch.zeros_like(grads[1][:, ::2]))
+    assert torch.equal(downs[1].grad[:, 1::2], grads[1][:, 1::2])
+    masks.mask_grads(tiny_llama, adapter)
+    assert torch.equal(downs[0].grad[:, ::2], torch.zeros_like(grads[0][:, ::2]))
+    assert torch.equal(downs[0].grad[:, 1::2], grads[0][:, 1::2])

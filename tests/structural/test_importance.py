@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 
 import pytest
 import torch
@@ -187,3 +188,71 @@ def test_biases_are_part_of_a_group():
     want = float((bias_wg + weight_wg).detach())
     assert float(terms.wg[0].sum()) == pytest.approx(want, rel=1e-6)
     assert terms.wg.shape == (2, 16 * 33 + 8 * 33 * 2 + 32 * 16)
+
+
+def test_fused_sigma_is_one_per_metric_over_every_blocks_groups():
+    """σ_m² = mean of metric m over the kind's groups in all blocks (not per block), by hand."""
+    model = tiny_model("llama").double()
+    adapter = adapter_for(model)
+    stats = accumulate_gradients(model, adapter, _batches(), "cpu", progress=False)
+    layers = adapter.layers(model)
+    for kind in (HeadGroups(adapter), ChannelGroups(adapter)):
+        vec = [s.tolist() for s in kind_scores(layers, kind, TaylorVector(), stats)[0]]
+        elem = [s.tolist() for s in kind_scores(layers, kind, TaylorElement(), stats)[0]]
+        var_v = statistics.fmean(x for block in vec for x in block)
+        var_e = statistics.fmean(x for block in elem for x in block)
+        # blocks differ, so a per-block σ would give other scores
+        block_means = [statistics.fmean(block) for block in vec]
+        assert max(block_means) > 1.2 * min(block_means)
+        const = math.log(math.sqrt(var_v)) + math.log(math.sqrt(var_e))
+        fused, info, offset = kind_scores(layers, kind, Fused(), stats)
+        assert offset == pytest.approx(const, rel=1e-9)
+        assert info["sigma"]["taylor_vector"] == pytest.approx(math.sqrt(var_v), rel=1e-9)
+        for got, v, e in zip(fused, vec, elem):
+            want = [a / (2 * var_v) + b / (2 * var_e) + const for a, b in zip(v, e)]
+            assert got.tolist() == pytest.approx(want, rel=1e-9)
+
+
+def _by_hand_fused_entries(layer, kind: str, g: int) -> list[tuple[torch.Tensor, tuple]]:
+    """Phi-3's fused projections: qkv rows q 0-31 | k 32-47 | v 48-63 (4 query heads over 2 kv
+    heads, head_dim 8), gate_up rows gate 0-63 | up 64-127; written out without groups.py."""
+    a, m = layer.self_attn, layer.mlp
+    if kind == "heads":  # kv head g: query heads 2g, 2g+1, k head g, v head g
+        q = slice(16 * g, 16 * (g + 1))
+        k, v = slice(32 + 8 * g, 40 + 8 * g), slice(48 + 8 * g, 56 + 8 * g)
+        return [
+            (a.qkv_proj.weight, (q,)),
+            (a.qkv_proj.weight, (k,)),
+            (a.qkv_proj.weight, (v,)),
+            (a.o_proj.weight, (slice(None), q)),
+        ]
+    return [
+        (m.gate_up_proj.weight, (g,)),
+        (m.gate_up_proj.weight, (64 + g,)),
+        (m.down_proj.weight, (slice(None), g)),
+    ]
+
+
+@torch.no_grad()
+def test_fused_projections_are_gathered_from_the_right_rows():
+    from models.tiny_families import tiny_family_model
+
+    model = tiny_family_model("phi3").double()  # fused qkv_proj and gate_up_proj
+    adapter = adapter_for(model)
+    stats = accumulate_gradients(model, adapter, _batches(), "cpu", progress=False)
+    layer = adapter.layers(model)[1]
+    for kind, group_kind, n in (
+        ("heads", HeadGroups(adapter), 2),
+        ("ffn", ChannelGroups(adapter), 64),
+    ):
+        wg = group_terms(layer, group_kind, stats, False).wg
+        assert wg.shape[0] == n
+        for g in range(n):
+            want = torch.cat(
+                [
+                    (w.float() * stats.grad[w])[idx].flatten()
+                    for w, idx in _by_hand_fused_entries(layer, kind, g)
+                ]
+            )
+            # order inside a group is free (every metric sums over it): compare as multisets
+            assert torch.equal(torch.sort(wg[g]).values, torch.sort(want).values), (kind, g)

@@ -76,7 +76,8 @@ def test_budget_is_met_up_to_one_group(counts, costs, step, weights, frac):
         return
     removed = allocate(blocks, weights, target)
     done = sum(c * r for c, r in zip(costs, removed))
-    assert abs(done - target) < max(step * c for c in costs)
+    # within half a step's cost of the budget (the module docstring's promise)
+    assert abs(done - target) <= max(step * c for c in costs) / 2 + 1e-6
     for r, g, cap in zip(removed, counts, blocks.caps):
         assert r % step == 0 and 0 <= r <= cap and g - r >= 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import statistics
 
 import pytest
 import torch
@@ -12,7 +13,14 @@ from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.recovery.report import param_summary
 from prunekit.structural.groups import ChannelGroups, HeadGroups
-from prunekit.structural.importance import REGISTRY, accumulate_gradients, kind_scores
+from prunekit.structural.importance import (
+    REGISTRY,
+    TaylorElement,
+    TaylorVector,
+    accumulate_gradients,
+    kind_scores,
+)
+from prunekit.structural.ratios import layer_weights
 from prunekit.structural.saap import SaapConfig, check_budget, prune_structured
 
 IDS = torch.randint(0, 128, (2, 10), generator=torch.Generator().manual_seed(1))
@@ -156,6 +164,12 @@ def test_bad_options_are_one_line(options, message):
         (SaapConfig(ffn=0.5, ratios="skip", skip_first=2, skip_last=1), "leaves no block"),
         (SaapConfig(target=0.95), "structured target 0.95, its heads share (ratios adaptive)"),
         (SaapConfig(target=0.995), "more than the attention and MLP groups hold"),
+        # max_ratio 1 lifts the ratio cap: the floors alone must hold (llama: 3 blocks; a head
+        # group costs (16 + 8 + 8) · 32 + 32 · 16 = 1,536, a channel 3 · 32 = 96)
+        (SaapConfig(heads=0.6, max_ratio=1.0), "at most 4,608 can go"),  # 1 of 2 kv groups stays
+        (SaapConfig(ffn=0.6, max_ratio=1.0, min_channels=30), "at most 9,792 can go"),  # 34 of 64
+        # min_channels 20 in steps of 8 keeps 24: 40 of 64 may go
+        (SaapConfig(ffn=0.65, max_ratio=1.0, min_channels=20, multiple=8), "at most 11,520 can go"),
     ],
 )
 def test_impossible_budgets_fail_before_scoring(cfg, message):
@@ -200,3 +214,38 @@ def test_one_gradient_pass_scored_once_and_applied_to_copies_equals_prune_struct
             )
             with torch.no_grad():
                 assert torch.equal(shared(IDS).logits, direct(IDS).logits)
+
+
+def test_skip_defaults_are_llm_pruners_scaled_to_24_blocks():
+    """LLM-Pruner skips 4 first / 2 last of LLaMA-7B's 32 blocks: 3 first / 1 last of 24."""
+    cfg = SaapConfig(ffn=0.2, ratios="skip")
+    scores = [torch.ones(2)] * 24
+    weights = layer_weights("skip", scores, 0.0, cfg.skip_first, cfg.skip_last)
+    assert [i for i, w in enumerate(weights) if w == 0] == [0, 1, 2, 23]
+    assert layer_weights("skip", scores) == weights
+
+
+@pytest.mark.parametrize("ratios", ["adaptive", "stable"])
+def test_block_weights_are_the_spread_of_fused_scores_without_their_constant(ratios):
+    """The report's per-block weights, recomputed by hand from the two Taylor scores: fused
+    f = v/(2·mean v) + e/(2·mean e) over all blocks (no log σ), CV = pstdev/mean per block."""
+    model = tiny_family_model("llama")
+    adapter = adapter_for(model)
+    ref = copy.deepcopy(model)
+    stats = accumulate_gradients(ref, adapter, _batches(), "cpu", False, False)
+    rep = prune_structured(
+        model, adapter, _batches(), SaapConfig(heads=0.3, ffn=0.3, ratios=ratios), progress=False
+    )
+    layers = adapter.layers(ref)
+    for name, kind in (("heads", HeadGroups(adapter)), ("ffn", ChannelGroups(adapter))):
+        vec = [s.tolist() for s in kind_scores(layers, kind, TaylorVector(), stats)[0]]
+        elem = [s.tolist() for s in kind_scores(layers, kind, TaylorElement(), stats)[0]]
+        mean_v = statistics.fmean(x for block in vec for x in block)
+        mean_e = statistics.fmean(x for block in elem for x in block)
+        cv = []
+        for v, e in zip(vec, elem):
+            f = [a / (2 * mean_v) + b / (2 * mean_e) for a, b in zip(v, e)]
+            cv.append(statistics.pstdev(f) / statistics.fmean(f))
+        mean_cv = statistics.fmean(cv)
+        want = [c / mean_cv if ratios == "adaptive" else mean_cv / c for c in cv]
+        assert rep["kinds"][name]["weights"] == pytest.approx(want, rel=1e-6), name
