@@ -1,11 +1,13 @@
 """Distillation on tiny models: zeros stay zero, the loss falls, resume equals an uninterrupted run."""
 
 import json
+import sys
 
 import pytest
 import torch
 from recovery_helpers import config, load_pair, magnitude_prune, text_jsonl
 
+from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.recovery.data import Sample, TrainingData
 from prunekit.recovery.lora import MaskedLoRALinear
@@ -141,3 +143,21 @@ def test_pruned_weights_are_zero_after_every_step_without_the_final_reapply(tiny
         for key, keep in masks.keeps.items():
             assert not bool(weights[key][~keep].any()), (step, key)
     assert any(not torch.equal(w, start[k]) for k, w in weights.items()), "nothing trained"
+
+
+def test_a_pruned_weight_that_training_revived_fails_the_run(tiny_model_dir, tmp_path, monkeypatch):
+    """The report's zero check sees what training left: with the trainer's per-step masking
+    disabled, recovery must refuse (it used to re-apply the masks just before checking them)."""
+    teacher, student, tok = load_pair(tiny_model_dir)
+    magnitude_prune(student, 0.5)
+    real_apply = SparsityMasks.apply
+
+    def apply_outside_the_trainer(self, *args, **kwargs):
+        if not sys._getframe(1).f_code.co_filename.endswith("trainer.py"):
+            real_apply(self, *args, **kwargs)
+
+    monkeypatch.setattr(SparsityMasks, "mask_grads", lambda *a, **k: None)
+    monkeypatch.setattr(SparsityMasks, "apply", apply_outside_the_trainer)
+    cfg = config(data=str(text_jsonl(tmp_path)), train="full", lr=1e-2, max_steps=2)
+    with pytest.raises(PrunekitError, match="became non-zero"):
+        recover(student, tok, teacher, tok, cfg, progress=False)
