@@ -209,6 +209,17 @@ ENTRIES: tuple[Entry, ...] = (
         peer=True,
     ),
     Entry(
+        "peers_qwen",
+        (
+            "python benchmarks/peers.py --model qwen2.5-coder-0.5b --samples 32 --seq-len 256 "
+            "--ppl-tokens 16384 --configs wanda:unstructured,sparsegpt:2:4 "
+            "--forward-dtype float32,bfloat16",
+        ),
+        files("peers_qwen2.5-coder-0.5b", ".json", ".md"),
+        33,
+        peer=True,
+    ),
+    Entry(
         "prune_speed",
         ("python benchmarks/prune_speed.py --model smollm2-135m --samples 32 --seq-len 256",),
         files("prune_speed_smollm2-135m", ".json", ".md"),
