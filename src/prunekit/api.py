@@ -130,11 +130,12 @@ def prune(
                 tokenizer, calib, calib_samples, seq_len, seed
             )
         batches = list(windows.split(batch_size))
+    weights_dtype = next(model.parameters()).dtype
     fdtype = _forward_dtype(forward_dtype, device)
-    if fdtype in (torch.float32, next(model.parameters()).dtype):
+    if fdtype in (torch.float32, weights_dtype):
         fdtype = None  # autocast only lowers precision: the forwards run in the model's dtype
     report["calibration_forwards"] = {
-        "dtype": str(fdtype or next(model.parameters()).dtype).replace("torch.", ""),
+        "dtype": str(fdtype or weights_dtype).replace("torch.", ""),
         "stream": stream,
     }
     torch.manual_seed(seed)

@@ -53,6 +53,12 @@ def add_config_args(
         group.add_argument(flag, default=default, dest=f.name, help=helps.get(f.name), **kind)
 
 
+def calib_kwargs(args: argparse.Namespace, device) -> dict:
+    """The calibration arguments every calibrated command passes to its API call."""
+    keys = ("calib", "calib_samples", "seq_len", "seed", "batch_size")
+    return {k: getattr(args, k) for k in keys} | {"device": device}
+
+
 def add_ppl_args(parser: argparse.ArgumentParser, flag: str = "--ppl") -> None:
     parser.add_argument(
         flag,

@@ -11,6 +11,7 @@ from prunekit.cli.common import (
     add_config_args,
     add_model_args,
     add_ppl_args,
+    calib_kwargs,
     check_at_least,
     prune_and_save,
     split_list,
@@ -104,12 +105,7 @@ def run(args: argparse.Namespace) -> int:
         lambda: api.structured(
             lm.model,
             lm.tokenizer,
-            calib=args.calib,
-            calib_samples=args.calib_samples,
-            seq_len=args.seq_len,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            device=device,
+            **calib_kwargs(args, device),
             **dataclasses.asdict(cfg),
         ),
     )

@@ -154,15 +154,14 @@ def recover(
             layers,
         )
     student.requires_grad_(False).eval()
-    # what training left, checked without a final re-apply (which would make the check unfailable)
-    checked = masks.verify(student, adapter)
     report = {
         "config": cfg.as_dict(),
         "data": data.report,
         "trainable_params": trainable,
         "vocabulary_mapped": teacher_ids is not None,
         "trained_layers": "all" if layers is None else layers,
-        "masks": checked,
+        # what training left: no final re-apply of the masks before this (it made the check unfailable)
+        "masks": masks.verify(student, adapter),
         "training": log.as_dict(),
     }
     if not report["masks"]["pruned_weights_still_zero"]:
