@@ -67,8 +67,10 @@ def layer_weights(
         mean = sum(cv) / n
         if mean <= 0:
             return [1.0] * n
+        # a flat block (CV 0) keeps a tiny weight: it stays reachable, as under uniform ratios,
+        # so a budget that passed check_budget cannot fail after the gradient pass
         if method == "adaptive":
-            return [c / mean for c in cv]
+            return [max(c, 1e-6 * mean) / mean for c in cv]
         return [mean / max(c, 1e-6 * mean) for c in cv]  # a flat block (CV 0) is capped later
     raise PrunekitError(f"unknown ratios '{method}'; choose one of: {', '.join(RATIOS)}")
 
