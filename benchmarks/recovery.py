@@ -5,8 +5,9 @@ judged by HumanEval pass@1 (full, greedy, chat mode) and held-out Python perplex
     .venv/bin/python benchmarks/recovery.py            # only render what exists
 
 Folders: runs/q-<student> (one-shot) and runs/q-<student>-<recovery> (recovered); every number
-in the table is read from their report.json (written by prune/run/recover and `prunekit eval`).
-Writes benchmarks/results/recovery_qwen2.5-coder-0.5b.md and .png (pass@1 against parameters).
+is read from their report.json (written by prune/run/recover and `prunekit eval`) and recorded per
+cell in benchmarks/results/recovery_qwen2.5-coder-0.5b.json, from which the .md table and the .png
+(pass@1 against parameters) are rendered — cells run on an earlier machine stay in the table.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs"
 OUT = ROOT / "benchmarks" / "results" / "recovery_qwen2.5-coder-0.5b"
+RECORD = Path(f"{OUT}.json")  # every evaluated cell; the table is rendered from it
 PK = [str(Path(sys.executable).with_name("prunekit"))]
 MODEL = "qwen2.5-coder-0.5b"
 
 STUDENTS = {  # name → command that makes runs/q-<name>
     "vocab": ["run", "recipes/vocabulary.yaml"],
     "seed": ["run", "recipes/seed_structural.yaml"],
+    # the seed recipe's depth step alone and its width step alone (which step costs HumanEval?)
+    "seed-depth": ["run", "recipes/seed_structural.yaml", "depth"],
+    "seed-width": ["run", "recipes/seed_structural.yaml", "width"],
     "wanda50": ["prune", MODEL, "--method", "wanda", "--sparsity", "0.5", "--calib", "python"],
     "sg24": ["prune", MODEL, "--method", "sparsegpt", "--pattern", "2:4", "--calib", "python"],
 }
@@ -49,7 +54,8 @@ def _call(args: list[str]) -> None:
 
 
 def _student_args(student: str) -> list[str]:
-    """A recipe student runs without the recipe's own float32 evaluation (the bf16 eval below does it)."""
+    """A recipe student runs without the recipe's own float32 evaluation (the bf16 eval below does
+    it); a third element keeps only that step of the recipe."""
     args = STUDENTS[student]
     if args[0] != "run":
         return args
@@ -57,6 +63,8 @@ def _student_args(student: str) -> list[str]:
 
     recipe = yaml.safe_load((ROOT / args[1]).read_text())
     recipe.pop("evaluate", None)
+    if len(args) > 2:
+        recipe["steps"] = [s for s in recipe["steps"] if args[2] in s]
     RUNS.mkdir(exist_ok=True)
     path = RUNS / f"q-{student}.recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
@@ -119,18 +127,6 @@ def _nonzero(folder: Path) -> tuple[int, int]:
     return total, total - embed
 
 
-def _pass1(rep: dict) -> str:
-    he = rep.get("evaluation", {}).get("humaneval")
-    if not he:
-        return "—"
-    return f"{he['pass@1']:.1%} ({he['problems']}{' limited' if he.get('limited') else ''})"
-
-
-def _ppl(rep: dict) -> str:
-    ppl = rep.get("evaluation", {}).get("perplexity", {}).get("python")
-    return f"{ppl['ppl']:.3f}" if ppl else "—"
-
-
 def _solved(folder: Path) -> dict[str, bool] | None:
     path = folder / "humaneval_problems.jsonl"
     if not path.is_file():
@@ -138,11 +134,47 @@ def _solved(folder: Path) -> dict[str, bool] | None:
     return {r["task_id"]: r["passed"] for r in map(json.loads, path.read_text().splitlines())}
 
 
-def paired(one_shot: Path, recovered: Path) -> str:
+def _load() -> dict:
+    return json.loads(RECORD.read_text()) if RECORD.is_file() else {"cells": {}}
+
+
+def record(student: str, recovery: str | None) -> None:
+    """Store one evaluated cell (numbers and per-problem outcomes) in the results JSON, so the
+    table survives a fresh machine without runs/ and later cells can still be paired with it."""
+    folder = RUNS / (f"q-{student}" if recovery is None else f"q-{student}-{recovery}")
+    rep = _report(folder)
+    he = rep.get("evaluation", {}).get("humaneval")
+    if not he:
+        return
+    total, non_emb = _params(rep, folder)
+    nz_total, nz_non_emb = _nonzero(folder)
+    rec = rep.get("recovery", {})
+    ppl = rep.get("evaluation", {}).get("perplexity", {}).get("python")
+    data = _load()
+    name = student if recovery is None else f"{student}:{recovery}"
+    data["cells"][name] = {
+        "command": f"benchmarks/recovery.py --run {name}",
+        "params_total": total,
+        "params_non_embedding": non_emb,
+        "nonzero_total": nz_total,
+        "nonzero_non_embedding": nz_non_emb,
+        "training": rec.get("training") or None,
+        "zeros_kept": rec.get("masks", {}).get("pruned_weights_still_zero"),
+        "ppl_python": ppl["ppl"] if ppl else None,
+        "humaneval": {k: he.get(k) for k in ("pass@1", "problems", "limited", "mode")},
+        "solved": _solved(folder),
+        "machine": rep.get("machine"),
+    }
+    RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def paired(one_shot: dict | None, recovered: dict) -> str:
     """Problems gained / lost against the one-shot student and the exact two-sided McNemar p."""
     from math import comb
 
-    a, b = _solved(one_shot), _solved(recovered)
+    if "paired_vs_one_shot" in recovered:  # imported from a table whose runs/ are gone
+        return recovered["paired_vs_one_shot"]
+    a, b = (one_shot or {}).get("solved"), recovered.get("solved")
     if not a or not b or a.keys() != b.keys():
         return "—"
     gained = sum(b[k] and not a[k] for k in a)
@@ -152,36 +184,34 @@ def paired(one_shot: Path, recovered: Path) -> str:
     return f"+{gained} / −{lost} (p = {p:.2f})"
 
 
+def _num(v: int | None) -> str:
+    return f"{v:,}" if v else "—"
+
+
 def rows() -> list[list[str]]:
+    cells = _load()["cells"]
     out = []
     for student in STUDENTS:
-        base = _report(RUNS / f"q-{student}")
-        if not base:
-            continue
         for recovery in [None, *RECOVERIES]:
-            folder = RUNS / (f"q-{student}" if recovery is None else f"q-{student}-{recovery}")
-            rep = _report(folder)
-            if not rep:
+            c = cells.get(student if recovery is None else f"{student}:{recovery}")
+            if not c:
                 continue
-            rec = rep.get("recovery", {})
-            tr = rec.get("training", {})
-            total, non_emb = _params(rep, folder)
-            nz_total, nz_non_emb = _nonzero(folder)
+            tr, he, ppl = c["training"], c["humaneval"], c["ppl_python"]
             out.append(
                 [
                     student,
                     recovery or "none (one-shot)",
-                    f"{total:,}" if total else "—",
-                    f"{non_emb:,}" if non_emb else "—",
-                    f"{nz_total:,}",
-                    f"{nz_non_emb:,}",
+                    _num(c["params_total"]),
+                    _num(c["params_non_embedding"]),
+                    _num(c["nonzero_total"]),
+                    _num(c["nonzero_non_embedding"]),
                     f"{tr['tokens']:,}" if tr else "—",
                     f"{tr['wall_s']:.0f} / {tr['cpu_s']:.0f}" if tr else "—",
                     f"{tr['tokens_per_s']}" if tr else "—",
-                    str(rec.get("masks", {}).get("pruned_weights_still_zero", "—")),
-                    _ppl(rep),
-                    _pass1(rep),
-                    "—" if recovery is None else paired(RUNS / f"q-{student}", folder),
+                    "—" if c["zeros_kept"] is None else str(c["zeros_kept"]),
+                    f"{ppl:.3f}" if ppl else "—",
+                    f"{he['pass@1']:.1%} ({he['problems']}{' limited' if he.get('limited') else ''})",
+                    "—" if recovery is None else paired(cells.get(student), c),
                 ]
             )
     return out
@@ -209,8 +239,9 @@ def render() -> None:
     lines = [
         f"# Recovery on {MODEL} (HumanEval pass@1, full 164, greedy, chat mode; bfloat16 generation)",
         "",
-        "Generated by `benchmarks/recovery.py` from the runs' report.json files. Dense reference: "
-        "54.9% (benchmarks/results/code_eval.md). Machine: see each report's `machine`.",
+        "Generated by `benchmarks/recovery.py` from the cells recorded in "
+        f"`{RECORD.name}` (each cell's command, machine and per-problem outcomes are there). "
+        "Dense reference: 54.9% (benchmarks/results/code_eval.md).",
         "",
         "| " + " | ".join(HEAD) + " |",
         "|" + "---|" * len(HEAD),
@@ -263,6 +294,7 @@ def main() -> None:
                 f"unknown cell '{cell}'; students {list(STUDENTS)}, recoveries {list(RECOVERIES)}"
             )
         run_cell(student, recovery or None)
+        record(student, recovery or None)
     render()
 
 
