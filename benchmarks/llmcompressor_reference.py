@@ -15,11 +15,48 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
 CONFIGS = [("wanda", "0:0"), ("sparsegpt", "0:0"), ("wanda", "2:4"), ("sparsegpt", "2:4")]
+
+
+class PeakAnon:
+    """Peak anonymous resident memory (RssAnon, MiB), sampled every 10 ms from /proc/self/status.
+
+    VmHWM (ru_maxrss) also counts clean pages of the memory-mapped checkpoint that the process
+    merely read — pages the kernel can drop at any time; RssAnon is what a job cannot give back.
+    """
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @staticmethod
+    def now_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def _sample(self) -> None:
+        while True:
+            self.peak_mb = max(self.peak_mb, self.now_mb())
+            if self._stop.wait(0.01):
+                return
+
+    def start(self) -> PeakAnon:
+        self._thread.start()
+        return self
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self.now_mb())
+        return self.peak_mb
 
 
 def lc_worker(args: argparse.Namespace) -> None:
@@ -36,6 +73,7 @@ def lc_worker(args: argparse.Namespace) -> None:
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
     ids = load_file(args.ids)["input_ids"]
+    anon = PeakAnon().start()  # load + prune, as ru_maxrss below
     model = AutoModelForCausalLM.from_pretrained(args.model_dir, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
     data = Dataset.from_dict(
@@ -64,6 +102,7 @@ def lc_worker(args: argparse.Namespace) -> None:
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak up to the end of pruning
+    anon.stop()
     model.save_pretrained(args.out, save_compressed=False)
     tokenizer.save_pretrained(args.out)
     versions = {"llmcompressor": _version("llmcompressor"), "torch": torch.__version__}
@@ -74,6 +113,7 @@ def lc_worker(args: argparse.Namespace) -> None:
                 "prune_s": elapsed,
                 "cpu_s": cpu_s,
                 "peak_rss_mb": rss,
+                "peak_anon_mb": anon.peak_mb,
                 "threads": torch.get_num_threads(),
                 "versions": versions,
             }

@@ -41,6 +41,7 @@ def _peak_mb() -> float:
 def pk_worker(args: argparse.Namespace) -> dict:
     """prunekit in this process: prune (or only evaluate a folder); one JSON row."""
     import torch
+    from llmcompressor_reference import PeakAnon
     from safetensors.torch import load_file
 
     import prunekit
@@ -57,6 +58,7 @@ def pk_worker(args: argparse.Namespace) -> dict:
         numel = sum(p.numel() for p in _linears(lm.model))
         return {"ppl": ppl["ppl"], "ppl_tokens": ppl["tokens"], "achieved_sparsity": zeros / numel}
     ids = load_file(args.ids)["input_ids"]
+    anon = PeakAnon().start()  # load + prune, as ru_maxrss below
     lm = prunekit.load_model(args.model, "float32")
     row: dict = {"threads": torch.get_num_threads()}
     if args.dense_forward:  # one dense forward over the same tokens, for prune ÷ forward
@@ -81,10 +83,13 @@ def pk_worker(args: argparse.Namespace) -> dict:
         forward_dtype=args.forward_dtype or None,
         stream=args.stream,
     )
+    prune_s = time.perf_counter() - t0
+    anon.stop()
     row.update(
-        prune_s=time.perf_counter() - t0,
+        prune_s=prune_s,
         cpu_s=_cpu_s() - c0,
         peak_rss_mb=_peak_mb(),  # load + prune, before evaluation
+        peak_anon_mb=anon.peak_mb,
         achieved_sparsity=result.report["sparsity"]["achieved"],
         loadavg_1m=os.getloadavg()[0],
     )
@@ -205,7 +210,8 @@ def main() -> None:
                 if lc is not None:
                     row["llmcompressor"] = lc
                     row["ratio"] = {
-                        k: _ratio(pk, lc, k) for k in ("prune_s", "cpu_s", "peak_rss_mb", "ppl")
+                        k: _ratio(pk, lc, k)
+                        for k in ("prune_s", "cpu_s", "peak_rss_mb", "peak_anon_mb", "ppl")
                     }
                 rows.append(row)
     dense_forward = rows[0]["prunekit"] if rows else {}
@@ -247,9 +253,9 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         f"{_f(meta['dense_forward_s'], '.1f')} s wall, {_f(meta['dense_forward_cpu_s'], '.1f')} s CPU.",
         "",
         "| method | pattern | pk forwards, stream | prune s (pk / lc / ratio) | CPU s (pk / lc / ratio) "
-        "| peak RSS MiB (pk / lc / ratio) | ppl (pk / lc / ratio) | prune ÷ dense fwd (pk) "
-        "| load 1m (pk / lc) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| peak RSS MiB (pk / lc / ratio) | peak anonymous MiB (pk / lc / ratio) "
+        "| ppl (pk / lc / ratio) | prune ÷ dense fwd (pk) | load 1m (pk / lc) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     fwd = meta["dense_forward_s"]
     for r in rows:
@@ -263,12 +269,13 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             f"| {r['method']} | {r['pattern']} | {r.get('forward_dtype', meta['forward_dtype'])}, "
             f"{r.get('stream', meta['stream'])} "
             f"| {cell('prune_s', '.1f')} | {cell('cpu_s', '.1f')} "
-            f"| {cell('peak_rss_mb', '.0f')} | {cell('ppl', '.3f')} | {_f(per_fwd, '.2f')} "
+            f"| {cell('peak_rss_mb', '.0f')} | {cell('peak_anon_mb', '.0f')} "
+            f"| {cell('ppl', '.3f')} | {_f(per_fwd, '.2f')} "
             f"| {_f(pk.get('loadavg_1m'), '.1f')} / {_f(lc.get('loadavg_1m'), '.1f')} |"
         )
         for side in ("prunekit", "llmcompressor"):
             if "error" in r.get(side, {}):
-                lines.append(f"|  | {side} failed: {r[side]['error']} | | | | | | | |")
+                lines.append(f"|  | {side} failed: {r[side]['error']} | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
