@@ -9,6 +9,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -27,7 +28,8 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return load_file(str(next(folder.glob("*.safetensors"))))
 
 
-def test_two_processes_write_once_and_match_one(tmp_path, tiny_model_dir):
+@pytest.mark.parametrize("shard", ["ddp", "fsdp"])
+def test_two_processes_write_once_and_match_one(tmp_path, tiny_model_dir, shard):
     corpus = tmp_path / "corpus.py"
     corpus.write_text((Path(sysconfig.get_paths()["stdlib"]) / "textwrap.py").read_text())
     student = tmp_path / "student"
@@ -41,12 +43,12 @@ def test_two_processes_write_once_and_match_one(tmp_path, tiny_model_dir):
     single = tmp_path / "single"
     subprocess.run([PRUNEKIT, *train, "-o", str(single)], check=True, timeout=300)
 
-    ddp = tmp_path / "ddp"
+    ddp = tmp_path / shard
     env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1"}
     env["MASTER_PORT"] = str(_free_port())
     procs = [
         subprocess.Popen(
-            [PRUNEKIT, *train, "-o", str(ddp)],
+            [PRUNEKIT, *train, "--shard", shard, "-o", str(ddp)],
             env={**env, "RANK": str(r), "LOCAL_RANK": str(r)},
             stdout=subprocess.PIPE,
             text=True,
@@ -62,6 +64,8 @@ def test_two_processes_write_once_and_match_one(tmp_path, tiny_model_dir):
     assert any(not torch.equal(a[k], original[k]) for k in a), "training changed nothing"
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4), k
+        assert not b[k][original[k] == 0].any(), k  # the pruned entries, exactly zero
     rep_a = json.loads((single / "report.json").read_text())["recovery"]["training"]
     rep_b = json.loads((ddp / "report.json").read_text())["recovery"]["training"]
     assert rep_a["tokens"] == rep_b["tokens"] and rep_b["steps"] == 2
+    assert json.loads((ddp / "report.json").read_text())["recovery"]["config"]["shard"] == shard

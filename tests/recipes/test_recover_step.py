@@ -25,6 +25,7 @@ def _with(steps):
         ([{"recover": {"epoch": 1}}], "unknown key .epoch."),
         ([{"recover": {"train": "everything"}}], "trainable set"),
         ([{"recover": {"max_steps": 0}}], "budget of zero"),
+        ([{"recover": {"shard": "fsdp"}}], "shard: fsdp needs torchrun"),
     ],
 )
 def test_bad_recover_steps_are_one_line(steps, message):

@@ -35,6 +35,8 @@ HELP = {
     "epochs": "reconstruct: passes over the windows per block",
     "checkpoint_every": "save resumable training state every N steps",
     "bf16": "forward/backward in a bfloat16 copy, float32 master weights (--no-bf16: all float32)",
+    "shard": "under torchrun: ddp (a whole model per process, default) or fsdp (FSDP2: student "
+    "and teacher sharded block by block over the processes, for students larger than one GPU)",
 }
 
 
@@ -49,10 +51,14 @@ def register(sub) -> None:
         help="the dense model (default: the one the student's report.json names)",
     )
     p.add_argument("--teacher-dtype", default="bfloat16", choices=["float32", "bfloat16"])
-    from prunekit.recovery.config import RecoveryConfig
+    from prunekit.recovery.config import SHARDS, RecoveryConfig
 
     add_config_args(
-        p, "recovery (the recipe step `recover:` takes the same keys)", RecoveryConfig, HELP
+        p,
+        "recovery (the recipe step `recover:` takes the same keys)",
+        RecoveryConfig,
+        HELP,
+        choices={"shard": list(SHARDS)},
     )
     p.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.data.sources import resolve_source
     from prunekit.models.adapters import adapter_for
     from prunekit.models.loading import load_model, resolve_device
-    from prunekit.recovery.distributed import is_writer, join_from_env, leave
+    from prunekit.recovery.distributed import check_fsdp, is_writer, join_from_env, leave
     from prunekit.recovery.report import param_summary, plot_losses
     from prunekit.recovery.run import recover
     from prunekit.recovery.state import state_dir_for
@@ -108,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     check_output_dir(args.output, args.force)
     device = join_from_env(resolve_device(args.device))
+    if cfg.shard == "fsdp":
+        check_fsdp(cfg.batch_size)
     ppl_sets = split_list(args.eval_ppl)
     for data in ppl_sets:
         resolve_source(data, "eval")
@@ -143,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
             resume=args.resume,
         )
     del teacher
+    student.model = result.model  # under FSDP: a plain copy with the gathered weights
     report["recovery"] = result.report
     report["params"] = param_summary(student.model, adapter)
     if not is_writer():

@@ -203,6 +203,12 @@ def _check_recover(where: str, opts: dict) -> None:
 
     if opts["teacher"] is not None and not isinstance(opts["teacher"], str):
         _fail(where, f"teacher must be a model name or path, got {opts['teacher']!r}")
+    if opts["shard"] == "fsdp":
+        _fail(
+            where,
+            "shard: fsdp needs torchrun's processes and a recipe runs in one; run the recipe "
+            "without it, then `torchrun ... prunekit recover OUT --shard fsdp`",
+        )
     try:
         RecoveryConfig.from_options({k: v for k, v in opts.items() if k != "teacher"})
     except (PrunekitError, TypeError) as exc:

@@ -9,6 +9,7 @@ from prunekit.recovery.trainable import TRAINABLE
 
 METHODS = ("distill", "reconstruct")
 LAYERS = ("all", "pruned")
+SHARDS = ("ddp", "fsdp")
 
 
 @dataclass
@@ -35,6 +36,7 @@ class RecoveryConfig:
     checkpoint_every: int = 50
     seed: int = 0
     bf16: bool = True  # forwards in a bfloat16 copy; trained weights stay float32 (mixed precision)
+    shard: str = "ddp"  # under torchrun: ddp (a whole copy per process) or fsdp (FSDP2, sharded)
 
     def __post_init__(self) -> None:
         if self.lr is None:
@@ -64,6 +66,14 @@ class RecoveryConfig:
         if self.layers not in LAYERS:
             raise PrunekitError(
                 f"unknown layers '{self.layers}'; choose one of: {', '.join(LAYERS)}"
+            )
+        if self.shard not in SHARDS:
+            raise PrunekitError(
+                f"unknown shard mode '{self.shard}'; choose one of: {', '.join(SHARDS)}"
+            )
+        if self.shard == "fsdp" and self.method != "distill":
+            raise PrunekitError(
+                "--shard fsdp applies to --method distill (reconstruct trains one block at a time)"
             )
         for name in (
             "seq_len",

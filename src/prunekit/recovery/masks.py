@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from prunekit.models.adapters import DecoderAdapter
+from prunekit.recovery.distributed import local_like
 
 NM_PATTERNS = ((2, 4), (4, 8))
 
@@ -84,16 +85,17 @@ class SparsityMasks:
 
     @torch.no_grad()
     def mask_grads(self, model: nn.Module, adapter: DecoderAdapter, only: Layers = None) -> None:
-        """Zero the gradients of pruned weights (so optimiser state never moves them)."""
+        """Zero the gradients of pruned weights (so optimiser state never moves them); under FSDP
+        each process masks its own shard."""
         for w, keep in self.weights(model, adapter, only):
             if w.grad is not None:
-                w.grad.mul_(keep.to(w.grad.device))
+                w.grad.mul_(local_like(keep, w.grad))
 
     @torch.no_grad()
     def apply(self, model: nn.Module, adapter: DecoderAdapter, only: Layers = None) -> None:
         """Set every pruned weight back to exactly zero."""
         for w, keep in self.weights(model, adapter, only):
-            w.mul_(keep.to(w.device))
+            w.mul_(local_like(keep, w))
 
     @torch.no_grad()
     def verify(self, model: nn.Module, adapter: DecoderAdapter) -> dict:

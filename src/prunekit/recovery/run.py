@@ -13,6 +13,7 @@ from prunekit.models.adapters import adapter_for
 from prunekit.recovery.answers import teacher_answers
 from prunekit.recovery.config import RecoveryConfig
 from prunekit.recovery.data import answered_corpora, build_training_data, instructions_from
+from prunekit.recovery.distributed import check_fsdp
 from prunekit.recovery.lora import merge_lora
 from prunekit.recovery.masks import SparsityMasks
 from prunekit.recovery.trainable import select_trainable
@@ -22,7 +23,8 @@ from prunekit.recovery.vocab_map import teacher_ids_for
 
 @dataclass
 class RecoveryResult:
-    """The recovered student (edited in place) and what the report records."""
+    """The recovered student (edited in place; under FSDP a plain copy holding the gathered
+    weights) and what the report records."""
 
     model: nn.Module
     tokenizer: object
@@ -97,6 +99,9 @@ def recover(
     """Train the student towards the teacher; every pruned weight stays exactly zero."""
     cfg.validated()
     device = torch.device(device)
+    fsdp = cfg.shard == "fsdp"
+    if fsdp:
+        check_fsdp(cfg.batch_size)
     teacher_ids = check_pair(student, teacher, student_tokenizer, teacher_tokenizer)
     adapter = adapter_for(student)
     if cfg.method == "reconstruct" and (
@@ -110,7 +115,9 @@ def recover(
     masks = SparsityMasks.from_model(student, adapter)
     torch.manual_seed(cfg.seed)
     spec = cfg.data if cfg.method == "distill" else _corpus_part(cfg.data)
-    teacher.to(device).eval().requires_grad_(False)
+    teacher.eval().requires_grad_(False)
+    if not fsdp or answered_corpora(spec):  # FSDP moves shards only; answering needs the whole
+        teacher.to(device)
     answers, answer_reports = _answers(spec, teacher, teacher_tokenizer, cfg, device, progress)
     data = build_training_data(
         spec,
@@ -123,7 +130,8 @@ def recover(
     )
     for corpus, rep in answer_reports.items():
         data.report["sources"][f"answered:{corpus}"]["teacher_answers"] = rep
-    student.to(device)
+    if not fsdp:
+        student.to(device)
     layers = pruned_layers(student, teacher, adapter) if cfg.layers == "pruned" else None
     if cfg.method == "distill":
         params = select_trainable(
@@ -136,6 +144,7 @@ def recover(
             student, teacher, adapter, params, masks, teacher_ids, cfg, device, pad
         )
         log = distiller.train(data, state_dir, resume, progress)
+        student = distiller.unsharded()
         merge_lora(student)
     else:
         from prunekit.recovery.reconstruct import reconstruct

@@ -13,26 +13,31 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from prunekit.recovery.distributed import gathered, local_like
+
 
 def state_dir_for(out: Path) -> Path:
     return Path(out).parent / f".{Path(out).name}.recover-state"
 
 
-def save_state(folder: Path, named: dict[str, torch.nn.Parameter], optimizer, meta: dict) -> None:
-    """Trainable tensors, optimiser moments and progress, written to a temp folder then renamed."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    tensors = {f"param/{n}": p.detach().cpu().contiguous() for n, p in named.items()}
-    index = {id(p): n for n, p in named.items()}
-    steps = {}
-    for p, st in optimizer.state.items():
-        name = index[id(p)]
-        for key, value in st.items():
+def save_state(
+    folder: Path, named: dict[str, torch.nn.Parameter], optimizer, meta: dict, write: bool = True
+) -> None:
+    """Trainable tensors, optimiser moments and progress, written to a temp folder then renamed.
+    Under FSDP every process calls it (the shards are gathered, whole); only `write` writes."""
+    tensors, steps = {}, {}
+    for name, p in named.items():
+        tensors[f"param/{name}"] = gathered(p.detach()).cpu().contiguous()
+        for key, value in optimizer.state.get(p, {}).items():
             if key == "step":
                 steps[name] = float(value)
             else:
-                tensors[f"opt/{key}/{name}"] = value.detach().cpu().contiguous()
+                tensors[f"opt/{key}/{name}"] = gathered(value.detach()).cpu().contiguous()
+    if not write:
+        return
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     save_file(tensors, str(tmp / "state.safetensors"))
     (tmp / "state.json").write_text(json.dumps({**meta, "optimizer_steps": steps}))
     shutil.rmtree(folder, ignore_errors=True)
@@ -40,15 +45,16 @@ def save_state(folder: Path, named: dict[str, torch.nn.Parameter], optimizer, me
 
 
 def load_state(folder: Path, named: dict[str, torch.nn.Parameter], optimizer) -> dict:
-    """Restore what `save_state` wrote into the live parameters and optimiser; return the progress."""
+    """Restore what `save_state` wrote into the live parameters and optimiser (each process its
+    shard under FSDP); return the progress."""
     tensors = load_file(str(folder / "state.safetensors"))
     meta = json.loads((folder / "state.json").read_text())
     with torch.no_grad():
         for n, p in named.items():
-            p.copy_(tensors[f"param/{n}"])
+            p.copy_(local_like(tensors[f"param/{n}"], p))
     for n, p in named.items():
         st = {
-            key.split("/")[1]: t.to(p.device)
+            key.split("/")[1]: local_like(t, p)
             for key, t in tensors.items()
             if key.startswith("opt/") and key.split("/", 2)[2] == n
         }

@@ -1,7 +1,8 @@
 """End-to-end distillation: KL(teacher ‖ student) on next-token distributions, pruned weights fixed at zero.
 
 Runs as one process or data-parallel under torch's own distributed stack (`torchrun`): each
-process takes its share of every global batch and DDP averages the gradients.
+process takes its share of every global batch and DDP averages the gradients, or, with
+`shard="fsdp"`, FSDP2 shards the student and teacher block by block over the processes.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.recovery.config import RecoveryConfig
 from prunekit.recovery.data import TrainingData, collate
+from prunekit.recovery.distributed import check_fsdp, gathered, shard
 from prunekit.recovery.losses import kl_sum, teacher_log_probs
 from prunekit.recovery.masks import SparsityMasks
 from prunekit.recovery.state import load_state, save_state
@@ -94,16 +96,26 @@ def batch_indices(step: int, cfg: RecoveryConfig, n: int) -> list[int]:
     return out
 
 
+def _use_bf16(bf16: bool, device: torch.device) -> bool:
+    return bf16 and not (device.type == "cuda" and not torch.cuda.is_bf16_supported())
+
+
 def _compute_copy(student: nn.Module, bf16: bool, device: torch.device) -> nn.Module:
     """The model forwards run on: a bfloat16 copy where the device does bfloat16 matmuls fast
     (float32 masters stay in `student`, so small updates are not rounded away), else `student`."""
-    if not bf16 or (device.type == "cuda" and not torch.cuda.is_bf16_supported()):
-        return student
-    return copy.deepcopy(student).to(torch.bfloat16)
+    return copy.deepcopy(student).to(torch.bfloat16) if _use_bf16(bf16, device) else student
+
+
+def _meta_shell(model: nn.Module, keep: list[torch.Tensor]) -> nn.Module:
+    """A copy of `model` with its parameters on the meta device (no memory; ties kept) and the
+    tensors `keep` shared: the plain module FSDP's gathered weights are put back into."""
+    memo = {id(p): nn.Parameter(p.detach().to("meta"), p.requires_grad) for p in model.parameters()}
+    return copy.deepcopy(model, memo | {id(t): t for t in keep})
 
 
 class Distiller:
-    """Trains `params` of the student towards the teacher; masks re-applied after every step."""
+    """Trains `params` of the student towards the teacher; masks re-applied after every step.
+    With cfg.shard == "fsdp" both models are sharded in place: take the result from `unsharded()`."""
 
     def __init__(
         self,
@@ -122,14 +134,37 @@ class Distiller:
         self.cfg, self.device, self.pad_id = cfg, device, pad_id
         self.rank, self.world = world()
         names = {id(p): n for n, p in student.named_parameters()}
-        self.named = {names[id(p)]: p for p in params}  # float32 masters: trained, saved
-        self.compute = _compute_copy(student, cfg.bf16, device)
+        trained = [names[id(p)] for p in params]
+        self.fsdp, self.shell = cfg.shard == "fsdp", None
+        if self.fsdp:
+            check_fsdp(cfg.batch_size)
+            self.shell = _meta_shell(student, list(masks.keeps.values()))
+            shard(teacher, adapter, device, bf16=False)
+            shard(student, adapter, device, _use_bf16(cfg.bf16, device))
+        live = dict(student.named_parameters())
+        self.named = {n: live[n] for n in trained}  # float32 masters (FSDP shards): trained, saved
+        self.params = list(self.named.values())
+        self.compute = student if self.fsdp else _compute_copy(student, cfg.bf16, device)
         live = dict(self.compute.named_parameters())
         self.pairs = [(p, live[n]) for n, p in self.named.items() if live[n] is not p]
         self.forward = self.compute
-        if self.world > 1:
+        if self.world > 1 and not self.fsdp:
             self.forward = nn.parallel.DistributedDataParallel(self.compute)
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0
+        )
+
+    @torch.no_grad()
+    def unsharded(self) -> nn.Module:
+        """The trained student as a plain module: itself, or under FSDP its shell with the whole
+        weights gathered (one tensor at a time; every process gets them, in CPU memory)."""
+        if self.shell is None:
+            return self.student
+        sharded = dict(self.student.named_parameters())
+        for name, p in self.shell.named_parameters():
+            whole = nn.Parameter(gathered(sharded[name]).cpu(), p.requires_grad)
+            torch.utils.swap_tensors(p, whole)
+        return self.shell
 
     @torch.no_grad()
     def _sync(self) -> None:
@@ -159,7 +194,7 @@ class Distiller:
                 t_logp = teacher_log_probs(
                     self.teacher(input_ids=t_ids, attention_mask=mask).logits, self.teacher_ids
                 )
-            sync = k == len(micro) - 1 or self.world == 1
+            sync = k == len(micro) - 1 or self.world == 1 or self.fsdp  # FSDP: reduce-scatter each
             ctx = contextlib.nullcontext() if sync else self.forward.no_sync()
             with ctx:
                 logits = self.forward(input_ids=ids, attention_mask=mask).logits
@@ -212,11 +247,11 @@ class Distiller:
                 bar.set_postfix(kl=f"{loss:.4f}", tok_s=f"{log.tokens / max(elapsed, 1e-9):.0f}")
                 if (
                     state_dir is not None
-                    and self.rank == 0
+                    and (self.rank == 0 or self.fsdp)  # FSDP: every process gathers its shards
                     and log.steps % cfg.checkpoint_every == 0
                 ):
                     meta = {"step": log.steps, "tokens": log.tokens, "losses": log.losses}
-                    save_state(state_dir, self.named, self.optimizer, meta)
+                    save_state(state_dir, self.named, self.optimizer, meta, self.rank == 0)
         finally:
             bar.close()
             self.compute.eval()
