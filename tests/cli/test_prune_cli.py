@@ -57,6 +57,7 @@ def test_prune_then_eval_writes_a_complete_report(tmp_path, tiny_model_dir, caps
     assert "python" in printed
     updated = json.loads((out / "report.json").read_text())
     assert updated["evaluation"]["perplexity"]["python"]["tokens"] == 4 * 31
+    assert updated["evaluation"]["perplexity"]["python"]["dtype"] == "float32"
     assert updated["method"]["name"] == "sparsegpt"
 
 

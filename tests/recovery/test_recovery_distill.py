@@ -97,7 +97,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(
         assert torch.equal(a, b), n
 
 
-def test_bf16_compute_keeps_float32_masters(tiny_model_dir):
+def test_bf16_compute_keeps_float32_masters(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr("prunekit.recovery.trainer.auto_dtype", lambda device: "bfloat16")
     teacher, student, tok = _peaky_teacher(tiny_model_dir)
     magnitude_prune(student, 0.5)
     adapter = adapter_for(student)
@@ -106,12 +107,27 @@ def test_bf16_compute_keeps_float32_masters(tiny_model_dir):
     params = select_trainable(student, adapter, "full", masks)
     d = Distiller(student, teacher, adapter, params, masks, None, cfg, torch.device("cpu"), 0)
     data = TrainingData([Sample(list(range(1, 30)), [1.0] * 29) for _ in range(4)])
-    d.train(data, progress=False)
+    log = d.train(data, progress=False)
     assert all(p.dtype == torch.float32 for p in student.parameters())
     assert next(d.compute.parameters()).dtype == torch.bfloat16
+    assert log.as_dict()["compute_dtype"] == "bfloat16"
     live = dict(d.compute.named_parameters())
     for name, p in d.named.items():
         assert torch.equal(live[name], p.to(torch.bfloat16))
+
+
+def test_bf16_is_not_emulated_on_a_cpu_without_it(tiny_model_dir, monkeypatch):
+    """Without native bfloat16 (no avx512_bf16 / AMX) the forwards stay float32, and say so."""
+    monkeypatch.setattr("prunekit.recovery.trainer.auto_dtype", lambda device: "float32")
+    teacher, student, tok = _peaky_teacher(tiny_model_dir)
+    adapter = adapter_for(student)
+    masks = SparsityMasks.from_model(student, adapter)
+    cfg = config(train="full", bf16=True, lr=1e-3, max_steps=1)
+    params = select_trainable(student, adapter, "full", masks)
+    d = Distiller(student, teacher, adapter, params, masks, None, cfg, torch.device("cpu"), 0)
+    data = TrainingData([Sample(list(range(1, 30)), [1.0] * 29) for _ in range(4)])
+    assert d.compute is student
+    assert d.train(data, progress=False).as_dict()["compute_dtype"] == "float32"
 
 
 def _effective_weights(student, adapter) -> dict[str, torch.Tensor]:

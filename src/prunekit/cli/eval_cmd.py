@@ -87,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         from prunekit.errors import PrunekitError
 
         raise PrunekitError("nothing to evaluate; ask for e.g. --ppl python")
+    dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
+    for entry in [*results.get("perplexity", {}).values(), results.get("humaneval")]:
+        if isinstance(entry, dict):
+            entry["dtype"] = dtype  # both depend on the dtype the forwards ran in
 
     if target is not None:
         report = existing if existing is not None else {**new_report(), "model": lm.info}

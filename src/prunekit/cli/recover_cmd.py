@@ -34,7 +34,8 @@ HELP = {
     "time_budget_s": "stop after S seconds of training (default 2700)",
     "epochs": "reconstruct: passes over the windows per block",
     "checkpoint_every": "save resumable training state every N steps",
-    "bf16": "forward/backward in a bfloat16 copy, float32 master weights (--no-bf16: all float32)",
+    "bf16": "forward/backward in a bfloat16 copy where the device computes in bfloat16 natively, "
+    "float32 master weights (--no-bf16: all float32)",
     "shard": "under torchrun: ddp (a whole model per process, default) or fsdp (FSDP2: student "
     "and teacher sharded block by block over the processes, for students larger than one GPU)",
 }
@@ -50,7 +51,12 @@ def register(sub) -> None:
         default=None,
         help="the dense model (default: the one the student's report.json names)",
     )
-    p.add_argument("--teacher-dtype", default="bfloat16", choices=["float32", "bfloat16"])
+    p.add_argument(
+        "--teacher-dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16"],
+        help="auto: bfloat16 where the device computes in it natively, else float32",
+    )
     from prunekit.recovery.config import SHARDS, RecoveryConfig
 
     add_config_args(
@@ -128,8 +134,8 @@ def run(args: argparse.Namespace) -> int:
 
     timer, report = Timer(), new_report()
     with timer("load"):
-        student = load_model(args.model, args.dtype, args.trust_remote_code)
-        teacher = load_model(teacher_name, args.teacher_dtype, args.trust_remote_code)
+        student = load_model(args.model, args.dtype, args.trust_remote_code, device)
+        teacher = load_model(teacher_name, args.teacher_dtype, args.trust_remote_code, device)
     report["model"], report["teacher"] = student.info, teacher.info
     adapter = adapter_for(student.model)
     report["params_before"] = param_summary(student.model, adapter)

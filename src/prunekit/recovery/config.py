@@ -35,7 +35,9 @@ class RecoveryConfig:
     lora_alpha: float = 32.0
     checkpoint_every: int = 50
     seed: int = 0
-    bf16: bool = True  # forwards in a bfloat16 copy; trained weights stay float32 (mixed precision)
+    # forwards in a bfloat16 copy where the device computes in bfloat16 natively (float32 elsewhere);
+    # trained weights stay float32 (mixed precision)
+    bf16: bool = True
     shard: str = "ddp"  # under torchrun: ddp (a whole copy per process) or fsdp (FSDP2, sharded)
 
     def __post_init__(self) -> None:

@@ -20,6 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from prunekit.models.adapters import DecoderAdapter
+from prunekit.models.loading import auto_dtype
 from prunekit.recovery.config import RecoveryConfig
 from prunekit.recovery.data import TrainingData, collate
 from prunekit.recovery.distributed import check_fsdp, gathered, shard
@@ -38,9 +39,11 @@ class TrainLog:
     wall_s: float = 0.0
     cpu_s: float = 0.0
     resumed_from: int | None = None
+    compute_dtype: str = "float32"  # what the forwards and backwards ran in
 
     def as_dict(self) -> dict:
         return {
+            "compute_dtype": self.compute_dtype,
             "steps": self.steps,
             "tokens": self.tokens,
             "loss_first": self.losses[0] if self.losses else None,
@@ -97,7 +100,9 @@ def batch_indices(step: int, cfg: RecoveryConfig, n: int) -> list[int]:
 
 
 def _use_bf16(bf16: bool, device: torch.device) -> bool:
-    return bf16 and not (device.type == "cuda" and not torch.cuda.is_bf16_supported())
+    """Mixed precision only where the device computes in bfloat16 natively: emulated bfloat16 on
+    a CPU without it (no avx512_bf16 / AMX) is several times slower than float32."""
+    return bf16 and auto_dtype(device) == "bfloat16"
 
 
 def _compute_copy(student: nn.Module, bf16: bool, device: torch.device) -> nn.Module:
@@ -145,6 +150,8 @@ class Distiller:
         self.named = {n: live[n] for n in trained}  # float32 masters (FSDP shards): trained, saved
         self.params = list(self.named.values())
         self.compute = student if self.fsdp else _compute_copy(student, cfg.bf16, device)
+        bf16 = _use_bf16(cfg.bf16, device)
+        self.compute_dtype = torch.bfloat16 if bf16 else next(student.parameters()).dtype
         live = dict(self.compute.named_parameters())
         self.pairs = [(p, live[n]) for n, p in self.named.items() if live[n] is not p]
         self.forward = self.compute
@@ -218,7 +225,8 @@ class Distiller:
         resume: bool = False,
         progress: bool = True,
     ) -> TrainLog:
-        cfg, log = self.cfg, TrainLog()
+        cfg = self.cfg
+        log = TrainLog(compute_dtype=str(self.compute_dtype).replace("torch.", ""))
         total = planned_steps(cfg, data)
         if resume and state_dir is not None and (state_dir / "state.json").is_file():
             meta = load_state(state_dir, self.named, self.optimizer)
