@@ -3,7 +3,8 @@
 #
 #   scripts/mutation.sh [module ...]     modules: methods allocation structural calibration
 #                                        (default: methods); JOBS=2 workers, LIMIT=900 s per module,
-#                                        ONLY="glob…" to run just those mutants (e.g. 'prunekit.methods.oneshot*')
+#                                        ONLY="glob…" to run just those mutants (e.g. 'prunekit.methods.oneshot*'),
+#                                        TIMEOUT_CONSTANT=10 s added to mutmut's per-mutant time estimate
 #
 # Each module is mutated in its own scratch copy ($MUTATION_DIR/<module>, default
 # /tmp/prunekit-mutation), against only the fast tests that exercise it; mutmut runs just the tests
@@ -20,7 +21,10 @@ MUTMUT="$ROOT/.venv/bin/mutmut"
 tests_for() {
   case "$1" in
     methods) echo "tests/methods" ;;
-    allocation) echo "tests/allocation/test_ramps.py tests/allocation/test_alignment.py tests/allocation/test_owl_reference.py tests/allocation/test_neuroal_argmin.py" ;;
+    # allocation: the fast files, plus the two fast tests of the cached dense reference (without
+    # them its mutants in neuroal_search survive) and check_allocation's messages; the rest of
+    # test_neuroal_fast / test_allocation_api / the CLI take minutes per surviving mutant
+    allocation) echo "tests/allocation/test_ramps.py tests/allocation/test_alignment.py tests/allocation/test_owl_reference.py tests/allocation/test_neuroal_argmin.py tests/allocation/test_allocation_math.py tests/allocation/test_neuroal_fast.py::test_cached_reference_objective_equals_dense_model_vs_masked_model_norms tests/allocation/test_neuroal_fast.py::test_cached_reference_runs_one_block_forward_per_candidate_block tests/allocation/test_allocation_api.py::test_bad_allocation_input_is_one_line_error" ;;
     structural) echo "tests/structural" ;;
     calibration) echo "tests/calibration" ;;
     *) echo "unknown module '$1'; choose from: methods allocation structural calibration" >&2; return 2 ;;
@@ -40,6 +44,10 @@ for module in "${@:-methods}"; do
     for t in $selection; do echo "    $t"; done
     echo "pytest_add_cli_args=-x"
     echo "process_isolation=forkserver"  # torch is not fork-safe after the stats run
+    # mutmut's CPU-time limit is (estimated test time + constant) × 15 × 2, and its estimate from
+    # the stats run can be far too low (0.27 s for a NeuroAL test that takes ~17 CPU-s alone):
+    # with the default constant (1) most neuroal.py mutants 'timed out'; 10 allows ≥ 300 CPU-s
+    echo "timeout_constant=${TIMEOUT_CONSTANT:-10}"
   } >"$work/setup.cfg"
   echo "== $module: mutating src/prunekit/$module against $selection (scratch: $work)"
   status=0
