@@ -8,6 +8,7 @@ import statistics
 import pytest
 import torch
 
+from prunekit.allocation.alignment import row_ranks
 from prunekit.allocation.neuroal import row_plan
 from prunekit.allocation.owl import outlier_ratio
 from prunekit.allocation.plan import AllocationPlan, LayerShape, block_sizes, layer_shapes
@@ -129,3 +130,17 @@ def test_a_one_block_ramp_is_the_sparsity_itself():
     """B = 1: no ramp (the formula would divide by B − 1 = 0)."""
     assert block_ramp(1, 0.6, 0.2).tolist() == [0.6]
     assert block_ramp(3, 0.6, 0.2).tolist() == pytest.approx([0.4, 0.6, 0.8])
+
+
+def test_row_ranks_are_the_inverse_sort_even_past_int16():
+    """Rank of each score in its row, ties by position, for a row too long for int16 ranks."""
+    g = torch.Generator().manual_seed(0)
+    wide = torch.randint(0, 1000, (2, 40_000), generator=g).float()  # many ties
+    ranks = row_ranks(wide)
+    for r in range(2):
+        order = sorted(range(40_000), key=lambda j: (float(wide[r, j]), j))
+        want = torch.empty(40_000, dtype=torch.long)
+        want[torch.tensor(order)] = torch.arange(40_000)
+        assert torch.equal(ranks[r].long(), want)
+    small = row_ranks(torch.tensor([[3.0, 1.0, 3.0, 2.0]]))
+    assert small.tolist() == [[2, 0, 3, 1]] and small.dtype == torch.int16
