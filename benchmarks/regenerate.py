@@ -235,6 +235,12 @@ ENTRIES: tuple[Entry, ...] = (
         files("depth_cost_smollm2-135m", ".json", ".md"),
         5,
     ),
+    Entry(
+        "mmap_rss",
+        ("python benchmarks/mmap_rss.py --model qwen2.5-coder-0.5b",),
+        files(f"mmap_rss_{Q}", ".json", ".md"),
+        1,
+    ),
     # Reconstructed from generation_throughput.md: the committed rows ran one process per
     # (model, generator) with --only new|old, on recipes/seed_structural.yaml's output with
     # model smollm2-135m and 16 × 256 calibration windows (its evaluation is dropped here). The
