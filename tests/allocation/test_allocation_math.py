@@ -3,16 +3,21 @@ for the mutants mutmut found unchecked (tests/MUTATION.md, allocation/)."""
 
 from __future__ import annotations
 
+import math
 import statistics
 
 import pytest
 import torch
 
-from prunekit.allocation.alignment import row_ranks
+from conftest import tiny_model
+from prunekit.allocation.alignment import alignment_objective, row_ranks, scorer_prune
 from prunekit.allocation.neuroal import row_plan
 from prunekit.allocation.owl import outlier_ratio
 from prunekit.allocation.plan import AllocationPlan, LayerShape, block_sizes, layer_shapes
 from prunekit.allocation.ramps import block_ramp, recentre
+from prunekit.calibration.context import RunContext
+from prunekit.methods.patterns import UNSTRUCTURED
+from prunekit.methods.pruners import Wanda
 from prunekit.models.adapters import adapter_for
 
 
@@ -144,3 +149,23 @@ def test_row_ranks_are_the_inverse_sort_even_past_int16():
         assert torch.equal(ranks[r].long(), want)
     small = row_ranks(torch.tensor([[3.0, 1.0, 3.0, 2.0]]))
     assert small.tolist() == [[2, 0, 3, 1]] and small.dtype == torch.int16
+
+
+def test_the_bound_stops_a_candidate_only_before_its_last_block():
+    """A partial sum reaching the bound (≥, ties included) stops the pass, unless it is complete."""
+    model = tiny_model("llama")
+    adapter = adapter_for(model)
+    ids = torch.randint(0, 128, (2, 12), generator=torch.Generator().manual_seed(0))
+    run = RunContext(model, adapter, [ids], progress=False)
+    prune = scorer_prune(Wanda(), UNSTRUCTURED, lambda *_: 0.5)
+
+    def objective(bound: float):
+        """M(D) of the Wanda-50% candidate under `bound`."""
+        return alignment_objective(run, prune, Wanda.needs, bound=bound)
+
+    full = objective(math.inf)
+    first = sum(v for k, v in full.terms.items() if k.startswith("layers.0."))
+    tie = objective(first)  # block 0 alone reaches it exactly
+    assert (tie.complete, tie.blocks_done, tie.objective) == (False, 1, first)
+    last = objective(full.objective)  # reached only by the last block: the candidate is complete
+    assert (last.complete, last.blocks_done, last.objective) == (True, 3, full.objective)
