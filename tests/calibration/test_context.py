@@ -55,3 +55,17 @@ def test_quiet_and_with_batches_change_only_their_field(tiny_llama):
         torch.float16,
     )
     assert run.batches is first and run.progress is True  # the original is untouched
+
+
+def test_engine_defaults(tiny_llama):
+    """A bare engine: CPU, progress on, 'calibrating', weights' dtype, truncated statistics passes."""
+    adapter = adapter_for(tiny_llama)
+    engine = LayerwiseEngine(tiny_llama, adapter, [])
+    assert (engine.model, engine.adapter, engine.batches) == (tiny_llama, adapter, [])
+    assert engine.device == torch.device("cpu")
+    assert (engine.progress, engine.desc, engine.forward_dtype, engine.truncate) == (
+        True,
+        "calibrating",
+        None,
+        True,
+    )
