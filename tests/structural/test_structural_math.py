@@ -3,7 +3,11 @@ found unchecked (tests/MUTATION.md, structural/)."""
 
 from __future__ import annotations
 
+import pytest
+
+from prunekit.errors import PrunekitError
 from prunekit.structural.depth import DepthResult
+from prunekit.structural.width import keep_count
 
 
 def test_depth_result_to_dict_names_every_field():
@@ -17,3 +21,13 @@ def test_depth_result_to_dict_names_every_field():
         "rounds": [{"0": 0.5, "2": 0.25}, {"0": 0.75}],
         "cost": {"x": 1},
     }
+
+
+def test_keep_count_never_exceeds_a_width_below_one_multiple():
+    """Width 32 with multiple 64: 16 rounds to 0 multiples, the floor is the whole width, not 64."""
+    assert keep_count(32, 0.5, 64) == 32
+    assert keep_count(100, 1.0, 64) == 100  # keep 1: the width itself, not 2 × 64 clipped
+    assert keep_count(200, 0.9, 64) == 192  # 180 → 2.81 → 3 multiples
+    for bad in (0, -1, 1.5):
+        with pytest.raises(PrunekitError, match="width multiple must be a whole number ≥ 1"):
+            keep_count(64, 0.5, bad)
