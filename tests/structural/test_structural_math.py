@@ -4,9 +4,10 @@ found unchecked (tests/MUTATION.md, structural/)."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from prunekit.errors import PrunekitError
-from prunekit.structural.depth import DepthResult
+from prunekit.structural.depth import DepthResult, angular_sum, cosine_sum, kl_sum
 from prunekit.structural.width import keep_count
 
 
@@ -31,3 +32,14 @@ def test_keep_count_never_exceeds_a_width_below_one_multiple():
     for bad in (0, -1, 1.5):
         with pytest.raises(PrunekitError, match="width multiple must be a whole number ≥ 1"):
             keep_count(64, 0.5, bad)
+
+
+def test_depth_sums_count_the_scored_tokens():
+    """2 windows × 3 positions: 6 tokens scored, or 2 with last_token; KL of identical rows is 0."""
+    h = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(0))
+    assert cosine_sum(h, h)[1] == 6 and cosine_sum(h, h, last_token=True)[1] == 2
+    assert angular_sum(h, -h)[1] == 6 and angular_sum(h, -h, last_token=True)[1] == 2
+    assert angular_sum(h, -h)[0] == pytest.approx(6.0, abs=5e-3)  # π/π per token (float32 arccos)
+    logp = torch.log_softmax(h, dim=-1)
+    assert kl_sum(logp, logp) == (0.0, 6)
+    assert kl_sum(logp[:, -1], logp[:, -1])[1] == 2
