@@ -3,11 +3,14 @@ found unchecked (tests/MUTATION.md, structural/)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from prunekit.errors import PrunekitError
 from prunekit.structural.depth import DepthResult, angular_sum, cosine_sum, kl_sum
+from prunekit.structural.ratios import Blocks, allocate, layer_weights
 from prunekit.structural.width import keep_count
 
 
@@ -43,3 +46,21 @@ def test_depth_sums_count_the_scored_tokens():
     logp = torch.log_softmax(h, dim=-1)
     assert kl_sum(logp, logp) == (0.0, 6)
     assert kl_sum(logp[:, -1], logp[:, -1])[1] == 2
+
+
+def test_flat_blocks_under_adaptive_and_stable_weights():
+    """All blocks flat (every CV 0): equal weights. One flat block under `stable`: 1/1e-6 of the mean
+    CV's weight, finite (CV of 1..8 = √5.25 / 4.5 by hand)."""
+    flat, varied = torch.full((8,), 3.0), torch.arange(1.0, 9.0)
+    assert layer_weights("adaptive", [flat, flat]) == [1.0, 1.0]
+    assert layer_weights("stable", [flat, flat, flat]) == [1.0, 1.0, 1.0]
+    cv = math.sqrt(5.25) / 4.5
+    mean = cv / 2
+    assert layer_weights("stable", [flat, varied]) == pytest.approx([1e6, mean / cv])
+
+
+def test_equal_blocks_tie_to_the_lower_index():
+    """Two identical blocks and one group to place: the first block loses it."""
+    blocks = Blocks.build([4, 4], [10, 10], max_ratio=0.8, min_keep=1)
+    scores = [torch.tensor([1.0, 2.0, 3.0, 4.0])] * 2
+    assert allocate(blocks, [1.0, 1.0], 10, scores) == [1, 0]
