@@ -64,3 +64,10 @@ def test_equal_blocks_tie_to_the_lower_index():
     blocks = Blocks.build([4, 4], [10, 10], max_ratio=0.8, min_keep=1)
     scores = [torch.tensor([1.0, 2.0, 3.0, 4.0])] * 2
     assert allocate(blocks, [1.0, 1.0], 10, scores) == [1, 0]
+
+
+def test_blocks_total_and_caps_by_hand():
+    """4 groups of 10 + 6 of 20 parameters = 160; caps ⌊0.5·g⌋ in whole steps of 2, g − 3 at most."""
+    blocks = Blocks.build([4, 6], [10, 20], max_ratio=0.5, min_keep=3, step=2)
+    assert blocks.total == 160
+    assert blocks.caps == [0, 2]  # min(2, 1) → 0 steps; min(3, 3) → 2 (one step of 2)
