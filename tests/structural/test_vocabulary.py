@@ -174,3 +174,26 @@ def test_bad_vocabulary_input():
 
     with pytest.raises(PrunekitError, match="fast"):
         prune_vocabulary(model, Slow(), adapter_for(model), ["x"])
+
+
+@pytest.mark.skipif(
+    not is_installed("smollm2-135m") and not os.environ.get("PRUNEKIT_REQUIRE_BUILTIN"),
+    reason="smollm2-135m is not installed (prunekit install smollm2-135m)",
+)
+def test_whitespace_tokens_survive_a_corpus_without_them(tmp_path):
+    """A corpus with no trailing spaces or blank indented lines (like the CPython sources) must
+    not cost code its ' \\n' / '    \\n' tokens: they tokenize as in the original."""
+    from transformers import AutoTokenizer
+
+    from prunekit.structural.vocabulary import check_tokenizer, model_vocab, whitespace_tokens
+
+    tok = AutoTokenizer.from_pretrained(builtin_dir("smollm2-135m"))
+    corpus = ["\n".join(line.rstrip() for line in t.splitlines()) for t in _python_texts()]
+    spaces = whitespace_tokens(check_tokenizer(tok), model_vocab(check_tokenizer(tok)))
+    assert {"Ġ", "Ċ", "ĠĠĠ", "ĊĊ"} <= spaces and "Ġx" not in spaces
+    model = _tiny_llama(len(tok), tok.bos_token_id, tok.eos_token_id, tok.pad_token_id)
+    new_tok, report = prune_vocabulary(model, tok, adapter_for(model), corpus)
+    code = "def f(x): \n    \n    return x  \n\t\n"
+    assert _strings(new_tok, code) == _strings(tok, code)
+    assert report["kept_whitespace"] > 0
+    assert set(new_tok.get_vocab()) >= spaces

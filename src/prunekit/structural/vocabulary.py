@@ -123,6 +123,19 @@ def base_tokens(tok_json: dict, vocab: dict[str, int]) -> set[str]:
     return base
 
 
+# what whitespace looks like inside a token string: byte-level BPE's printable stand-ins for space,
+# \n, \t, \r, \v, \f (GPT-2's byte alphabet), else SentencePiece's ▁ and the characters themselves
+_BYTE_LEVEL_SPACE = frozenset("ĠĊĉčċČ")
+_PLAIN_SPACE = frozenset("▁ \n\t\r\v\f")
+
+
+def whitespace_tokens(tok_json: dict, vocab: dict[str, int]) -> set[str]:
+    """Tokens made of whitespace only (runs of spaces, newlines, indentation): code needs them
+    whatever the corpus — a corpus that strips trailing spaces would otherwise drop ' \n'."""
+    chars = _BYTE_LEVEL_SPACE if is_byte_level(tok_json) else _PLAIN_SPACE
+    return {t for t in vocab if t and set(t) <= chars}
+
+
 def token_counts(
     tokenizer, texts: Iterable[str], vocab_rows: int, chunk: int = 256
 ) -> torch.Tensor:
@@ -158,6 +171,7 @@ class VocabPlan:
     from_merges: int
     merges_before: int = 0
     merges_after: int = 0
+    whitespace: int = 0  # whitespace-only tokens kept although the corpus did not use them
     extra: dict = field(default_factory=dict)
 
     @property
@@ -179,12 +193,13 @@ def plan_vocabulary(
     corpus_ids = {i for i in corpus_ids if i in id_to_tok and i not in added}
     special_ids = set(added) | {i for i in required_ids if i in all_ids}
     base = {vocab[t] for t in base_tokens(tok_json, vocab)} - special_ids
+    spaces = {vocab[t] for t in whitespace_tokens(tok_json, vocab)} - special_ids - base
     if not corpus_ids - base:
         raise PrunekitError(
             f"the vocabulary corpus leaves no ordinary tokens beyond the {len(special_ids)} special and "
             f"{len(base)} base tokens (min_count {min_count}); give more in-domain text or lower min_count"
         )
-    kept_strings = {id_to_tok[i] for i in corpus_ids | base if i in id_to_tok}
+    kept_strings = {id_to_tok[i] for i in corpus_ids | base | spaces if i in id_to_tok}
     merges = _merge_pairs(tok_json["model"])
     closed = merge_closure(kept_strings, merges) if merges else kept_strings
     keep_model = {vocab[t] for t in closed if t in vocab}
@@ -199,7 +214,8 @@ def plan_vocabulary(
         from_corpus=len(corpus_ids),
         special=len(special_ids),
         base=len(base - corpus_ids),
-        from_merges=len(keep_model - corpus_ids - base),
+        whitespace=len(spaces - corpus_ids),
+        from_merges=len(keep_model - corpus_ids - base - spaces),
         merges_before=len(merges),
         merges_after=merges_after,
     )
@@ -386,6 +402,7 @@ def prune_vocabulary(
         "kept_from_corpus": plan.from_corpus,
         "kept_special_added": plan.special,
         "kept_base": plan.base,
+        "kept_whitespace": plan.whitespace,
         "kept_for_merge_chains": plan.from_merges,
         "merges_before": plan.merges_before,
         "merges_after": plan.merges_after,
