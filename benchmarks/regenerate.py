@@ -170,9 +170,11 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "recovery",
-        ("python benchmarks/recovery.py --run wanda50 wanda50:full seed seed:full vocab",),
+        (
+            "python benchmarks/recovery.py --run wanda50 wanda50:full seed seed:full vocab seed-depth",
+        ),
         files(f"recovery_{Q}", ".json", ".md", ".png"),
-        175,
+        230,
         note="reuses runs/q-<student>[-<recovery>] folders when present (move them aside for a "
         "fresh result); each cell run replaces its record in the JSON, the table shows every "
         "recorded cell",
