@@ -55,8 +55,8 @@ def _call(args: list[str]) -> None:
 
 
 def _student_args(student: str) -> list[str]:
-    """A recipe student runs without the recipe's own float32 evaluation (the bf16 eval below does
-    it); a third element keeps only that step of the recipe."""
+    """A recipe student runs without the recipe's own evaluation (the eval below does it); a
+    third element keeps only that step of the recipe."""
     args = STUDENTS[student]
     if args[0] != "run":
         return args

@@ -97,16 +97,22 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(
         assert torch.equal(a, b), n
 
 
-def test_bf16_compute_keeps_float32_masters(tiny_model_dir, monkeypatch):
-    monkeypatch.setattr("prunekit.recovery.trainer.auto_dtype", lambda device: "bfloat16")
+def _bf16_distiller(tiny_model_dir, max_steps: int):
+    """A half-pruned student's full-training Distiller with bf16 asked for, and its data."""
     teacher, student, tok = _peaky_teacher(tiny_model_dir)
     magnitude_prune(student, 0.5)
     adapter = adapter_for(student)
     masks = SparsityMasks.from_model(student, adapter)
-    cfg = config(train="full", bf16=True, lr=1e-3, max_steps=2)
+    cfg = config(train="full", bf16=True, lr=1e-3, max_steps=max_steps)
     params = select_trainable(student, adapter, "full", masks)
     d = Distiller(student, teacher, adapter, params, masks, None, cfg, torch.device("cpu"), 0)
     data = TrainingData([Sample(list(range(1, 30)), [1.0] * 29) for _ in range(4)])
+    return student, d, data
+
+
+def test_bf16_compute_keeps_float32_masters(tiny_model_dir, monkeypatch):
+    monkeypatch.setattr("prunekit.recovery.trainer.auto_dtype", lambda device: "bfloat16")
+    student, d, data = _bf16_distiller(tiny_model_dir, max_steps=2)
     log = d.train(data, progress=False)
     assert all(p.dtype == torch.float32 for p in student.parameters())
     assert next(d.compute.parameters()).dtype == torch.bfloat16
@@ -119,13 +125,7 @@ def test_bf16_compute_keeps_float32_masters(tiny_model_dir, monkeypatch):
 def test_bf16_is_not_emulated_on_a_cpu_without_it(tiny_model_dir, monkeypatch):
     """Without native bfloat16 (no avx512_bf16 / AMX) the forwards stay float32, and say so."""
     monkeypatch.setattr("prunekit.recovery.trainer.auto_dtype", lambda device: "float32")
-    teacher, student, tok = _peaky_teacher(tiny_model_dir)
-    adapter = adapter_for(student)
-    masks = SparsityMasks.from_model(student, adapter)
-    cfg = config(train="full", bf16=True, lr=1e-3, max_steps=1)
-    params = select_trainable(student, adapter, "full", masks)
-    d = Distiller(student, teacher, adapter, params, masks, None, cfg, torch.device("cpu"), 0)
-    data = TrainingData([Sample(list(range(1, 30)), [1.0] * 29) for _ in range(4)])
+    student, d, data = _bf16_distiller(tiny_model_dir, max_steps=1)
     assert d.compute is student
     assert d.train(data, progress=False).as_dict()["compute_dtype"] == "float32"
 

@@ -105,10 +105,10 @@ def _use_bf16(bf16: bool, device: torch.device) -> bool:
     return bf16 and auto_dtype(device) == "bfloat16"
 
 
-def _compute_copy(student: nn.Module, bf16: bool, device: torch.device) -> nn.Module:
-    """The model forwards run on: a bfloat16 copy where the device does bfloat16 matmuls fast
-    (float32 masters stay in `student`, so small updates are not rounded away), else `student`."""
-    return copy.deepcopy(student).to(torch.bfloat16) if _use_bf16(bf16, device) else student
+def _compute_copy(student: nn.Module, bf16: bool) -> nn.Module:
+    """The model forwards run on: with `bf16` (resolved by `_use_bf16`) a bfloat16 copy (float32
+    masters stay in `student`, so small updates are not rounded away), else `student`."""
+    return copy.deepcopy(student).to(torch.bfloat16) if bf16 else student
 
 
 def _meta_shell(model: nn.Module, keep: list[torch.Tensor]) -> nn.Module:
@@ -140,18 +140,19 @@ class Distiller:
         self.rank, self.world = world()
         names = {id(p): n for n, p in student.named_parameters()}
         trained = [names[id(p)] for p in params]
+        bf16 = _use_bf16(cfg.bf16, device)
+        weights_dtype = next(student.parameters()).dtype
+        self.compute_dtype = str(torch.bfloat16 if bf16 else weights_dtype).removeprefix("torch.")
         self.fsdp, self.shell = cfg.shard == "fsdp", None
         if self.fsdp:
             check_fsdp(cfg.batch_size)
             self.shell = _meta_shell(student, list(masks.keeps.values()))
             shard(teacher, adapter, device, bf16=False)
-            shard(student, adapter, device, _use_bf16(cfg.bf16, device))
+            shard(student, adapter, device, bf16)
         live = dict(student.named_parameters())
         self.named = {n: live[n] for n in trained}  # float32 masters (FSDP shards): trained, saved
         self.params = list(self.named.values())
-        self.compute = student if self.fsdp else _compute_copy(student, cfg.bf16, device)
-        bf16 = _use_bf16(cfg.bf16, device)
-        self.compute_dtype = torch.bfloat16 if bf16 else next(student.parameters()).dtype
+        self.compute = student if self.fsdp else _compute_copy(student, bf16)
         live = dict(self.compute.named_parameters())
         self.pairs = [(p, live[n]) for n, p in self.named.items() if live[n] is not p]
         self.forward = self.compute
@@ -225,8 +226,7 @@ class Distiller:
         resume: bool = False,
         progress: bool = True,
     ) -> TrainLog:
-        cfg = self.cfg
-        log = TrainLog(compute_dtype=str(self.compute_dtype).replace("torch.", ""))
+        cfg, log = self.cfg, TrainLog(compute_dtype=self.compute_dtype)
         total = planned_steps(cfg, data)
         if resume and state_dir is not None and (state_dir / "state.json").is_file():
             meta = load_state(state_dir, self.named, self.optimizer)
