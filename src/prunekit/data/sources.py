@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from prunekit.data.corpora import CORPORA, get_corpus
 from prunekit.errors import PrunekitError
@@ -38,6 +39,16 @@ TEXT_SUFFIXES = {
 }
 
 
+class Source(Protocol):
+    """Documents for one role, with what the report says about them."""
+
+    name: str
+    description: str
+    licence: str
+
+    def documents(self, tokenizer=None) -> Iterator[str]: ...
+
+
 @dataclass(frozen=True)
 class TextSource:
     """Documents for one role (calibration or evaluation) with a description for the report."""
@@ -47,7 +58,8 @@ class TextSource:
     description: str
     licence: str
 
-    def documents(self) -> Iterator[str]:
+    def documents(self, tokenizer=None) -> Iterator[str]:
+        """The text of every file (`tokenizer` is unused: plain text needs no rendering)."""
         for path in self.files:
             if path.suffix == ".jsonl":
                 yield from _jsonl_texts(path)
@@ -99,8 +111,51 @@ def binary_problem(path: Path, probe: int = 1 << 16) -> str | None:
     return None
 
 
-def resolve_source(spec: str, split: str) -> TextSource:
-    """A built-in corpus name (its `split` part) or a user path (used whole)."""
+INSTRUCT = "instruct:"
+
+
+@dataclass(frozen=True)
+class InstructionSource:
+    """Code instructions made from a corpus's Python functions (signature + docstring → the
+    function), rendered in the model's chat format as HumanEval's chat mode sees them; any that
+    share a long n-gram with HumanEval are dropped. For calibrating what coding needs."""
+
+    name: str
+    corpus: TextSource
+    description: str
+    licence: str
+
+    def documents(self, tokenizer=None) -> Iterator[str]:
+        """Every clean instruction as one document: chat text where the tokenizer has a chat
+        template, else the function itself (its signature and docstring are the prompt)."""
+        from prunekit.data.decontam import decontaminate
+        from prunekit.data.instruct import chat_messages, corpus_functions
+
+        found = corpus_functions(self.corpus.files)
+        if tokenizer is not None and getattr(tokenizer, "chat_template", None):
+            texts = [tokenizer.apply_chat_template(chat_messages(i), tokenize=False) for i in found]
+        else:
+            texts = [i.response for i in found]
+        keep, _ = decontaminate(texts)
+        yield from (texts[i] for i in keep)
+
+
+def resolve_source(spec: str, split: str) -> Source:
+    """A built-in corpus name (its `split` part), `instruct:CORPUS` (code instructions from that
+    corpus's split) or a user path (used whole)."""
+    if spec.startswith(INSTRUCT):
+        corpus = resolve_source(spec[len(INSTRUCT) :], split)
+        if not any(p.suffix == ".py" for p in corpus.files):
+            raise PrunekitError(
+                f"'{spec}' needs Python files to make instructions from; name a corpus with "
+                ".py files (instruct:python)"
+            )
+        return InstructionSource(
+            spec,
+            corpus,
+            f"code instructions (chat format) from {corpus.description}",
+            corpus.licence,
+        )
     if spec in CORPORA:
         corpus = get_corpus(spec)
         files = corpus.files(split)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import torch
 
-from prunekit.data.sources import TextSource
+from prunekit.data.sources import Source
 from prunekit.errors import PrunekitError
 
 SEPARATOR = "\n\n"
@@ -66,12 +66,12 @@ def _windows(stream: list[int], count: int, seq_len: int, bos: int | None) -> to
 
 
 def calibration_windows(
-    source: TextSource, tokenizer, samples: int, seq_len: int, seed: int
+    source: Source, tokenizer, samples: int, seq_len: int, seed: int
 ) -> torch.Tensor:
     """`samples` non-overlapping windows of `seq_len` tokens spread over the documents (seeded)."""
     if samples < 1 or seq_len < 2:
         raise PrunekitError("need --calib-samples ≥ 1 and --seq-len ≥ 2")
-    docs = list(source.documents())
+    docs = list(source.documents(tokenizer))
     if not docs:
         raise PrunekitError(
             f"calibration data '{source.name}' is empty; give files with text in them"
@@ -88,9 +88,7 @@ def calibration_windows(
     return _windows(stream, samples, seq_len, bos)
 
 
-def evaluation_windows(
-    source: TextSource, tokenizer, seq_len: int, max_tokens: int
-) -> torch.Tensor:
+def evaluation_windows(source: Source, tokenizer, seq_len: int, max_tokens: int) -> torch.Tensor:
     """Non-overlapping windows spread over the documents, up to `max_tokens` tokens.
 
     The order is fixed (seed 0, independent of the calibration seed), so every model and run is
@@ -98,7 +96,7 @@ def evaluation_windows(
     """
     bos = tokenizer.bos_token_id if adds_bos(tokenizer) else None
     body = seq_len - (1 if bos is not None else 0)
-    stream = _spread_stream(tokenizer, source.documents(), body, max_tokens, EVAL_SEED)
+    stream = _spread_stream(tokenizer, source.documents(tokenizer), body, max_tokens, EVAL_SEED)
     count = min(len(stream), max_tokens) // body
     if count == 0:
         raise PrunekitError(

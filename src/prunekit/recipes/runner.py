@@ -22,6 +22,8 @@ def precheck(recipe: Recipe) -> None:
     for step in recipe.steps:
         if step.name == "vocabulary" and step.options["corpus"]:
             resolve_source(step.options["corpus"], "calib")
+        if step.options.get("source"):
+            resolve_source(step.options["source"], "calib")
     for data in recipe.evaluate["perplexity"]:
         resolve_source(data, "eval")
 
@@ -80,9 +82,8 @@ class _Run:
         cal = self.recipe.calibration
         samples = step.options.get("samples") or cal["samples"]
         seq_len = step.options.get("seq_len") or cal["seq_len"]
-        windows, desc = calibration_data(
-            self.tokenizer, cal["source"], samples, seq_len, cal["seed"]
-        )
+        source = step.options.get("source") or cal["source"]
+        windows, desc = calibration_data(self.tokenizer, source, samples, seq_len, cal["seed"])
         return list(windows.split(cal["batch_size"])), desc
 
     def vocabulary(self, step: Step) -> dict:
@@ -160,7 +161,7 @@ class _Run:
             method=o["method"],
             sparsity=o["sparsity"],
             pattern=o["pattern"],
-            calib=cal["source"],
+            calib=o.get("source") or cal["source"],
             calib_samples=o.get("samples") or cal["samples"],
             seq_len=o.get("seq_len") or cal["seq_len"],
             seed=cal["seed"],

@@ -4,7 +4,7 @@
     calibration: {source: python, samples: 64, seq_len: 512, seed: 0}
     steps:
       - vocabulary: {corpus: python}
-      - depth: {remove: 4, criterion: kl}
+      - depth: {remove: 4, criterion: kl, source: instruct:python}
       - width: {ffn_keep: 0.9, criterion: activation}
       - structured: {heads: 0.25, ffn: 0.25, importance: fused, ratios: adaptive}
       - unstructured: {method: wanda, sparsity: 0.5, allocation: owl, allocation_options: {lambda: 0.08},
@@ -63,7 +63,8 @@ HUMANEVAL_KEYS = (
     "batch_size",
 )  # `humaneval: true` or a mapping of these
 SPEED_KEYS = ("prompt_len", "decode_steps", "repeats")
-_WINDOWS = {"samples": None, "seq_len": None}  # per-step override of the calibration size
+# per-step override of the calibration data and size (e.g. depth scored on instruct:python)
+_WINDOWS = {"source": None, "samples": None, "seq_len": None}
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,11 @@ def _step(index: int, item) -> Step:
     for key in ("samples", "seq_len"):
         if opts.get(key) is not None:
             _int(where, key, opts[key], 2 if key == "seq_len" else 1)
+    if opts.get("source") is not None and not isinstance(opts["source"], str):
+        _fail(
+            where,
+            f"source must be a corpus name, instruct:CORPUS or a path, got {opts['source']!r}",
+        )
     if spec.check is not None:
         spec.check(where, opts)
     return Step(name, opts)

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from prunekit.data.instruct import Instruction
 from prunekit.evaluation.humaneval import (
     Problem,
     build_prompt,
@@ -21,7 +22,6 @@ from prunekit.evaluation.humaneval import (
     truncate_at_stops,
 )
 from prunekit.evaluation.sandbox import Check, Limits
-from prunekit.recovery.instruct import Instruction
 
 ANSWERED = "answered:"
 SANDBOX_LIMITS = Limits(wall_s=5.0, cpu_s=5)

@@ -16,13 +16,12 @@ from pathlib import Path
 
 import torch
 
-from prunekit.data.sources import jsonl_rows, resolve_source
+from prunekit.data.decontam import decontaminate
+from prunekit.data.instruct import Instruction, chat_messages, corpus_functions
+from prunekit.data.sources import INSTRUCT, jsonl_rows, resolve_source
 from prunekit.data.windows import calibration_windows
 from prunekit.errors import PrunekitError
-from prunekit.recovery.decontam import decontaminate
-from prunekit.recovery.instruct import Instruction, chat_messages, functions
 
-INSTRUCT = "instruct:"
 ANSWERED = "answered:"
 DATA_SEED_OFFSET = 1  # recovery windows are drawn with seed+1, apart from the pruning calibration
 
@@ -83,11 +82,7 @@ def _instruction_sample(tokenizer, ins: Instruction, seq_len: int) -> Sample | N
 
 def instructions_from(corpus: str, limit: int, seed: int) -> list[Instruction]:
     """Corpus-answered instructions from the calibration split's Python files (seeded sample)."""
-    source = resolve_source(corpus, "calib")
-    found: list[Instruction] = []
-    for path in source.files:
-        if path.suffix == ".py":
-            found += functions(path.read_text(encoding="utf-8", errors="replace"), str(path))
+    found = corpus_functions(resolve_source(corpus, "calib").files)
     random.Random(seed).shuffle(found)
     return found[:limit]
 

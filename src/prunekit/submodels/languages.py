@@ -29,7 +29,7 @@ class DocumentSource:
     description: str
     licence: str
 
-    def documents(self) -> Iterator[str]:
+    def documents(self, tokenizer=None) -> Iterator[str]:
         yield from self.docs
 
 

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from prunekit.evaluation.humaneval import CHAT_INSTRUCTION, CHAT_RESPONSE_PREFIX
 
@@ -46,6 +48,15 @@ def functions(text: str, origin: str = "") -> list[Instruction]:
         solution = "\n".join(lines[start : fn.end_lineno])
         out.append(Instruction(prompt, solution, f"{origin}:{fn.name}"))
     return out
+
+
+def corpus_functions(files: Iterable[Path]) -> list[Instruction]:
+    """`functions` of every Python file, in file order."""
+    found: list[Instruction] = []
+    for path in files:
+        if path.suffix == ".py":
+            found += functions(path.read_text(encoding="utf-8", errors="replace"), str(path))
+    return found
 
 
 def chat_messages(sample: Instruction) -> list[dict]:

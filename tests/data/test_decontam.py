@@ -1,5 +1,5 @@
+from prunekit.data.decontam import decontaminate, humaneval_ngrams
 from prunekit.evaluation.humaneval import load_problems
-from prunekit.recovery.decontam import decontaminate, humaneval_ngrams
 
 
 def test_a_planted_humaneval_solution_is_removed_and_clean_code_kept():
