@@ -26,7 +26,8 @@ RECORD = Path(f"{OUT}.json")  # every evaluated cell; the table is rendered from
 PK = [str(Path(sys.executable).with_name("prunekit"))]
 MODEL = "qwen2.5-coder-0.5b"
 
-STUDENTS = {  # name → command that makes runs/q-<name>
+STUDENTS = {  # name → command that makes runs/q-<name> (dense: the built-in model, linked)
+    "dense": [],
     "vocab": ["run", "recipes/vocabulary.yaml"],
     "seed": ["run", "recipes/seed_structural.yaml"],
     # the seed recipe's depth step alone and its width step alone (which step costs HumanEval?)
@@ -72,10 +73,40 @@ def _student_args(student: str) -> list[str]:
     return ["run", str(path)]
 
 
+def _link_dense(folder: Path) -> None:
+    """runs/q-dense: the built-in model's files linked, and a report with its parameter count, so
+    the dense model is evaluated by the same command, dtype and machine as every student."""
+    from safetensors import safe_open
+
+    from prunekit.models.registry import builtin_dir
+
+    src = builtin_dir(MODEL)
+    folder.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and f.name != "report.json":
+            (folder / f.name).symlink_to(f)
+    total = 0
+    for file in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as fh:
+            total += sum(_numel(fh, k) for k in fh.keys())  # noqa: SIM118
+    (folder / "report.json").write_text(
+        json.dumps({"command": f"dense: {MODEL} unchanged", "params": {"total": total}})
+    )
+
+
+def _numel(fh, key: str) -> int:
+    n = 1
+    for d in fh.get_slice(key).get_shape():
+        n *= d
+    return n
+
+
 def run_cell(student: str, recovery: str | None) -> None:
     """Make the student if missing, recover it if asked, then evaluate whatever lacks HumanEval."""
     base = RUNS / f"q-{student}"
-    if not base.exists():
+    if not base.exists() and student == "dense":
+        _link_dense(base)
+    elif not base.exists():
         _call([*_student_args(student), "-o", str(base)])
     target = base if recovery is None else RUNS / f"q-{student}-{recovery}"
     if not target.exists():
@@ -169,11 +200,12 @@ def record(student: str, recovery: str | None) -> None:
     RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
-def paired(one_shot: dict | None, recovered: dict) -> str:
-    """Problems gained / lost against the one-shot student and the exact two-sided McNemar p."""
+def paired(one_shot: dict | None, recovered: dict, own: bool = True) -> str:
+    """Problems gained / lost against a reference cell (the one-shot student, or with `own=False`
+    the dense model) and the exact two-sided McNemar p."""
     from math import comb
 
-    if "paired_vs_one_shot" in recovered:  # imported from a table whose runs/ are gone
+    if own and "paired_vs_one_shot" in recovered:  # imported from a table whose runs/ are gone
         return recovered["paired_vs_one_shot"]
     a, b = (one_shot or {}).get("solved"), recovered.get("solved")
     if not a or not b or a.keys() != b.keys():
@@ -189,33 +221,50 @@ def _num(v: int | None) -> str:
     return f"{v:,}" if v else "—"
 
 
+def _keys(cells: dict) -> list[tuple[str, str | None]]:
+    """(student, recovery) of every recorded cell: the benchmark's own in order, then cells kept
+    from code since changed, stored as `STUDENT@NOTE[:RECOVERY]` (shown as `STUDENT (NOTE)`)."""
+    ours = [(s, r) for s in STUDENTS for r in [None, *RECOVERIES]]
+    named = {s if r is None else f"{s}:{r}" for s, r in ours}
+    old = sorted(k for k in cells if k not in named)
+    return ours + [(k.partition(":")[0], k.partition(":")[2] or None) for k in old]
+
+
+def _same_dtype(ref: dict | None, c: dict) -> dict | None:
+    """The reference cell when its generation ran in the same dtype (else pairing is unfair)."""
+    return ref if ref and ref["humaneval"].get("dtype") == c["humaneval"].get("dtype") else None
+
+
 def rows() -> list[list[str]]:
     cells = _load()["cells"]
     out = []
-    for student in STUDENTS:
-        for recovery in [None, *RECOVERIES]:
-            c = cells.get(student if recovery is None else f"{student}:{recovery}")
-            if not c:
-                continue
-            tr, he, ppl = c["training"], c["humaneval"], c["ppl_python"]
-            out.append(
-                [
-                    student,
-                    recovery or "none (one-shot)",
-                    _num(c["params_total"]),
-                    _num(c["params_non_embedding"]),
-                    _num(c["nonzero_total"]),
-                    _num(c["nonzero_non_embedding"]),
-                    f"{tr['tokens']:,}" if tr else "—",
-                    f"{tr['wall_s']:.0f} / {tr['cpu_s']:.0f}" if tr else "—",
-                    f"{tr['tokens_per_s']}" if tr else "—",
-                    "—" if c["zeros_kept"] is None else str(c["zeros_kept"]),
-                    f"{ppl:.3f}" if ppl else "—",
-                    f"{he['pass@1']:.1%} ({he['problems']}{' limited' if he.get('limited') else ''}"
-                    f", {he.get('dtype') or '?'})",
-                    "—" if recovery is None else paired(cells.get(student), c),
-                ]
-            )
+    for student, recovery in _keys(cells):
+        one_shot_key = student
+        c = cells.get(student if recovery is None else f"{student}:{recovery}")
+        if not c:
+            continue
+        tr, he, ppl = c["training"], c["humaneval"], c["ppl_python"]
+        name, _, note = student.partition("@")
+        dense = _same_dtype(cells.get("dense"), c)
+        out.append(
+            [
+                f"{name} ({note})" if note else name,
+                recovery or "none (one-shot)",
+                _num(c["params_total"]),
+                _num(c["params_non_embedding"]),
+                _num(c["nonzero_total"]),
+                _num(c["nonzero_non_embedding"]),
+                f"{tr['tokens']:,}" if tr else "—",
+                f"{tr['wall_s']:.0f} / {tr['cpu_s']:.0f}" if tr else "—",
+                f"{tr['tokens_per_s']}" if tr else "—",
+                "—" if c["zeros_kept"] is None else str(c["zeros_kept"]),
+                f"{ppl:.3f}" if ppl else "—",
+                f"{he['pass@1']:.1%} ({he['problems']}{' limited' if he.get('limited') else ''}"
+                f", {he.get('dtype') or '?'})",
+                "—" if student == "dense" or not dense else paired(dense, c, own=False),
+                "—" if recovery is None else paired(cells.get(one_shot_key), c),
+            ]
+        )
     return out
 
 
@@ -232,6 +281,7 @@ HEAD = [
     "zeros kept",
     "Python ppl",
     "HumanEval pass@1",
+    "vs dense, same dtype: gained / lost (McNemar)",
     "vs one-shot: problems gained / lost (McNemar)",
 ]
 
@@ -243,9 +293,11 @@ def render() -> None:
         "",
         "Generated by `benchmarks/recovery.py` from the cells recorded in "
         f"`{RECORD.name}` (each cell's command, machine and per-problem outcomes are there). "
-        "Dense reference: 54.9% (benchmarks/results/code_eval.md, bfloat16). The pass@1 cell names "
+        "The dense row is the unpruned model evaluated by the same command; earlier dense "
+        "reference: 54.9% (benchmarks/results/code_eval.md, bfloat16). The pass@1 cell names "
         "the dtype generation ran in (bfloat16 where the CPU computes in it, else float32; greedy "
-        "outputs can differ between the two).",
+        "outputs can differ between the two, so students are paired with the dense row of their "
+        "own dtype only). A student shown as `NAME (NOTE)` was made by code since changed.",
         "",
         "| " + " | ".join(HEAD) + " |",
         "|" + "---|" * len(HEAD),
@@ -263,17 +315,25 @@ def plot(table: list[list[str]]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points = [r for r in table if r[-2] != "—" and r[2] != "—"]
+    he = HEAD.index("HumanEval pass@1")
+    points = [r for r in table if r[he] != "—" and r[2] != "—"]
+    refs = {"bfloat16 (code_eval.md)": 54.9}  # the earlier dense reference, and this table's own
+    refs |= {
+        r[he].split(", ")[1].rstrip(")"): float(r[he].split("%")[0])
+        for r in points
+        if r[0] == "dense"
+    }
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, col, label in (
         (axes[0], 4, "non-zero parameters (total)"),
         (axes[1], 5, "non-zero non-embedding parameters"),
     ):
         for r in points:
-            x, y = int(r[col].replace(",", "")), float(r[-2].split("%")[0])
+            x, y = int(r[col].replace(",", "")), float(r[he].split("%")[0])
             ax.scatter(x, y, marker="o" if r[1].startswith("none") else "^")
             ax.annotate(f"{r[0]} / {r[1].split()[0]}", (x, y), fontsize=7)
-        ax.axhline(0.97 * 54.9, ls="--", lw=0.8, color="grey", label="97% of dense (53.3%)")
+        for (dtype, ref), style in zip(refs.items(), ("--", ":")):
+            ax.axhline(0.97 * ref, ls=style, lw=0.8, color="grey", label=f"97% of dense, {dtype}")
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("HumanEval pass@1 (%)")
