@@ -1,5 +1,7 @@
 """Block-wise reconstruction (EBFT-style): train each pruned block to reproduce the dense block's
-output on the calibration stream, then move on. One block in memory at a time, no output head."""
+output on the calibration stream, then move on. One block in memory at a time, no output head.
+A depth-pruned student's block reproduces the removed layers after it too (LLM-Streamline's
+layer replacement, done with the kept layer itself)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from torch import nn
 from prunekit.calibration.engine import BlockContext, LayerwiseEngine, _first
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.recovery.config import RecoveryConfig
+from prunekit.recovery.lineup import layer_sources, teacher_groups
 from prunekit.recovery.lora import merge_lora
 from prunekit.recovery.masks import Layers, SparsityMasks, in_scope
 from prunekit.recovery.trainable import select_trainable
@@ -28,27 +31,30 @@ def reconstruct(
     device: torch.device,
     progress: bool = True,
     only: Layers = None,
+    teacher_batches: list[torch.Tensor] | None = None,
 ) -> TrainLog:
-    """Per block: targets = the teacher block on the teacher's stream; the student block learns
+    """Per block: targets = the teacher's group of layers that block stands for (itself plus the
+    layers depth pruning removed after it) on the teacher's own stream; the student block learns
     to map its own (pruned) stream onto them, so errors of earlier blocks are corrected too.
+    `teacher_batches`: the same text in the teacher's token ids (a vocabulary-pruned student).
     Blocks outside `only` are passed through untrained."""
     teacher_layers = adapter.layers(teacher)
+    groups = teacher_groups(layer_sources(student, teacher, adapter), len(teacher_layers))
+    t_engine = LayerwiseEngine(teacher, adapter, teacher_batches or batches, device, False)
+    h0, t_calls = t_engine.capture()
     log = TrainLog()
-    state: dict = {"teacher_stream": None}
+    state = {"teacher_stream": h0}
     start, cpu0 = time.perf_counter(), time.process_time()
 
     def block_fn(ctx: BlockContext) -> None:
-        if state["teacher_stream"] is None:  # same embeddings: block 0 sees the same inputs
-            state["teacher_stream"] = [h.clone() for h in ctx.inputs]
-        t_layer = teacher_layers[ctx.index].to(device)
-        targets = [
-            _first(t_layer(h, *c.args, **c.kwargs))
-            for h, c in zip(state["teacher_stream"], ctx.calls)
-        ]
-        t_layer.to("cpu")
-        state["teacher_stream"] = targets
+        stream = state["teacher_stream"]
+        for k in groups[ctx.index]:
+            t_layer = teacher_layers[k].to(device)
+            stream = [_first(t_layer(h, *c.args, **c.kwargs)) for h, c in zip(stream, t_calls[k])]
+            t_layer.to("cpu")
+        state["teacher_stream"] = stream
         if in_scope(ctx.index, only):
-            _train_block(student, adapter, ctx, targets, masks, cfg, log)
+            _train_block(student, adapter, ctx, stream, masks, cfg, log)
 
     engine = LayerwiseEngine(
         student, adapter, batches, device, progress, desc="recover (reconstruct)"

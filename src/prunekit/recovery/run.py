@@ -14,6 +14,7 @@ from prunekit.recovery.answers import teacher_answers
 from prunekit.recovery.config import RecoveryConfig
 from prunekit.recovery.data import answered_corpora, build_training_data, instructions_from
 from prunekit.recovery.distributed import check_fsdp
+from prunekit.recovery.lineup import layer_sources, teacher_groups
 from prunekit.recovery.lora import merge_lora
 from prunekit.recovery.masks import SparsityMasks
 from prunekit.recovery.trainable import select_trainable
@@ -53,23 +54,21 @@ def check_pair(
 
 
 def pruned_layers(student: nn.Module, teacher: nn.Module, adapter) -> list[int]:
-    """The layers pruning touched: a Linear narrower than the teacher's at the same index
-    (structured pruning), or with more exact zeros than the teacher's (a dequantized teacher has
-    zeros of its own). Needs the layers to line up (no depth pruning)."""
+    """The student layers pruning touched: one standing for removed layers too (depth pruning),
+    with a Linear narrower than its teacher layer's (structured pruning), or with more exact zeros
+    (a dequantized teacher has zeros of its own)."""
     s_layers, t_layers = adapter.layers(student), adapter.layers(teacher)
-    if len(s_layers) != len(t_layers):
-        raise PrunekitError(
-            f"--layers pruned needs the student's layers to line up with the teacher's, but it has "
-            f"{len(s_layers)} of {len(t_layers)} (depth pruning); use --layers all"
-        )
+    sources = layer_sources(student, teacher, adapter)
+    groups = teacher_groups(sources, len(t_layers))
     touched = []
-    for i, (s_layer, t_layer) in enumerate(zip(s_layers, t_layers)):
-        s_lin, t_lin = adapter.linears(s_layer), adapter.linears(t_layer)
-        for name, lin in s_lin.items():
-            s_w, t_w = lin.weight, t_lin[name].weight
-            if s_w.shape != t_w.shape or int((s_w == 0).sum()) > int((t_w == 0).sum()):
-                touched.append(i)
-                break
+    for i, (s_layer, k) in enumerate(zip(s_layers, sources)):
+        s_lin, t_lin = adapter.linears(s_layer), adapter.linears(t_layers[k])
+        if len(groups[i]) > 1 or any(
+            lin.weight.shape != t_lin[name].weight.shape
+            or int((lin.weight == 0).sum()) > int((t_lin[name].weight == 0).sum())
+            for name, lin in s_lin.items()
+        ):
+            touched.append(i)
     if not touched:
         raise PrunekitError(
             "--layers pruned: no layer of the student differs from the teacher's; use --layers all"
@@ -104,14 +103,8 @@ def recover(
         check_fsdp(cfg.batch_size)
     teacher_ids = check_pair(student, teacher, student_tokenizer, teacher_tokenizer)
     adapter = adapter_for(student)
-    if cfg.method == "reconstruct" and (
-        teacher_ids is not None
-        or student.config.num_hidden_layers != teacher.config.num_hidden_layers
-    ):
-        raise PrunekitError(
-            "reconstruct needs the student's layers and vocabulary to match the teacher's "
-            "(no depth or vocabulary pruning); use --method distill for this student"
-        )
+    if cfg.method == "reconstruct":
+        layer_sources(student, teacher, adapter)  # each student layer a pruned teacher layer
     masks = SparsityMasks.from_model(student, adapter)
     torch.manual_seed(cfg.seed)
     spec = cfg.data if cfg.method == "distill" else _corpus_part(cfg.data)
@@ -150,6 +143,7 @@ def recover(
         from prunekit.recovery.reconstruct import reconstruct
 
         ids = torch.tensor([s.ids for s in data.samples])
+        t_ids = ids if teacher_ids is None else teacher_ids[ids]
         trainable = None  # per block; recorded by the block loop
         log = reconstruct(
             student,
@@ -161,6 +155,7 @@ def recover(
             device,
             progress,
             layers,
+            list(t_ids.split(cfg.micro_batch)),
         )
     student.requires_grad_(False).eval()
     report = {
