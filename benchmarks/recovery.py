@@ -38,6 +38,10 @@ STUDENTS = {  # name → command that makes runs/q-<name> (dense: the built-in m
 }
 RECOVERIES = {  # name → `prunekit recover` flags (20 minutes of training each on 2 CPU cores)
     "reconstruct": ["--method", "reconstruct", "--train", "full", "--windows", "64"],
+    # only the layers pruning touched (after depth pruning: the layer standing for a removed one)
+    "reconstruct-pruned": [
+        *("--method", "reconstruct", "--train", "full", "--layers", "pruned", "--windows", "64"),
+    ],
     "norms": ["--train", "norms", "--time-budget", "1200"],
     "lora": ["--train", "lora", "--time-budget", "1200"],
     "full": ["--train", "full", "--time-budget", "1200"],

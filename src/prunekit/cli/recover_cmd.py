@@ -28,7 +28,7 @@ HELP = {
     "instructions": "corpus-derived instructions per instruct:/answered: source",
     "batch_size": "samples per optimiser step (global, over all processes)",
     "micro_batch": "samples per forward pass",
-    "lr": "learning rate (default: 1e-3 norms, 3e-4 lora, 2e-5 full)",
+    "lr": "learning rate (default: distill 1e-3 norms, 3e-4 lora, 2e-5 full; reconstruct 1e-3, 2e-3 full)",
     "max_steps": "stop after N optimiser steps",
     "max_tokens": "stop after N training tokens (default 400000)",
     "time_budget_s": "stop after S seconds of training (default 2700)",
