@@ -86,7 +86,7 @@ class _Docs:
     def __init__(self, docs):
         self.docs = docs
 
-    def documents(self):
+    def documents(self, tokenizer=None):
         return iter(self.docs)
 
 

@@ -108,6 +108,7 @@ def test_defaults_and_shipped_recipes_validate():
         "ffn_keep": 0.5,
         "criterion": "output",
         "multiple": 64,
+        "source": None,
         "samples": None,
         "seq_len": None,
     }
