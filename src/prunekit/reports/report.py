@@ -93,8 +93,12 @@ def render_markdown(report: dict) -> str:
     if "achieved" in sp:
         lines.append(f"- achieved sparsity of pruned layers: {sp['achieved']:.4f}")
     params = report.get("params", {})
-    if params:
-        lines.append(f"- parameters: {params['total']:,} total, {params['nonzero']:,} non-zero")
+    if params.get("total"):
+        nonzero = params.get("nonzero")
+        lines.append(
+            f"- parameters: {params['total']:,} total"
+            + (f", {nonzero:,} non-zero" if nonzero is not None else "")
+        )
     cal = report.get("calibration")
     if cal:
         lines.append(
