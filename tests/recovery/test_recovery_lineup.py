@@ -126,6 +126,8 @@ def test_reconstruction_brings_a_depth_student_closer_to_its_teacher(tiny_model_
     cfg = config(method="reconstruct", windows=2, lr=1e-2, epochs=20, layers="pruned")
     result = recover(student, tok, teacher, tok, cfg, progress=False)
     assert result.report["trained_layers"] == [0]
+    block = result.report["training"]["blocks"]["0"]
+    assert block["mse_after"] < block["mse_before"]
     with torch.no_grad():
         after = (student(ids, output_hidden_states=True).hidden_states[-1] - want).pow(2).mean()
     assert after < 0.5 * before, (float(before), float(after))

@@ -78,6 +78,7 @@ def _train_block(
         model, adapter, cfg.train, masks, cfg.lora_rank, cfg.lora_alpha, only=ctx.index
     )
     layer = adapter.layers(model)[ctx.index]
+    before = _block_mse(layer, ctx, targets)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
     total = cfg.epochs * len(ctx.inputs)
     step = 0
@@ -102,5 +103,16 @@ def _train_block(
     merge_lora(layer)
     masks.apply(model, adapter, only=ctx.index)
     model.requires_grad_(False)
+    log.blocks[ctx.index] = {"mse_before": before, "mse_after": _block_mse(layer, ctx, targets)}
     log.steps += step
     log.losses.append(sum(losses[-len(ctx.inputs) :]) / len(ctx.inputs))
+
+
+@torch.no_grad()
+def _block_mse(layer: nn.Module, ctx: BlockContext, targets: list[torch.Tensor]) -> float:
+    """Mean squared error of the block's output against its targets over the whole stream."""
+    errs = [
+        F.mse_loss(_first(layer(h, *c.args, **c.kwargs)).float(), t.float())
+        for h, c, t in zip(ctx.inputs, ctx.calls, targets)
+    ]
+    return round(float(torch.stack(errs).mean()), 6)
