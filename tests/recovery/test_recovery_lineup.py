@@ -131,3 +131,28 @@ def test_reconstruction_brings_a_depth_student_closer_to_its_teacher(tiny_model_
     with torch.no_grad():
         after = (student(ids, output_hidden_states=True).hidden_states[-1] - want).pow(2).mean()
     assert after < 0.5 * before, (float(before), float(after))
+
+
+def test_reconstruct_cuts_instructions_into_windows(tiny_model_dir):
+    from prunekit.recovery.data import build_training_data
+    from prunekit.recovery.run import _window_parts
+
+    teacher, student, tok = load_pair(tiny_model_dir)
+    assert (
+        _window_parts("instruct:python,answered:python,x.jsonl,python") == "instruct:python,python"
+    )
+    with pytest.raises(PrunekitError, match="equal-length windows"):
+        _window_parts("answered:python")
+    data = build_training_data(
+        "instruct:python", tok, seq_len=48, windows=3, instructions=0, seed=0, windows_only=True
+    )
+    assert [len(s.ids) for s in data.samples] == [48, 48, 48]
+    from prunekit.data.sources import resolve_source
+
+    docs = "\n\n".join(resolve_source("instruct:python", "calib").documents(tok))
+    pieces = [t for s in data.samples for t in tok.decode(s.ids).split("\n\n") if t.strip()]
+    assert pieces and all(t in docs for t in pieces)  # cut from the instructions only
+    remove_layers(student, adapter_for(student), [1])
+    cfg = config(method="reconstruct", windows=2, data="instruct:python", layers="pruned")
+    result = recover(student, tok, teacher, tok, cfg, progress=False)
+    assert result.report["data"]["sources"]["instruct:python"]["samples"] == 2

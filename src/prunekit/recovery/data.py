@@ -122,10 +122,13 @@ def build_training_data(
     instructions: int,
     seed: int,
     answers: dict[str, str] | None = None,
+    windows_only: bool = False,
 ) -> TrainingData:
     """Every sample the spec names (tokenized for the student), decontaminated, in a seeded order.
 
     `answers`: the checked teacher answers (key: provenance) that `answered:` parts train on.
+    `windows_only`: `instruct:` parts too are cut into `windows` windows of `seq_len` tokens
+    (block reconstruction needs equal lengths; the loss then covers every position).
     """
     parts = [p.strip() for p in spec.split(",") if p.strip()]
     if not parts:
@@ -135,7 +138,7 @@ def build_training_data(
     for part in parts:
         texts: list[str] = []
         made: list[Sample] = []
-        if part.startswith((INSTRUCT, ANSWERED)):
+        if part.startswith(ANSWERED) or (part.startswith(INSTRUCT) and not windows_only):
             by_teacher = part.startswith(ANSWERED)
             for ins in instructions_from(part.partition(":")[2], instructions, seed):
                 if by_teacher:

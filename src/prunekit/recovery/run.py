@@ -107,7 +107,8 @@ def recover(
         layer_sources(student, teacher, adapter)  # each student layer a pruned teacher layer
     masks = SparsityMasks.from_model(student, adapter)
     torch.manual_seed(cfg.seed)
-    spec = cfg.data if cfg.method == "distill" else _corpus_part(cfg.data)
+    windows_only = cfg.method == "reconstruct"
+    spec = _window_parts(cfg.data) if windows_only else cfg.data
     teacher.eval().requires_grad_(False)
     if not fsdp or answered_corpora(spec):  # FSDP moves shards only; answering needs the whole
         teacher.to(device)
@@ -120,6 +121,7 @@ def recover(
         instructions=cfg.instructions,
         seed=cfg.seed,
         answers=answers,
+        windows_only=windows_only,
     )
     for corpus, rep in answer_reports.items():
         data.report["sources"][f"answered:{corpus}"]["teacher_answers"] = rep
@@ -198,15 +200,17 @@ def _answers(
     return answers, reports
 
 
-def _corpus_part(spec: str) -> str:
-    """Reconstruction needs equal-length windows: the first corpus or path of the data spec."""
+def _window_parts(spec: str) -> str:
+    """Reconstruction needs equal-length windows: the spec's corpora, paths and instruct:CORPUS
+    parts (chat-formatted instructions cut into windows); teacher answers and JSONL rows are not."""
     parts = [
         p.strip()
         for p in spec.split(",")
-        if p.strip() and not p.strip().startswith(("instruct:", "answered:"))
+        if p.strip() and not p.strip().startswith("answered:") and not p.strip().endswith(".jsonl")
     ]
     if not parts:
         raise PrunekitError(
-            "reconstruct trains on corpus windows; add a corpus to --data (e.g. python)"
+            "reconstruct trains on equal-length windows; add a corpus or instruct:CORPUS to "
+            "--data (e.g. python)"
         )
-    return parts[0]
+    return ",".join(parts)
