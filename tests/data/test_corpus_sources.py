@@ -61,3 +61,20 @@ def test_builtin_corpus_splits_are_disjoint_by_file(name):
     assert calib and held and not set(calib) & set(held)
     assert all(is_eval_file(f.relative_to(root)) for f in held)
     assert corpus.licence and corpus.description
+
+
+def test_comma_joined_sources_are_read_one_after_another(tmp_path):
+    from prunekit.data.sources import UnionSource, resolve_source
+    from prunekit.errors import PrunekitError
+
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "b.txt").write_text("words\n")
+    src = resolve_source(f"{tmp_path / 'a.py'},{tmp_path / 'b.txt'}", "calib")
+    assert isinstance(src, UnionSource)
+    assert list(src.documents()) == ["x = 1\n", "words\n"]
+    assert " + " in src.description
+    assert resolve_source(f"{tmp_path / 'a.py'},", "calib").name == str(tmp_path / "a.py")
+    with pytest.raises(PrunekitError, match="no/such"):
+        resolve_source(f"{tmp_path / 'a.py'},no/such", "calib")
+    with pytest.raises(PrunekitError, match="names no corpus"):
+        resolve_source(",", "calib")

@@ -140,9 +140,36 @@ class InstructionSource:
         yield from (texts[i] for i in keep)
 
 
+@dataclass(frozen=True)
+class UnionSource:
+    """Several sources read one after another (e.g. `python,text` for a vocabulary that also
+    knows the English words of docstrings and problem statements)."""
+
+    name: str
+    parts: tuple[Source, ...]
+    description: str
+    licence: str
+
+    def documents(self, tokenizer=None) -> Iterator[str]:
+        for part in self.parts:
+            yield from part.documents(tokenizer)
+
+
 def resolve_source(spec: str, split: str) -> Source:
     """A built-in corpus name (its `split` part), `instruct:CORPUS` (code instructions from that
-    corpus's split) or a user path (used whole)."""
+    corpus's split), a user path (used whole), or several of these joined by commas."""
+    if "," in spec and not Path(spec).expanduser().exists():
+        parts = tuple(resolve_source(p.strip(), split) for p in spec.split(",") if p.strip())
+        if not parts:
+            raise PrunekitError(f"data '{spec}' names no corpus; give e.g. python or python,text")
+        if len(parts) == 1:
+            return parts[0]
+        return UnionSource(
+            spec,
+            parts,
+            " + ".join(p.description for p in parts),
+            "; ".join(dict.fromkeys(p.licence for p in parts)),
+        )
     if spec.startswith(INSTRUCT):
         corpus = resolve_source(spec[len(INSTRUCT) :], split)
         if not any(p.suffix == ".py" for p in corpus.files):
