@@ -108,8 +108,12 @@ def evaluate(spec: str, label: str, out_root: Path, opts: argparse.Namespace) ->
         import torch
 
         from prunekit.evaluation.speed import measure_speed
+        from prunekit.models.loading import cpu_has_bf16
 
-        for dt in opts.extra_speed_dtypes:
+        extra = opts.extra_speed_dtypes
+        if extra is None:  # emulated bfloat16 would only measure the emulation
+            extra = ["bfloat16"] if cpu_has_bf16() else []
+        for dt in extra:
             if dt == opts.dtype:
                 continue
             lm.model.to(getattr(torch, dt))
@@ -278,7 +282,12 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--mode", default="auto", choices=["auto", "chat", "completion"])
-    ap.add_argument("--extra-speed-dtypes", nargs="*", default=["bfloat16"])
+    ap.add_argument(
+        "--extra-speed-dtypes",
+        nargs="*",
+        default=None,
+        help="speed also in these dtypes (default: bfloat16 where the CPU computes in it natively)",
+    )
     ap.add_argument("--speed-repeats", type=int, default=5)
     ap.add_argument("--skip-humaneval", action="store_true")
     ap.add_argument("--skip-speed", action="store_true")

@@ -1,7 +1,7 @@
 """HumanEval generation throughput: the continuous-batching generator vs the one it replaced.
 
     flock /tmp/prunekit-bench.lock nice -n 10 .venv/bin/python benchmarks/generation_throughput.py \
-        MODEL [MODEL ...] --label dense --label pruned --limit 20 --dtype bfloat16
+        MODEL [MODEL ...] --label dense --label pruned --limit 20 --dtype auto
 
 Only generation is timed (no execution). Each (model, generator) pair runs in this process, one
 after the other, on the same prompts; rows are appended to
@@ -62,7 +62,7 @@ def run_one(spec: str, label: str, opts: argparse.Namespace) -> list[dict]:
                 "model": label,
                 "spec": spec,
                 "generator": name,
-                "dtype": opts.dtype,
+                "dtype": str(next(lm.model.parameters()).dtype).removeprefix("torch."),
                 "mode": mode,
                 "problems": len(prompts),
                 "batch_size": opts.batch_size,
@@ -102,7 +102,9 @@ def main() -> None:
     ap.add_argument("models", nargs="+")
     ap.add_argument("--label", action="append", default=None, help="one per model")
     ap.add_argument("--limit", type=int, default=20)
-    ap.add_argument("--dtype", default="bfloat16")
+    ap.add_argument(
+        "--dtype", default="auto", help="auto: bfloat16 where the CPU computes in it, else float32"
+    )
     ap.add_argument("--mode", default="auto")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=512)
