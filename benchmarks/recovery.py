@@ -29,6 +29,7 @@ MODEL = "qwen2.5-coder-0.5b"
 STUDENTS = {  # name → command that makes runs/q-<name> (dense: the built-in model, linked)
     "dense": [],
     "vocab": ["run", "recipes/vocabulary.yaml"],
+    "vocab-wide": ["run", "recipes/vocabulary_wide.yaml"],  # Python + English text
     "seed": ["run", "recipes/seed_structural.yaml"],
     # the seed recipe's depth step alone and its width step alone (which step costs HumanEval?)
     "seed-depth": ["run", "recipes/seed_structural.yaml", "depth"],
@@ -41,6 +42,11 @@ RECOVERIES = {  # name → `prunekit recover` flags (20 minutes of training each
     # only the layers pruning touched (after depth pruning: the layer standing for a removed one)
     "reconstruct-pruned": [
         *("--method", "reconstruct", "--train", "full", "--layers", "pruned", "--windows", "64"),
+    ],
+    # the same on chat-formatted instruction windows, with a tenth of the default step
+    "reconstruct-instruct": [
+        *("--method", "reconstruct", "--train", "full", "--layers", "pruned", "--windows", "64"),
+        *("--data", "instruct:python", "--lr", "2e-4"),
     ],
     "norms": ["--train", "norms", "--time-budget", "1200"],
     "lora": ["--train", "lora", "--time-budget", "1200"],
