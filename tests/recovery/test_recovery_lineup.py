@@ -73,7 +73,8 @@ def test_depth_student_targets_are_the_teachers_hidden_states(tiny_model_dir, mo
     teacher, student, tok = load_pair(tiny_model_dir)
     remove_layers(student, adapter_for(student), [1])
     seen = _targets(monkeypatch)
-    recover(student, tok, teacher, tok, config(method="reconstruct", windows=2), progress=False)
+    cfg = config(method="reconstruct", windows=2, data="python")
+    recover(student, tok, teacher, tok, cfg, progress=False)
     ids = torch.tensor([s for s in _windows(tok, 2)])
     with torch.no_grad():
         hidden = teacher(ids, output_hidden_states=True).hidden_states
