@@ -29,7 +29,7 @@ MODEL = "qwen2.5-coder-0.5b"
 STUDENTS = {  # name → command that makes runs/q-<name> (dense: the built-in model, linked)
     "dense": [],
     "vocab": ["run", "recipes/vocabulary.yaml"],
-    "vocab-wide": ["run", "recipes/vocabulary_wide.yaml"],  # Python + English text
+    "vocab-wide": ["run", "recipes/vocabulary_wide.yaml"],  # + English, JavaScript, C++
     "seed": ["run", "recipes/seed_structural.yaml"],
     # the seed recipe's depth step alone and its width step alone (which step costs HumanEval?)
     "seed-depth": ["run", "recipes/seed_structural.yaml", "depth"],
