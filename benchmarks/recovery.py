@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -98,17 +99,10 @@ def _link_dense(folder: Path) -> None:
     total = 0
     for file in sorted(folder.glob("*.safetensors")):
         with safe_open(str(file), framework="pt") as fh:
-            total += sum(_numel(fh, k) for k in fh.keys())  # noqa: SIM118
+            total += sum(math.prod(fh.get_slice(k).get_shape()) for k in fh.keys())  # noqa: SIM118
     (folder / "report.json").write_text(
         json.dumps({"command": f"dense: {MODEL} unchanged", "params": {"total": total}})
     )
-
-
-def _numel(fh, key: str) -> int:
-    n = 1
-    for d in fh.get_slice(key).get_shape():
-        n *= d
-    return n
 
 
 def run_cell(student: str, recovery: str | None) -> None:
@@ -249,7 +243,6 @@ def rows() -> list[list[str]]:
     cells = _load()["cells"]
     out = []
     for student, recovery in _keys(cells):
-        one_shot_key = student
         c = cells.get(student if recovery is None else f"{student}:{recovery}")
         if not c:
             continue
@@ -272,7 +265,7 @@ def rows() -> list[list[str]]:
                 f"{he['pass@1']:.1%} ({he['problems']}{' limited' if he.get('limited') else ''}"
                 f", {he.get('dtype') or '?'})",
                 "—" if student == "dense" or not dense else paired(dense, c, own=False),
-                "—" if recovery is None else paired(cells.get(one_shot_key), c),
+                "—" if recovery is None else paired(cells.get(student), c),
             ]
         )
     return out

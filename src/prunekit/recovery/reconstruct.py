@@ -32,14 +32,17 @@ def reconstruct(
     progress: bool = True,
     only: Layers = None,
     teacher_batches: list[torch.Tensor] | None = None,
+    sources: list[int] | None = None,
 ) -> TrainLog:
     """Per block: targets = the teacher's group of layers that block stands for (itself plus the
     layers depth pruning removed after it) on the teacher's own stream; the student block learns
     to map its own (pruned) stream onto them, so errors of earlier blocks are corrected too.
-    `teacher_batches`: the same text in the teacher's token ids (a vocabulary-pruned student).
+    `teacher_batches`: the same text in the teacher's token ids (a vocabulary-pruned student);
+    `sources`: `layer_sources`, if already known.
     Blocks outside `only` are passed through untrained."""
     teacher_layers = adapter.layers(teacher)
-    groups = teacher_groups(layer_sources(student, teacher, adapter), len(teacher_layers))
+    sources = sources or layer_sources(student, teacher, adapter)
+    groups = teacher_groups(sources, len(teacher_layers))
     t_engine = LayerwiseEngine(teacher, adapter, teacher_batches or batches, device, False)
     h0, t_calls = t_engine.capture()
     log = TrainLog()

@@ -12,7 +12,12 @@ from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.recovery.answers import teacher_answers
 from prunekit.recovery.config import RecoveryConfig
-from prunekit.recovery.data import answered_corpora, build_training_data, instructions_from
+from prunekit.recovery.data import (
+    ANSWERED,
+    answered_corpora,
+    build_training_data,
+    instructions_from,
+)
 from prunekit.recovery.distributed import check_fsdp
 from prunekit.recovery.lineup import layer_sources, teacher_groups
 from prunekit.recovery.lora import merge_lora
@@ -53,12 +58,14 @@ def check_pair(
     return teacher_ids_for(student_tok, teacher_tok)
 
 
-def pruned_layers(student: nn.Module, teacher: nn.Module, adapter) -> list[int]:
+def pruned_layers(
+    student: nn.Module, teacher: nn.Module, adapter, sources: list[int] | None = None
+) -> list[int]:
     """The student layers pruning touched: one standing for removed layers too (depth pruning),
     with a Linear narrower than its teacher layer's (structured pruning), or with more exact zeros
-    (a dequantized teacher has zeros of its own)."""
+    (a dequantized teacher has zeros of its own). `sources`: `layer_sources`, if already known."""
     s_layers, t_layers = adapter.layers(student), adapter.layers(teacher)
-    sources = layer_sources(student, teacher, adapter)
+    sources = sources or layer_sources(student, teacher, adapter)
     groups = teacher_groups(sources, len(t_layers))
     touched = []
     for i, (s_layer, k) in enumerate(zip(s_layers, sources)):
@@ -103,11 +110,13 @@ def recover(
         check_fsdp(cfg.batch_size)
     teacher_ids = check_pair(student, teacher, student_tokenizer, teacher_tokenizer)
     adapter = adapter_for(student)
-    if cfg.method == "reconstruct":
-        layer_sources(student, teacher, adapter)  # each student layer a pruned teacher layer
+    windows_only = cfg.method == "reconstruct"
+    # each student layer must be a pruned teacher layer; checked before any data is made
+    sources = (
+        layer_sources(student, teacher, adapter) if windows_only or cfg.layers == "pruned" else None
+    )
     masks = SparsityMasks.from_model(student, adapter)
     torch.manual_seed(cfg.seed)
-    windows_only = cfg.method == "reconstruct"
     spec = _window_parts(cfg.data) if windows_only else cfg.data
     teacher.eval().requires_grad_(False)
     if not fsdp or answered_corpora(spec):  # FSDP moves shards only; answering needs the whole
@@ -127,7 +136,7 @@ def recover(
         data.report["sources"][f"answered:{corpus}"]["teacher_answers"] = rep
     if not fsdp:
         student.to(device)
-    layers = pruned_layers(student, teacher, adapter) if cfg.layers == "pruned" else None
+    layers = pruned_layers(student, teacher, adapter, sources) if cfg.layers == "pruned" else None
     if cfg.method == "distill":
         params = select_trainable(
             student, adapter, cfg.train, masks, cfg.lora_rank, cfg.lora_alpha, only=layers
@@ -158,6 +167,7 @@ def recover(
             progress,
             layers,
             list(t_ids.split(cfg.micro_batch)),
+            sources,
         )
     student.requires_grad_(False).eval()
     report = {
@@ -203,11 +213,8 @@ def _answers(
 def _window_parts(spec: str) -> str:
     """Reconstruction needs equal-length windows: the spec's corpora, paths and instruct:CORPUS
     parts (chat-formatted instructions cut into windows); teacher answers and JSONL rows are not."""
-    parts = [
-        p.strip()
-        for p in spec.split(",")
-        if p.strip() and not p.strip().startswith("answered:") and not p.strip().endswith(".jsonl")
-    ]
+    parts = [p.strip() for p in spec.split(",")]
+    parts = [p for p in parts if p and not p.startswith(ANSWERED) and not p.endswith(".jsonl")]
     if not parts:
         raise PrunekitError(
             "reconstruct trains on equal-length windows; add a corpus or instruct:CORPUS to "

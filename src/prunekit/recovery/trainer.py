@@ -40,9 +40,8 @@ class TrainLog:
     cpu_s: float = 0.0
     resumed_from: int | None = None
     compute_dtype: str = "float32"  # what the forwards and backwards ran in
-    blocks: dict[int, dict] = field(
-        default_factory=dict
-    )  # reconstruct: MSE before → after per block
+    # reconstruct: each trained block's MSE to its teacher group, before → after
+    blocks: dict[int, dict] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         extra = {"blocks": {str(k): v for k, v in self.blocks.items()}} if self.blocks else {}
