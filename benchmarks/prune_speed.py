@@ -40,6 +40,13 @@ VARIANTS: dict[str, tuple[str, str, dict, bool]] = {
         {"allocation": "neuroal", "neuroal": {"dense_reference": "cached"}},
         False,
     ),
+    # the published (stream) reference on half the search windows
+    "neuroal/4": (
+        "wanda",
+        "unstructured",
+        {"allocation": "neuroal", "neuroal": {"samples": 4}},
+        False,
+    ),
     # the cached reference on half the search windows: every candidate's pass costs half
     "neuroal/cached-4": (
         "wanda",

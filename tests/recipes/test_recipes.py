@@ -32,8 +32,8 @@ def _with(**changes):
             "step 1: unknown step 'prune'; valid steps: vocabulary, depth, width, structured, unstructured",
         ),
         (
-            _with(steps=[{"depth": {"remove": 2, "layers": 3}}]),
-            "step 1 (depth): unknown key 'layers'; valid keys: remove, criterion",
+            _with(steps=[{"depth": {"remove": 2, "layer": 3}}]),
+            "step 1 (depth): unknown key 'layer'; valid keys: remove, layers, criterion",
         ),
         (
             _with(steps=[{"width": {"ffn_keep": 1.5}}]),

@@ -31,7 +31,7 @@ def precheck(recipe: Recipe) -> None:
 def check_against_model(recipe: Recipe, model, adapter, tokenizer) -> None:
     """Model-dependent checks, run after loading and before the first step changes anything."""
     from prunekit.api import check_seq_len
-    from prunekit.structural.depth import check_remove
+    from prunekit.structural.depth import check_layers, check_remove
     from prunekit.structural.vocabulary import check_tokenizer
 
     layers = len(adapter.layers(model))
@@ -40,12 +40,15 @@ def check_against_model(recipe: Recipe, model, adapter, tokenizer) -> None:
         check_seq_len(model, step.options.get("seq_len") or recipe.calibration["seq_len"])
         if step.name == "structured" and not reshaped:
             _check_structured(step, model, adapter)
-        reshaped = reshaped or step.name in ("depth", "width", "structured")
         if step.name == "depth":
             try:
-                check_remove(step.options["remove"], layers)
+                if step.options["layers"] is None:
+                    check_remove(step.options["remove"], layers)
+                elif not reshaped:  # after a depth step the indices are checked when it runs
+                    check_layers(step.options["layers"], layers)
             except PrunekitError as exc:
                 raise PrunekitError(f"recipe step depth: {exc}") from None
+        reshaped = reshaped or step.name in ("depth", "width", "structured")
         if step.name == "vocabulary":
             check_tokenizer(tokenizer)
     if recipe.evaluate["perplexity"]:
@@ -98,10 +101,16 @@ class _Run:
         return {"corpus": source.description, **rep}
 
     def depth(self, step: Step) -> dict:
-        from prunekit.structural.depth import greedy_depth, remove_layers
+        from prunekit.structural.depth import check_layers, greedy_depth, remove_layers
 
-        batches, desc = self.batches(step)
         o = step.options
+        before = len(self.adapter.layers(self.model))
+        if o["layers"] is not None:  # given by the user: nothing to score
+            check_layers(o["layers"], before)
+            remove_layers(self.model, self.adapter, o["layers"])
+            after = len(self.adapter.layers(self.model))
+            return {"layers_before": before, "layers_after": after, "removed": sorted(o["layers"])}
+        batches, desc = self.batches(step)
         torch.manual_seed(self.recipe.calibration["seed"])
         result = greedy_depth(
             self.model,
@@ -113,7 +122,6 @@ class _Run:
             self.device,
             self.progress,
         )
-        before = len(self.adapter.layers(self.model))
         remove_layers(self.model, self.adapter, result.removed)
         self.depth_results.append(result)
         return {
@@ -356,7 +364,7 @@ def render_steps(report: dict) -> str:
             f"decode batch 1 {sp['decode'].get('batch_1', {}).get('tokens_per_s')} tok/s"
         )
     for s in report.get("steps", []):
-        if s["step"] != "depth":
+        if s["step"] != "depth" or "rounds" not in s:  # layers given: no scores to show
             continue
         lines += [
             "",
@@ -379,7 +387,12 @@ def _details(s: dict) -> str:
     if s["step"] == "vocabulary":
         return f"tokens {s['tokens_before']:,} → {s['tokens_kept']:,} (corpus {s['kept_from_corpus']:,}, merge chains {s['kept_for_merge_chains']:,}, special {s['kept_special_added']:,}, base {s['kept_base']:,})"
     if s["step"] == "depth":
-        return f"{s['criterion']}{' last-token' if s['last_token'] else ''}: layers {s['layers_before']} → {s['layers_after']}, removed in order {s['removed']}"
+        how = (
+            f"{s['criterion']}{' last-token' if s['last_token'] else ''}"
+            if "criterion" in s
+            else "given"
+        )
+        return f"{how}: layers {s['layers_before']} → {s['layers_after']}, removed in order {s['removed']}"
     if s["step"] == "width":
         return f"{s['criterion']}: FFN {s['intermediate_size_before']} → {s['intermediate_size_after']} (multiple {s['multiple']})"
     if s["step"] == "structured":

@@ -174,7 +174,20 @@ def _check_vocabulary(where: str, opts: dict) -> None:
 
 
 def _check_depth(where: str, opts: dict) -> None:
-    _int(where, "remove", opts["remove"])
+    given = opts["layers"]
+    if (opts["remove"] is None) == (given is None):
+        _fail(where, "give either remove: N (the N least needed, scored) or layers: [i, ...]")
+    if given is None:
+        _int(where, "remove", opts["remove"])
+    elif (
+        not isinstance(given, list)
+        or not given
+        or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in given)
+        or len(set(given)) != len(given)
+    ):
+        _fail(
+            where, f"layers must be a list of distinct layer indices ≥ 0, e.g. [10], got {given!r}"
+        )
     _bool(where, "last_token", opts["last_token"])
 
 
@@ -249,8 +262,8 @@ def _recover_defaults() -> dict[str, Any]:
 STEPS: dict[str, StepSpec] = {
     "vocabulary": StepSpec({"corpus": None, "min_count": 1}, check=_check_vocabulary),
     "depth": StepSpec(
-        {"remove": None, "criterion": "kl", "last_token": False, **_WINDOWS},
-        required=("remove",),
+        # remove: N scored by criterion; or layers: [i, ...] removed as given (no scoring)
+        {"remove": None, "layers": None, "criterion": "kl", "last_token": False, **_WINDOWS},
         choices={"criterion": DEPTH_CRITERIA},
         check=_check_depth,
     ),

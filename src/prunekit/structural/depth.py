@@ -113,6 +113,17 @@ def check_remove(remove: int, num_layers: int) -> None:
         )
 
 
+def check_layers(drop: list[int], num_layers: int) -> None:
+    """Given layers to remove: indices of this model, at least one layer left."""
+    bad = [i for i in drop if not 0 <= i < num_layers]
+    if bad:
+        raise PrunekitError(
+            f"depth layers {bad} do not exist: the model has layers 0–{num_layers - 1} here; "
+            "choose indices in that range"
+        )
+    check_remove(len(set(drop)), num_layers)
+
+
 class _Stack:
     """Runs a subset of the decoder's layers over the captured calibration stream."""
 
