@@ -149,7 +149,7 @@ def _add_allocation_args(p: argparse.ArgumentParser) -> None:
         choices=DENSE_REFERENCES,
         help="dense outputs the search aligns to: stream = the dense block on each candidate's "
         "own stream (default, two passes per block per candidate), cached = the dense model's "
-        "stream, taken once (one pass; may pick another λ)",
+        "stream, taken once (one pass; measured: picks steeper ramps, much worse ppl)",
     )
     g.add_argument(
         "--neuroal-exhaustive",
