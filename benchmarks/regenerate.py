@@ -229,6 +229,24 @@ ENTRIES: tuple[Entry, ...] = (
         20,
     ),
     Entry(
+        "prune_speed_defaults",
+        (
+            "python benchmarks/prune_speed.py --model smollm2-135m --samples 64 --seq-len 512 "
+            "--sparsity 0.6 --variants wanda,neuroal,neuroal/cached,neuroal/cached-4 --tag defaults",
+        ),
+        files("prune_speed_smollm2-135m_defaults", ".json", ".md"),
+        27,
+    ),
+    Entry(
+        "prune_speed_defaults_4",
+        (
+            "python benchmarks/prune_speed.py --model smollm2-135m --samples 64 --seq-len 512 "
+            "--sparsity 0.6 --variants wanda,neuroal/4 --tag defaults_4",
+        ),
+        files("prune_speed_smollm2-135m_defaults_4", ".json", ".md"),
+        11,
+    ),
+    Entry(
         "depth_cost",
         (
             "python benchmarks/depth_cost.py --model smollm2-135m --samples 2 --seq-len 128 "
