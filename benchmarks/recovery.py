@@ -35,6 +35,8 @@ STUDENTS = {  # name → command that makes runs/q-<name> (dense: the built-in m
     # the seed recipe's depth step alone and its width step alone (which step costs HumanEval?)
     "seed-depth": ["run", "recipes/seed_structural.yaml", "depth"],
     "seed-width": ["run", "recipes/seed_structural.yaml", "width"],
+    # layer 6 removed instead: first by KL on the dense model's own sandbox-checked answers
+    "depth6": ["run", "recipes/seed_structural.yaml", "depth", {"layers": [6]}],
     "wanda50": ["prune", MODEL, "--method", "wanda", "--sparsity", "0.5", "--calib", "python"],
     "sg24": ["prune", MODEL, "--method", "sparsegpt", "--pattern", "2:4", "--calib", "python"],
 }
@@ -68,7 +70,7 @@ def _call(args: list[str]) -> None:
 
 def _student_args(student: str) -> list[str]:
     """A recipe student runs without the recipe's own evaluation (the eval below does it); a
-    third element keeps only that step of the recipe."""
+    third element keeps only that step of the recipe, a fourth replaces that step's options."""
     args = STUDENTS[student]
     if args[0] != "run":
         return args
@@ -78,6 +80,8 @@ def _student_args(student: str) -> list[str]:
     recipe.pop("evaluate", None)
     if len(args) > 2:
         recipe["steps"] = [s for s in recipe["steps"] if args[2] in s]
+    if len(args) > 3:
+        recipe["steps"] = [{args[2]: args[3]}]
     RUNS.mkdir(exist_ok=True)
     path = RUNS / f"q-{student}.recipe.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))

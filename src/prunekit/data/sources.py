@@ -112,6 +112,7 @@ def binary_problem(path: Path, probe: int = 1 << 16) -> str | None:
 
 
 INSTRUCT = "instruct:"
+ANSWERED = "answered:"  # the same instructions answered by the model (recovery, depth scoring)
 
 
 @dataclass(frozen=True)

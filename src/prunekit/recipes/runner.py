@@ -13,7 +13,7 @@ from prunekit.recipes.schema import Recipe, Step
 
 def precheck(recipe: Recipe) -> None:
     """Everything that can be checked without the model: data sources, device, dtype."""
-    from prunekit.data.sources import resolve_source
+    from prunekit.data.sources import ANSWERED, INSTRUCT, resolve_source
     from prunekit.models.loading import parse_dtype, resolve_device
 
     parse_dtype(recipe.dtype)
@@ -22,8 +22,11 @@ def precheck(recipe: Recipe) -> None:
     for step in recipe.steps:
         if step.name == "vocabulary" and step.options["corpus"]:
             resolve_source(step.options["corpus"], "calib")
-        if step.options.get("source"):
-            resolve_source(step.options["source"], "calib")
+        source = step.options.get("source")
+        if source and source.startswith(ANSWERED):  # instructions from the corpus's Python files
+            resolve_source(INSTRUCT + source[len(ANSWERED) :], "calib")
+        elif source:
+            resolve_source(source, "calib")
     for data in recipe.evaluate["perplexity"]:
         resolve_source(data, "eval")
 
@@ -89,6 +92,28 @@ class _Run:
         windows, desc = calibration_data(self.tokenizer, source, samples, seq_len, cal["seed"])
         return list(windows.split(cal["batch_size"])), desc
 
+    def depth_batches(self, step: Step) -> tuple[list[torch.Tensor], list | None, dict]:
+        """Calibration windows, or with `source: answered:CORPUS` the model's own checked answers
+        weighted on the answer tokens."""
+        from prunekit.calibration.answered import answered_batches
+        from prunekit.data.sources import ANSWERED
+
+        source = step.options.get("source") or ""
+        if not source.startswith(ANSWERED):
+            batches, desc = self.batches(step)
+            return batches, None, desc
+        cal = self.recipe.calibration
+        return answered_batches(
+            self.model,
+            self.tokenizer,
+            source[len(ANSWERED) :],
+            step.options.get("samples") or cal["samples"],
+            step.options.get("seq_len") or cal["seq_len"],
+            cal["seed"],
+            self.device,
+            self.progress,
+        )
+
     def vocabulary(self, step: Step) -> dict:
         from prunekit.data.sources import resolve_source
         from prunekit.structural.vocabulary import prune_vocabulary
@@ -110,7 +135,7 @@ class _Run:
             remove_layers(self.model, self.adapter, o["layers"])
             after = len(self.adapter.layers(self.model))
             return {"layers_before": before, "layers_after": after, "removed": sorted(o["layers"])}
-        batches, desc = self.batches(step)
+        batches, weights, desc = self.depth_batches(step)
         torch.manual_seed(self.recipe.calibration["seed"])
         result = greedy_depth(
             self.model,
@@ -121,6 +146,7 @@ class _Run:
             o["last_token"],
             self.device,
             self.progress,
+            weights=weights,
         )
         remove_layers(self.model, self.adapter, result.removed)
         self.depth_results.append(result)

@@ -4,7 +4,7 @@
     calibration: {source: python, samples: 64, seq_len: 512, seed: 0}
     steps:
       - vocabulary: {corpus: python}
-      - depth: {remove: 4, criterion: kl, source: instruct:python}
+      - depth: {remove: 4, criterion: kl, source: instruct:python}  # or answered:python
       - width: {ffn_keep: 0.9, criterion: activation}
       - structured: {heads: 0.25, ffn: 0.25, importance: fused, ratios: adaptive}
       - unstructured: {method: wanda, sparsity: 0.5, allocation: owl, allocation_options: {lambda: 0.08},
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.allocation.build import OPTIONS as ALLOCATIONS
+from prunekit.data.sources import ANSWERED
 from prunekit.errors import PrunekitError
 from prunekit.methods.oneshot import STREAMS
 from prunekit.methods.pruners import PRUNERS
@@ -160,7 +161,14 @@ def _step(index: int, item) -> Step:
     if opts.get("source") is not None and not isinstance(opts["source"], str):
         _fail(
             where,
-            f"source must be a corpus name, instruct:CORPUS or a path, got {opts['source']!r}",
+            f"source must be a corpus name, instruct:CORPUS, answered:CORPUS (depth) or a path, "
+            f"got {opts['source']!r}",
+        )
+    if str(opts.get("source")).startswith(ANSWERED) and (name != "depth" or opts["last_token"]):
+        _fail(
+            where,
+            "source answered:CORPUS (weighted on the model's own answers) is for depth steps "
+            "without last_token; give this step a corpus or instruct:CORPUS",
         )
     if spec.check is not None:
         spec.check(where, opts)

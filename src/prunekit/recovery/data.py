@@ -18,11 +18,10 @@ import torch
 
 from prunekit.data.decontam import decontaminate
 from prunekit.data.instruct import Instruction, chat_messages, corpus_functions
-from prunekit.data.sources import INSTRUCT, jsonl_rows, resolve_source
+from prunekit.data.sources import ANSWERED, INSTRUCT, jsonl_rows, resolve_source
 from prunekit.data.windows import calibration_windows
 from prunekit.errors import PrunekitError
 
-ANSWERED = "answered:"
 DATA_SEED_OFFSET = 1  # recovery windows are drawn with seed+1, apart from the pruning calibration
 
 

@@ -4,7 +4,9 @@ Criteria (lower score = less useful layer, removed first):
 - `cosine`: block influence 1 − cos(h_in, h_out), mean over tokens;
 - `angular`: arccos(cos(h_in, h_out)) / π, mean over tokens;
 - `kl`: mean per-token KL(p_current ‖ p_without_layer) of the next-token distribution.
-With `last_token`, only the last position of each calibration window is scored.
+With `last_token`, only the last position of each calibration window is scored; with `weights`
+(one B × T tensor per batch, e.g. 1 on the answer tokens of the model's own answers), only the
+weighted positions are, as a weighted mean.
 
 Cost of `kl` (exact, no approximation): each round runs the current model once and caches every
 layer's input stream; the model without candidate layer i is then the cached input of i pushed
@@ -43,29 +45,45 @@ def _pick(h: torch.Tensor, last_token: bool) -> torch.Tensor:
     return h[:, -1].float() if last_token else h.reshape(-1, h.shape[-1]).float()
 
 
+def _total(per_token: torch.Tensor, weight: torch.Tensor | None) -> tuple[float, float]:
+    """Σ per-token score (weighted where weights are given) and the count (or Σ weights)."""
+    if weight is None:
+        return float(per_token.sum()), per_token.shape[0]
+    weight = weight.reshape(-1).to(per_token)
+    return float((weight * per_token).sum()), float(weight.sum())
+
+
 def cosine_sum(
-    h_in: torch.Tensor, h_out: torch.Tensor, last_token: bool = False
-) -> tuple[float, int]:
+    h_in: torch.Tensor,
+    h_out: torch.Tensor,
+    last_token: bool = False,
+    weight: torch.Tensor | None = None,
+) -> tuple[float, float]:
     """Σ (1 − cos(h_in, h_out)) over scored tokens, and how many tokens were scored."""
     a, b = _pick(h_in, last_token), _pick(h_out, last_token)
-    return float((1 - F.cosine_similarity(a, b, dim=-1)).sum()), a.shape[0]
+    return _total(1 - F.cosine_similarity(a, b, dim=-1), weight)
 
 
 def angular_sum(
-    h_in: torch.Tensor, h_out: torch.Tensor, last_token: bool = False
-) -> tuple[float, int]:
+    h_in: torch.Tensor,
+    h_out: torch.Tensor,
+    last_token: bool = False,
+    weight: torch.Tensor | None = None,
+) -> tuple[float, float]:
     """Σ arccos(cos(h_in, h_out)) / π over scored tokens, and how many tokens were scored."""
     a, b = _pick(h_in, last_token), _pick(h_out, last_token)
     cos = F.cosine_similarity(a, b, dim=-1).clamp(-1.0, 1.0)
-    return float((torch.arccos(cos) / math.pi).sum()), a.shape[0]
+    return _total(torch.arccos(cos) / math.pi, weight)
 
 
-def kl_sum(logp: torch.Tensor, logq: torch.Tensor) -> tuple[float, int]:
-    """Σ_tokens KL(p ‖ q) from log-probabilities (… × V), and the number of tokens."""
+def kl_sum(
+    logp: torch.Tensor, logq: torch.Tensor, weight: torch.Tensor | None = None
+) -> tuple[float, float]:
+    """Σ_tokens KL(p ‖ q) from log-probabilities (… × V), and the number of tokens (or Σ
+    weights: one weight per token)."""
     logp = logp.reshape(-1, logp.shape[-1]).float()
     logq = logq.reshape(-1, logq.shape[-1]).float()
-    kl = (logp.exp() * (logp - logq)).sum(-1)
-    return float(kl.sum()), logp.shape[0]
+    return _total((logp.exp() * (logp - logq)).sum(-1), weight)
 
 
 @dataclass
@@ -146,8 +164,13 @@ class _Stack:
         return [_first(layer(h, *c.args, **c.kwargs)) for h, c in zip(stream, self.calls[idx])]
 
     @torch.no_grad()
-    def logprobs(self, hidden: torch.Tensor, last_token: bool) -> torch.Tensor:
+    def logprobs(
+        self, hidden: torch.Tensor, last_token: bool, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Log-probabilities at every position, the last, or only at flat positions `rows`."""
         h = hidden[:, -1:] if last_token else hidden
+        if rows is not None:
+            h = h.reshape(-1, h.shape[-1])[rows][None]
         self.head_rows += h.shape[0] * h.shape[1]
         return torch.log_softmax(self.adapter.logits(self.model, h).float(), dim=-1)
 
@@ -163,15 +186,20 @@ def greedy_depth(
     device: torch.device | str = "cpu",
     progress: bool = True,
     rescore: bool = True,
+    weights: list[torch.Tensor] | None = None,
 ) -> DepthResult:
     """Choose `remove` layers one at a time (pure scoring: the model is not edited).
 
     `rescore=False`: score once and remove the `remove` lowest (one round instead of `remove`).
+    `weights`: per-position weights, one tensor shaped like each batch (scores become weighted
+    means over the positions of weight > 0).
     """
     if criterion not in CRITERIA:
         raise PrunekitError(
             f"unknown depth criterion '{criterion}'; choose one of: {', '.join(CRITERIA)}"
         )
+    if weights is not None:
+        _check_weights(weights, batches, last_token)
     num_layers = len(adapter.layers(model))
     check_remove(remove, num_layers)
     device = torch.device(device)
@@ -195,7 +223,7 @@ def greedy_depth(
                 streams.append(stack.run(active[len(streams) - 1], streams[-1]))
             if forward_s is None:  # the first round: one pass through every layer
                 forward_s = time.perf_counter() - t_fwd
-            scores = _score_round(stack, active, streams, criterion, last_token, progress)
+            scores = _score_round(stack, active, streams, criterion, last_token, progress, weights)
             result.rounds.append(scores)
             if rescore:
                 pos = min(range(len(active)), key=lambda p: (scores[active[p]], active[p]))
@@ -219,24 +247,53 @@ def greedy_depth(
             model.to(home)
 
 
+def _check_weights(weights: list[torch.Tensor], batches: list[torch.Tensor], last_token: bool):
+    if last_token:
+        raise PrunekitError("depth scoring takes weights or last_token, not both; choose one")
+    if len(weights) != len(batches) or any(
+        tuple(w.shape) != tuple(b.shape[:2]) for w, b in zip(weights, batches)
+    ):
+        raise PrunekitError("depth weights need one tensor shaped like each calibration batch")
+    if not all(float(w.sum()) > 0 for w in weights):
+        raise PrunekitError("every calibration batch needs a position of weight > 0 to score")
+
+
 def _score_round(
-    stack: _Stack, active, streams, criterion: str, last_token: bool, progress: bool
+    stack: _Stack,
+    active,
+    streams,
+    criterion: str,
+    last_token: bool,
+    progress: bool,
+    weights: list[torch.Tensor] | None = None,
 ) -> dict[int, float]:
     if criterion in ("cosine", "angular"):
         fn = cosine_sum if criterion == "cosine" else angular_sum
         scores = {}
         for p, idx in enumerate(active):
             total = count = 0
-            for a, b in zip(streams[p], streams[p + 1]):
-                s, n = fn(a, b, last_token)
+            for b, (x, y) in enumerate(zip(streams[p], streams[p + 1])):
+                s, n = fn(x, y, last_token, None if weights is None else weights[b])
                 total, count = total + s, count + n
             scores[idx] = total / count
         return scores
     final = streams[-1]
+    # with weights, only positions of weight > 0 go through the head (flat indices, per batch)
+    rows = (
+        None if weights is None else [torch.nonzero(w.reshape(-1) > 0).flatten() for w in weights]
+    )
+    picked = None if rows is None else [w.reshape(-1)[r] for w, r in zip(weights, rows)]
     vocab = stack.adapter.lm_head(stack.model).weight.shape[0]
-    tokens = sum(h.shape[0] * (1 if last_token else h.shape[1]) for h in final)
+    if rows is not None:
+        tokens = sum(r.numel() for r in rows)
+    else:
+        tokens = sum(h.shape[0] * (1 if last_token else h.shape[1]) for h in final)
+
+    def logprobs(b: int, h: torch.Tensor) -> torch.Tensor:
+        return stack.logprobs(h, last_token, None if rows is None else rows[b])
+
     cached = (
-        [stack.logprobs(h, last_token) for h in final]
+        [logprobs(b, h) for b, h in enumerate(final)]
         if tokens * vocab * 4 <= LOGPROB_CACHE_BYTES
         else None
     )
@@ -247,8 +304,8 @@ def _score_round(
             h = stack.run(idx, h)
         total = count = 0
         for b, hb in enumerate(h):
-            logp = cached[b] if cached is not None else stack.logprobs(final[b], last_token)
-            s, n = kl_sum(logp, stack.logprobs(hb, last_token))
+            logp = cached[b] if cached is not None else logprobs(b, final[b])
+            s, n = kl_sum(logp, logprobs(b, hb), None if picked is None else picked[b])
             total, count = total + s, count + n
         scores[active[p]] = total / count
     return scores
