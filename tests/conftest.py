@@ -61,6 +61,40 @@ def tiny_model(arch: str = "llama", seed: int = 0):
     return model.eval()
 
 
+def skip_layers(model, drop):
+    """Ground truth for depth pruning: a copy of the model with layers `drop` replaced by the identity."""
+    import copy
+
+    ref = copy.deepcopy(model)
+    for i in drop:
+        ref.model.layers[i].forward = lambda h, *a, **k: h
+    return ref
+
+
+def linear_input_norms(model, ids: torch.Tensor, batch: int = 2) -> dict[str, torch.Tensor]:
+    """Brute force: every decoder Linear's input L2 norm per channel over whole-model forwards
+    (float64 sums), keyed `layers.{i}.{name}`."""
+    from prunekit.models.adapters import adapter_for
+
+    adapter = adapter_for(model)
+    sums: dict[str, torch.Tensor] = {}
+    handles = []
+    for i, layer in enumerate(adapter.layers(model)):
+        for n, lin in adapter.linears(layer).items():
+
+            def hook(_m, inp, key=f"layers.{i}.{n}"):
+                x = inp[0].reshape(-1, inp[0].shape[-1]).double().pow(2).sum(0)
+                sums[key] = sums[key] + x if key in sums else x
+
+            handles.append(lin.register_forward_pre_hook(hook))
+    with torch.no_grad():
+        for part in ids.split(batch):
+            model(part)
+    for h in handles:
+        h.remove()
+    return {k: v.sqrt() for k, v in sums.items()}
+
+
 @pytest.fixture(params=ARCHS)
 def any_tiny_model(request):
     return tiny_model(request.param)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import tiny_model
+from conftest import linear_input_norms, tiny_model
 from prunekit.allocation.alignment import alignment_term, ranked_prune, score_ranks
 from prunekit.allocation.neuroal import SearchSettings, neuroal_search, ramp_sparsity
 from prunekit.allocation.plan import block_sizes, layer_shapes, make_plan
@@ -64,27 +64,6 @@ def test_exact_search_chooses_the_same_lambdas_and_objectives_as_the_full_pass_e
     )
 
 
-def _linear_norms(model, ids: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Every decoder Linear's input L2 norm per channel over a whole-model forward."""
-    adapter = adapter_for(model)
-    sums: dict[str, torch.Tensor] = {}
-    handles = []
-    for i, layer in enumerate(adapter.layers(model)):
-        for n, lin in adapter.linears(layer).items():
-
-            def hook(_m, inp, key=f"layers.{i}.{n}"):
-                x = inp[0].reshape(-1, inp[0].shape[-1]).float().pow(2).sum(0)
-                sums[key] = sums[key] + x if key in sums else x
-
-            handles.append(lin.register_forward_pre_hook(hook))
-    with torch.no_grad():
-        for batch in ids.split(4):
-            model(batch)
-    for h in handles:
-        h.remove()
-    return {k: v.sqrt() for k, v in sums.items()}
-
-
 def test_cached_reference_objective_equals_dense_model_vs_masked_model_norms():
     """Cached: Σ m(a of the dense model, a of the masked model), each from its own whole forward."""
     model = tiny_model("qwen2", seed=3)
@@ -102,14 +81,14 @@ def test_cached_reference_objective_equals_dense_model_vs_masked_model_norms():
     got = next(c["objective"] for c in log["block_step"]["candidates"] if c["lambda"] == 0.1)
     assert log["dense_reference"] == "cached"
 
-    dense = _linear_norms(model, IDS)
+    dense = linear_input_norms(model, IDS)
     ranks = score_ranks(run, get_pruner("wanda"))
     masked = tiny_model("qwen2", seed=3)
     mask_fn = ranked_prune(ranks, plan.target)
     for i, layer in enumerate(adapter.layers(masked)):
         for n, lin in adapter.linears(layer).items():
             mask_fn(i, n, lin.weight.data, None)
-    sparse = _linear_norms(masked, IDS)
+    sparse = linear_input_norms(masked, IDS)
     want = sum(alignment_term(dense[k], sparse[k]) for k in dense)
     assert got == pytest.approx(want, rel=1e-4)
     assert settings.dense_reference == "stream"  # default stays the exact published search

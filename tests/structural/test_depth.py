@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_model
+from conftest import skip_layers, tiny_model
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.structural.depth import (
@@ -21,14 +19,6 @@ from prunekit.structural.depth import (
 )
 
 ARCHS = ["llama", "qwen2", "gemma3"]
-
-
-def _skip(model, drop):
-    """Ground truth: the same model with layers `drop` replaced by the identity."""
-    ref = copy.deepcopy(model)
-    for i in drop:
-        ref.model.layers[i].forward = lambda h, *a, **k: h
-    return ref
 
 
 def _batches(seed=0):
@@ -44,7 +34,7 @@ def test_remove_layers_equals_skipping_and_reloads(arch, tmp_path):
     model = tiny_model(arch)
     ids = torch.randint(0, 128, (2, 10))
     drop = [1]
-    expected = _skip(model, drop)(ids).logits
+    expected = skip_layers(model, drop)(ids).logits
     remove_layers(model, adapter_for(model), drop)
     assert model.config.num_hidden_layers == len(model.model.layers)
     torch.testing.assert_close(model(ids).logits, expected)
@@ -80,7 +70,7 @@ def test_pure_scores_by_hand():
 
 @torch.no_grad()
 def _brute_kl(model, batches, removed, candidate, last_token=False):
-    p_model, q_model = _skip(model, removed), _skip(model, [*removed, candidate])
+    p_model, q_model = skip_layers(model, removed), skip_layers(model, [*removed, candidate])
     total = count = 0
     for b in batches:
         lp = F.log_softmax(p_model(b).logits.float(), -1)
@@ -101,7 +91,7 @@ def _distance(h_in, h_out, criterion):
 
 @torch.no_grad()
 def _brute_cos(model, batches, removed, candidate, criterion="cosine"):
-    ref = _skip(model, removed)
+    ref = skip_layers(model, removed)
     total = count = 0
     for b in batches:
         hs = ref(b, output_hidden_states=True).hidden_states

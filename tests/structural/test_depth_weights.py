@@ -3,23 +3,14 @@ brute-force weighted mean over full forwards without the layer; all-ones weights
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import tiny_model
+from conftest import skip_layers, tiny_model
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.structural.depth import cosine_sum, greedy_depth, kl_sum
-
-
-def _skip(model, drop):
-    ref = copy.deepcopy(model)
-    for i in drop:
-        ref.model.layers[i].forward = lambda h, *a, **k: h
-    return ref
 
 
 def _answers(seed=0):
@@ -37,7 +28,7 @@ def _answers(seed=0):
 
 @torch.no_grad()
 def _brute_weighted_kl(model, batches, weights, removed, cand):
-    p_model, q_model = _skip(model, removed), _skip(model, [*removed, cand])
+    p_model, q_model = skip_layers(model, removed), skip_layers(model, [*removed, cand])
     num = den = 0.0
     for b, w in zip(batches, weights):
         lp = F.log_softmax(p_model(b).logits.double(), -1)
