@@ -405,8 +405,27 @@ def render_steps(report: dict) -> str:
             lines.append(
                 f"| {r} | {removed} ({scores[str(removed)]:.4g}) | {nxt} | {ranked[-1][0]} ({ranked[-1][1]:.4g}) |"
             )
+        lines += _stability_lines(s)
         lines += ["", "![depth scores per round](depth_scores.png)"]
     return "\n".join(lines) + "\n"
+
+
+def _stability_lines(s: dict) -> list[str]:
+    """One line per round: how often the removed layer was best over bootstrap resamples."""
+    st = s.get("stability")
+    if not st:
+        return []
+    if st["rounds"] is None:
+        return ["", f"Bootstrap win rates: none ({st['reason']})."]
+    lines = [""]
+    for r, (wins, removed) in enumerate(zip(st["rounds"], s["removed"]), 1):
+        others = sorted((k for k in wins if k != str(removed)), key=lambda k: (-wins[k], int(k)))
+        nxt = f"next: {others[0]}, {wins[others[0]]:.0%}" if others else "no other candidate"
+        lines.append(
+            f"- round {r}: layer {removed} removed: best in {wins[str(removed)]:.0%} of "
+            f"{st['resamples']} bootstrap resamples of the {st['batches']} batches ({nxt})"
+        )
+    return lines
 
 
 def _details(s: dict) -> str:

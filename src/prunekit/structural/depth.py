@@ -19,6 +19,11 @@ removed layer on).
 `remove` lowest layers go at once (no re-scoring after each removal). `DepthResult.cost` counts
 layer and head passes and gives the measured wall time as a multiple of one forward through the
 decoder layers (the first round's stream computation, timed in the same run).
+
+Stability: each round also resamples the calibration batches with replacement (`resamples`
+times, a generator seeded 0) and records how often each candidate has the lowest Σs/Σn — its
+bootstrap win rate. The unit resampled is the calibration batch: one sample per batch for
+answered sources; windows batched several to a batch give a coarser estimate.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from prunekit.models.adapters import DecoderAdapter
 
 CRITERIA = ("kl", "cosine", "angular")
 LOGPROB_CACHE_BYTES = 2 << 30  # cache the current model's log-probs per round below this size
+RESAMPLES = 1000  # bootstrap resamples of the calibration batches per round
 
 
 def _pick(h: torch.Tensor, last_token: bool) -> torch.Tensor:
@@ -96,9 +102,11 @@ class DepthResult:
     rounds: list[dict[int, float]] = field(default_factory=list)
     rescore: bool = True
     cost: dict = field(default_factory=dict)
+    stability: list[dict[int, float]] | None = None  # per round: each candidate's win rate
+    bootstrap: dict = field(default_factory=dict)  # resamples, batches, seed; or why none
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "criterion": self.criterion,
             "last_token": self.last_token,
             "rescore": self.rescore,
@@ -106,6 +114,35 @@ class DepthResult:
             "rounds": [{str(k): v for k, v in r.items()} for r in self.rounds],
             "cost": self.cost,
         }
+        if self.bootstrap:
+            rounds = self.stability and [{str(k): v for k, v in r.items()} for r in self.stability]
+            out["stability"] = {**self.bootstrap, "rounds": rounds}
+        return out
+
+
+def bootstrap_wins(
+    sums: torch.Tensor, counts: torch.Tensor, resamples: int = RESAMPLES, seed: int = 0
+) -> torch.Tensor:
+    """Per column (candidate), the fraction of `resamples` resamples of the rows (batches, with
+    replacement) in which its Σ sums / Σ counts is lowest; ties go to the first column."""
+    batches, candidates = sums.shape
+    g = torch.Generator().manual_seed(seed)
+    draws = torch.randint(0, batches, (resamples, batches), generator=g)
+    times = torch.zeros(resamples, batches, dtype=torch.float64)
+    times.scatter_add_(1, draws, torch.ones_like(times))  # R × batches: how often each is drawn
+    scores = (times @ sums.double()) / (times @ counts.double())
+    return torch.bincount(scores.argmin(1), minlength=candidates).double() / resamples
+
+
+def round_stability(
+    per_batch: dict[int, list[tuple[float, float]]], resamples: int = RESAMPLES, seed: int = 0
+) -> dict[int, float]:
+    """Each candidate layer's bootstrap win rate from its per-batch (s, n); ties: lower index."""
+    layers = sorted(per_batch)
+    sums = torch.tensor([[s for s, _ in per_batch[i]] for i in layers], dtype=torch.float64)
+    counts = torch.tensor([[n for _, n in per_batch[i]] for i in layers], dtype=torch.float64)
+    wins = bootstrap_wins(sums.T, counts.T, resamples, seed)
+    return dict(zip(layers, wins.tolist()))
 
 
 def ranking_agreement(exact: DepthResult, approx: DepthResult) -> dict:
@@ -187,12 +224,15 @@ def greedy_depth(
     progress: bool = True,
     rescore: bool = True,
     weights: list[torch.Tensor] | None = None,
+    resamples: int = RESAMPLES,
 ) -> DepthResult:
     """Choose `remove` layers one at a time (pure scoring: the model is not edited).
 
     `rescore=False`: score once and remove the `remove` lowest (one round instead of `remove`).
     `weights`: per-position weights, one tensor shaped like each batch (scores become weighted
     means over the positions of weight > 0).
+    `resamples`: bootstrap resamples of the batches per round for `DepthResult.stability` (each
+    candidate's win rate; the batch is the unit resampled); needs ≥ 2 batches.
     """
     if criterion not in CRITERIA:
         raise PrunekitError(
@@ -214,6 +254,12 @@ def greedy_depth(
             stack.h0
         ]  # streams[p] = input of active[p]; last = final
         result = DepthResult(criterion, last_token, [], rescore=rescore)
+        if len(batches) >= 2 and resamples >= 1:
+            result.stability = []
+            result.bootstrap = {"resamples": resamples, "batches": len(batches), "seed": 0}
+        else:  # no win rates claimed: one batch resampled is always itself
+            why = "resamples=0" if resamples < 1 else "1 calibration batch: a bootstrap needs ≥ 2"
+            result.bootstrap = {"batches": len(batches), "reason": why}
         forward_s = None
         rounds = remove if rescore else 1
         bar = tqdm(range(rounds), desc=f"depth ({criterion})", unit="round", disable=not progress)
@@ -223,15 +269,22 @@ def greedy_depth(
                 streams.append(stack.run(active[len(streams) - 1], streams[-1]))
             if forward_s is None:  # the first round: one pass through every layer
                 forward_s = time.perf_counter() - t_fwd
-            scores = _score_round(stack, active, streams, criterion, last_token, progress, weights)
+            per_batch = _score_round(
+                stack, active, streams, criterion, last_token, progress, weights
+            )
+            scores = {idx: _mean(per_batch[idx]) for idx in active}
             result.rounds.append(scores)
+            if result.stability is not None:
+                result.stability.append(round_stability(per_batch, resamples))
             if rescore:
                 pos = min(range(len(active)), key=lambda p: (scores[active[p]], active[p]))
                 result.removed.append(active.pop(pos))
                 del streams[pos + 1 :]
             else:
                 result.removed = sorted(active, key=lambda i: (scores[i], i))[:remove]
-            bar.set_postfix(removed=result.removed[-1])
+            best = min(scores, key=lambda i: (scores[i], i))
+            wins = {} if result.stability is None else {"wins": f"{result.stability[-1][best]:.0%}"}
+            bar.set_postfix(removed=result.removed[-1], **wins)
         total = time.perf_counter() - t0
         result.cost = {
             "layer_passes": stack.layer_passes,
@@ -258,6 +311,14 @@ def _check_weights(weights: list[torch.Tensor], batches: list[torch.Tensor], las
         raise PrunekitError("every calibration batch needs a position of weight > 0 to score")
 
 
+def _mean(per_batch: list[tuple[float, float]]) -> float:
+    """A candidate's score: Σ s / Σ n, summed in batch order."""
+    total = count = 0
+    for s, n in per_batch:
+        total, count = total + s, count + n
+    return total / count
+
+
 def _score_round(
     stack: _Stack,
     active,
@@ -266,17 +327,17 @@ def _score_round(
     last_token: bool,
     progress: bool,
     weights: list[torch.Tensor] | None = None,
-) -> dict[int, float]:
+) -> dict[int, list[tuple[float, float]]]:
+    """Per active layer, the (Σ score, count) each calibration batch gives without it."""
     if criterion in ("cosine", "angular"):
         fn = cosine_sum if criterion == "cosine" else angular_sum
-        scores = {}
-        for p, idx in enumerate(active):
-            total = count = 0
-            for b, (x, y) in enumerate(zip(streams[p], streams[p + 1])):
-                s, n = fn(x, y, last_token, None if weights is None else weights[b])
-                total, count = total + s, count + n
-            scores[idx] = total / count
-        return scores
+        return {
+            idx: [
+                fn(x, y, last_token, None if weights is None else weights[b])
+                for b, (x, y) in enumerate(zip(streams[p], streams[p + 1]))
+            ]
+            for p, idx in enumerate(active)
+        }
     final = streams[-1]
     # with weights, only positions of weight > 0 go through the head (flat indices, per batch)
     rows = (
@@ -297,18 +358,20 @@ def _score_round(
         if tokens * vocab * 4 <= LOGPROB_CACHE_BYTES
         else None
     )
-    scores = {}
+    per_batch = {}
     for p in tqdm(range(len(active)), desc="  kl candidates", leave=False, disable=not progress):
         h = streams[p]  # the model without active[p]: its input, through the layers after it
         for idx in active[p + 1 :]:
             h = stack.run(idx, h)
-        total = count = 0
-        for b, hb in enumerate(h):
-            logp = cached[b] if cached is not None else logprobs(b, final[b])
-            s, n = kl_sum(logp, logprobs(b, hb), None if picked is None else picked[b])
-            total, count = total + s, count + n
-        scores[active[p]] = total / count
-    return scores
+        per_batch[active[p]] = [
+            kl_sum(
+                cached[b] if cached is not None else logprobs(b, final[b]),
+                logprobs(b, hb),
+                None if picked is None else picked[b],
+            )
+            for b, hb in enumerate(h)
+        ]
+    return per_batch
 
 
 def remove_layers(model: nn.Module, adapter: DecoderAdapter, drop: list[int]) -> None:
