@@ -71,6 +71,27 @@ def calibration_data(
     }
 
 
+def _calibration_batches(
+    who: str,
+    model: nn.Module,
+    tokenizer,
+    calib: str | torch.Tensor,
+    samples: int,
+    seq_len: int,
+    seed: int,
+    batch_size: int,
+    timer: Timer,
+) -> tuple[list[torch.Tensor], dict]:
+    """Calibration windows in batches (timed) and their report description, after the checks
+    that `who` has data to calibrate on and windows the model's context holds."""
+    if tokenizer is None and not isinstance(calib, torch.Tensor):
+        raise PrunekitError(f"{who} needs calibration data: pass the tokenizer or token ids")
+    check_seq_len(model, seq_len)
+    with timer("calibration_data"):
+        windows, described = calibration_data(tokenizer, calib, samples, seq_len, seed)
+    return list(windows.split(batch_size)), described
+
+
 def sparsity_summary(records: dict[str, LayerRecord], target: float) -> dict:
     zeros = sum(r.zeros for r in records.values())
     numel = sum(r.numel for r in records.values())
@@ -122,14 +143,9 @@ def prune(
     report: dict = {"method": section.to_dict(), "seed": seed}
     batches = None
     if pruner.needs or allocation != "uniform":
-        if tokenizer is None and not isinstance(calib, torch.Tensor):
-            raise PrunekitError(f"{method} needs calibration data: pass the tokenizer or token ids")
-        check_seq_len(model, seq_len)
-        with timer("calibration_data"):
-            windows, report["calibration"] = calibration_data(
-                tokenizer, calib, calib_samples, seq_len, seed
-            )
-        batches = list(windows.split(batch_size))
+        batches, report["calibration"] = _calibration_batches(
+            method, model, tokenizer, calib, calib_samples, seq_len, seed, batch_size, timer
+        )
     weights_dtype = next(model.parameters()).dtype
     fdtype = _forward_dtype(forward_dtype, device)
     if fdtype in (torch.float32, weights_dtype):
@@ -185,20 +201,14 @@ def structured(
     cfg = SaapConfig(**options).validated()
     adapter = adapter_for(model)
     check_budget(model, adapter, cfg)
-    if tokenizer is None and not isinstance(calib, torch.Tensor):
-        raise PrunekitError("structured needs calibration data: pass the tokenizer or token ids")
-    check_seq_len(model, seq_len)
     timer = Timer()
     report: dict = {"seed": seed}
-    with timer("calibration_data"):
-        windows, report["calibration"] = calibration_data(
-            tokenizer, calib, calib_samples, seq_len, seed
-        )
+    batches, report["calibration"] = _calibration_batches(
+        "structured", model, tokenizer, calib, calib_samples, seq_len, seed, batch_size, timer
+    )
     torch.manual_seed(seed)
     with timer("prune"):
-        report["structured"] = prune_structured(
-            model, adapter, list(windows.split(batch_size)), cfg, device, progress
-        )
+        report["structured"] = prune_structured(model, adapter, batches, cfg, device, progress)
     report["params"] = param_counts(model)
     report["timings_s"] = timer.stages
     return PruneResult(model, tokenizer, {}, report)
