@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prunekit.errors import PrunekitError
+
+if TYPE_CHECKING:
+    from prunekit.api import PruneResult
+    from prunekit.models.loading import LoadedModel
+    from prunekit.utils import Timer
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +58,28 @@ def add_config_args(
                 "choices": (choices or {}).get(f.name),
             }
         group.add_argument(flag, default=default, dest=f.name, help=helps.get(f.name), **kind)
+
+
+def config_from_args(args: argparse.Namespace, config: type):
+    """The dataclass `config` built from the flags `add_config_args` made, validated."""
+    names = {f.name for f in dataclasses.fields(config)}
+    return config(**{k: v for k, v in vars(args).items() if k in names}).validated()
+
+
+def add_calib_args(parser: argparse.ArgumentParser, batch_help: str) -> None:
+    """The calibration flags `calib_kwargs` reads (bounds: CALIB_MINIMUMS)."""
+    parser.add_argument(
+        "--calib", default="python", help="built-in corpus (python) or a file/folder/.jsonl"
+    )
+    parser.add_argument("--calib-samples", type=int, default=64)
+    parser.add_argument("--seq-len", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, default=8, help=batch_help)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_output_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
 
 
 def calib_kwargs(args: argparse.Namespace, device) -> dict:
@@ -99,6 +128,16 @@ def split_list(text: str | None) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()] if text else []
 
 
+def held_out_sets(text: str | None) -> list[str]:
+    """The comma-separated perplexity corpora/paths, each checked to resolve before any load."""
+    from prunekit.data.sources import resolve_source
+
+    names = split_list(text)
+    for name in names:
+        resolve_source(name, "eval")
+    return names
+
+
 def print_table(headers: list[str], rows: list[list]) -> None:
     """A plain aligned text table (stdout is for results, progress goes to stderr)."""
     cells = [[str(c) for c in r] for r in rows]
@@ -111,6 +150,22 @@ def print_table(headers: list[str], rows: list[list]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
 
 
+def ppl_rows(report: dict) -> list[list[str]]:
+    """One `ppl CORPUS (before → after)` row per corpus the report measured after the change."""
+    before = report.get("evaluation_before", {}).get("perplexity", {})
+    return [
+        [f"ppl {d} (before → after)", f"{before[d]['ppl']:.3f} → {r['ppl']:.3f}"]
+        for d, r in report.get("evaluation", {}).get("perplexity", {}).items()
+    ]
+
+
+def print_summary(rows: list[list], report: dict, out: Path) -> None:
+    """A command's closing table: `rows`, then its stage timings, peak RSS and output folder."""
+    rows = rows + [[f"time {k} (s)", f"{v:.1f}"] for k, v in report["timings_s"].items()]
+    rows += [["peak RSS (MiB)", f"{report['peak_rss_mb']:.0f}"], ["output", str(out)]]
+    print_table(["", "value"], rows)
+
+
 def check_at_least(args: argparse.Namespace, **minimums: int) -> None:
     """Numeric options in range before any model loads: one line naming the flag and the bound."""
     for name, low in minimums.items():
@@ -119,6 +174,7 @@ def check_at_least(args: argparse.Namespace, **minimums: int) -> None:
             raise PrunekitError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
 
 
+CALIB_MINIMUMS = {"calib_samples": 1, "seq_len": 2, "batch_size": 1}
 PPL_MINIMUMS = {"ppl_seq_len": 2, "ppl_tokens": 1, "ppl_batch_size": 1}
 
 
@@ -136,16 +192,39 @@ def read_report(path: Path) -> dict:
     return report
 
 
-def prune_and_save(lm, ppl_sets: list[str], args, device, timer, report: dict, step) -> dict:
-    """The shared tail of the pruning commands: held-out perplexity before and after `step()`
-    (which prunes `lm` in place and returns an api result), then the report and an atomic save."""
+def load_reported(args: argparse.Namespace) -> tuple[LoadedModel, Timer, dict]:
+    """The model of `args` loaded (timed as `load`) with a new report that names it."""
+    from prunekit.models.loading import load_model
+    from prunekit.reports.report import new_report
+    from prunekit.utils import Timer
+
+    timer, report = Timer(), new_report()
+    with timer("load"):
+        lm = load_model(args.model, args.dtype, args.trust_remote_code)
+    report["model"] = lm.info
+    return lm, timer, report
+
+
+def prune_and_save(
+    args: argparse.Namespace,
+    device,
+    ppl_sets: list[str],
+    prune: Callable[..., PruneResult],
+    options: dict,
+    check: Callable[[LoadedModel], None] | None = None,
+) -> dict:
+    """The pruning commands' body: load, `check(lm)` before any scoring, held-out perplexity around
+    `prune(model, tokenizer, **calibration flags, **options)` (in place), report, atomic save."""
     from prunekit import api
     from prunekit.utils import peak_rss_mb
 
+    lm, timer, report = load_reported(args)
+    if check is not None:
+        check(lm)
     if ppl_sets:
         with timer("eval_before"):
             report["evaluation_before"] = {"perplexity": perplexities(lm, ppl_sets, args, device)}
-    result = step()
+    result = prune(lm.model, lm.tokenizer, **calib_kwargs(args, device), **options)
     timer.stages.update(result.report.pop("timings_s"))
     report.update(result.report)
     if ppl_sets:

@@ -12,10 +12,10 @@ from prunekit.cli.common import (
     add_model_args,
     add_ppl_args,
     check_at_least,
+    held_out_sets,
     perplexities,
     print_table,
     read_report,
-    split_list,
 )
 
 
@@ -59,14 +59,11 @@ def _check_target(target: Path | None) -> dict | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prunekit.data.sources import resolve_source
     from prunekit.models.loading import load_model, resolve_device
     from prunekit.reports.report import new_report, render_markdown
 
     device = resolve_device(args.device)
-    ppl_sets = split_list(args.ppl)
-    for data in ppl_sets:
-        resolve_source(data, "eval")
+    ppl_sets = held_out_sets(args.ppl)
     code = _code_eval()
     if code is not None:
         code.check_args(args)

@@ -8,13 +8,17 @@ from pathlib import Path
 from prunekit.allocation.build import OPTIONS as ALLOCATIONS
 from prunekit.allocation.neuroal import DENSE_REFERENCES, GRIDS
 from prunekit.cli.common import (
+    CALIB_MINIMUMS,
     PPL_MINIMUMS,
+    add_calib_args,
     add_model_args,
+    add_output_args,
     add_ppl_args,
-    calib_kwargs,
     check_at_least,
+    held_out_sets,
+    ppl_rows,
+    print_summary,
     prune_and_save,
-    split_list,
 )
 from prunekit.methods.oneshot import STREAMS
 from prunekit.methods.pruners import PRUNERS
@@ -31,18 +35,11 @@ def register(sub) -> None:
         "--sparsity", type=float, default=None, help="fraction of weights to zero, 0 ≤ S < 1"
     )
     p.add_argument("--pattern", default="unstructured", help="unstructured, 2:4 or 4:8")
-    p.add_argument(
-        "--calib", default="python", help="built-in corpus (python) or a file/folder/.jsonl"
-    )
-    p.add_argument("--calib-samples", type=int, default=64)
-    p.add_argument("--seq-len", type=int, default=512)
-    p.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward pass")
-    p.add_argument("--seed", type=int, default=0)
+    add_calib_args(p, "calibration windows per forward pass")
     _add_forward_args(p)
     _add_allocation_args(p)
     add_ppl_args(p, "--eval-ppl")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_output_args(p)
     p.set_defaults(func=run)
 
 
@@ -50,48 +47,28 @@ def run(args: argparse.Namespace) -> int:
     from prunekit import api
     from prunekit.data.sources import resolve_source
     from prunekit.methods.patterns import parse_pattern, resolve_sparsity
-    from prunekit.models.loading import load_model, resolve_device
-    from prunekit.reports.report import new_report
-    from prunekit.utils import Timer, check_output_dir
+    from prunekit.models.loading import resolve_device
+    from prunekit.utils import check_output_dir
 
     # Validate everything cheap before loading a model.
     resolve_sparsity(args.sparsity, parse_pattern(args.pattern))
-    check_at_least(args, calib_samples=1, seq_len=2, batch_size=1, **PPL_MINIMUMS)
+    check_at_least(args, **CALIB_MINIMUMS, **PPL_MINIMUMS)
     alloc_options = _allocation_options(args)
     check_output_dir(args.output, args.force)
     device = resolve_device(args.device)
     if args.method != "magnitude" or args.allocation != "uniform":
         resolve_source(args.calib, "calib")
-    ppl_sets = split_list(args.eval_ppl)
-    for data in ppl_sets:
-        resolve_source(data, "eval")
-
-    timer = Timer()
-    report = new_report()
-    with timer("load"):
-        lm = load_model(args.model, args.dtype, args.trust_remote_code)
-    report["model"] = lm.info
-
-    report = prune_and_save(
-        lm,
-        ppl_sets,
-        args,
-        device,
-        timer,
-        report,
-        lambda: api.prune(
-            lm.model,
-            lm.tokenizer,
-            method=args.method,
-            sparsity=args.sparsity,
-            pattern=args.pattern,
-            **calib_kwargs(args, device),
-            allocation=args.allocation,
-            allocation_options=alloc_options,
-            forward_dtype=args.forward_dtype,
-            stream=args.stream,
-        ),
-    )
+    ppl_sets = held_out_sets(args.eval_ppl)
+    options = {
+        "method": args.method,
+        "sparsity": args.sparsity,
+        "pattern": args.pattern,
+        "allocation": args.allocation,
+        "allocation_options": alloc_options,
+        "forward_dtype": args.forward_dtype,
+        "stream": args.stream,
+    }
+    report = prune_and_save(args, device, ppl_sets, api.prune, options)
     _summary(report, args.output)
     return 0
 
@@ -186,8 +163,6 @@ def _allocation_options(args: argparse.Namespace) -> dict:
 
 
 def _summary(report: dict, out: Path) -> None:
-    from prunekit.cli.common import print_table
-
     sp = report["sparsity"]
     rows = [
         ["target sparsity", f"{sp['target']:.4f}"],
@@ -196,15 +171,9 @@ def _summary(report: dict, out: Path) -> None:
             "params (total / non-zero)",
             f"{report['params']['total']:,} / {report['params']['nonzero']:,}",
         ],
-    ]
-    for d, r in report.get("evaluation", {}).get("perplexity", {}).items():
-        before = report.get("evaluation_before", {}).get("perplexity", {}).get(d, {}).get("ppl")
-        rows.append([f"ppl {d} (before → after)", f"{before:.3f} → {r['ppl']:.3f}"])
+    ] + ppl_rows(report)
     if report.get("allocation"):
         from prunekit.reports.allocation_plots import summary_rows
 
         rows += summary_rows(report["allocation"])
-    rows += [[f"time {k} (s)", f"{v:.1f}"] for k, v in report["timings_s"].items()]
-    rows.append(["peak RSS (MiB)", f"{report['peak_rss_mb']:.0f}"])
-    rows.append(["output", str(out)])
-    print_table(["", "value"], rows)
+    print_summary(rows, report, out)

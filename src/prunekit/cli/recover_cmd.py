@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -11,9 +10,13 @@ from pathlib import Path
 from prunekit.cli.common import (
     add_config_args,
     add_model_args,
+    add_output_args,
     add_ppl_args,
+    config_from_args,
+    held_out_sets,
     perplexities,
-    split_list,
+    ppl_rows,
+    print_summary,
 )
 from prunekit.errors import PrunekitError
 
@@ -70,16 +73,8 @@ def register(sub) -> None:
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
     )
     add_ppl_args(p, "--eval-ppl")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_output_args(p)
     p.set_defaults(func=run)
-
-
-def _config(args: argparse.Namespace):
-    from prunekit.recovery.config import RecoveryConfig
-
-    names = {f.name for f in dataclasses.fields(RecoveryConfig)}
-    return RecoveryConfig(**{k: v for k, v in vars(args).items() if k in names}).validated()
 
 
 def teacher_of(student: str, given: str | None) -> str:
@@ -107,9 +102,9 @@ def student_evaluation(student: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prunekit.data.sources import resolve_source
     from prunekit.models.adapters import adapter_for
     from prunekit.models.loading import load_model, resolve_device
+    from prunekit.recovery.config import RecoveryConfig
     from prunekit.recovery.distributed import check_fsdp, is_writer, join_from_env, leave
     from prunekit.recovery.report import param_summary, plot_losses
     from prunekit.recovery.run import recover
@@ -117,14 +112,12 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.reports.report import new_report, write_report
     from prunekit.utils import Timer, check_output_dir, peak_rss_mb, write_output
 
-    cfg = _config(args)
+    cfg = config_from_args(args, RecoveryConfig)
     check_output_dir(args.output, args.force)
     device = join_from_env(resolve_device(args.device))
     if cfg.shard == "fsdp":
         check_fsdp(cfg.batch_size)
-    ppl_sets = split_list(args.eval_ppl)
-    for data in ppl_sets:
-        resolve_source(data, "eval")
+    ppl_sets = held_out_sets(args.eval_ppl)
     teacher_name = teacher_of(args.model, args.teacher)
     state_dir = state_dir_for(args.output)
     if state_dir.exists() and not args.resume:
@@ -185,8 +178,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(report: dict, out: Path) -> None:
-    from prunekit.cli.common import print_table
-
     rec, tr = report["recovery"], report["recovery"]["training"]
     rows = [
         ["method / trainable", f"{rec['config']['method']} / {rec['config']['train']}"],
@@ -212,9 +203,4 @@ def _summary(report: dict, out: Path) -> None:
         rows.append(
             [f"{rec['masks']['pattern']} pattern valid", str(rec["masks"]["pattern_valid"])]
         )
-    for d, r in report.get("evaluation", {}).get("perplexity", {}).items():
-        before = report["evaluation_before"]["perplexity"][d]["ppl"]
-        rows.append([f"ppl {d} (before → after)", f"{before:.3f} → {r['ppl']:.3f}"])
-    rows += [[f"time {k} (s)", f"{v:.1f}"] for k, v in report["timings_s"].items()]
-    rows += [["peak RSS (MiB)", f"{report['peak_rss_mb']:.0f}"], ["output", str(out)]]
-    print_table(["", "value"], rows)
+    print_summary(rows + ppl_rows(report), report, out)

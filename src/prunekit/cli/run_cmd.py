@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(report: dict, out: Path) -> None:
-    from prunekit.cli.common import print_table
+    from prunekit.cli.common import print_summary
 
     rows = [["parameters before", f"{report['params_before']['total']:,}"]]
     for s in report["steps"]:
@@ -60,7 +60,4 @@ def _summary(report: dict, out: Path) -> None:
                 (f"{before:.3f} → " if before else "") + f"{r['ppl']:.3f}",
             ]
         )
-    rows += [[f"time {k} (s)", f"{v:.1f}"] for k, v in report["timings_s"].items()]
-    rows.append(["peak RSS (MiB)", f"{report['peak_rss_mb']:.0f}"])
-    rows.append(["output", str(out)])
-    print_table(["", "value"], rows)
+    print_summary(rows, report, out)

@@ -7,14 +7,19 @@ import dataclasses
 from pathlib import Path
 
 from prunekit.cli.common import (
+    CALIB_MINIMUMS,
     PPL_MINIMUMS,
+    add_calib_args,
     add_config_args,
     add_model_args,
+    add_output_args,
     add_ppl_args,
-    calib_kwargs,
     check_at_least,
+    config_from_args,
+    held_out_sets,
+    ppl_rows,
+    print_summary,
     prune_and_save,
-    split_list,
 )
 
 HELP = {
@@ -49,66 +54,32 @@ def register(sub) -> None:
         choices={"importance": list(REGISTRY), "ratios": list(RATIOS)},
         keep_defaults=True,
     )
-    p.add_argument(
-        "--calib", default="python", help="built-in corpus (python) or a file/folder/.jsonl"
-    )
-    p.add_argument("--calib-samples", type=int, default=64)
-    p.add_argument("--seq-len", type=int, default=512)
-    p.add_argument(
-        "--batch-size", type=int, default=8, help="calibration windows per backward pass"
-    )
-    p.add_argument("--seed", type=int, default=0)
+    add_calib_args(p, "calibration windows per backward pass")
     add_ppl_args(p, "--eval-ppl")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_output_args(p)
     p.set_defaults(func=run)
-
-
-def _config(args: argparse.Namespace):
-    from prunekit.structural.saap import SaapConfig
-
-    names = {f.name for f in dataclasses.fields(SaapConfig)}
-    return SaapConfig(**{k: v for k, v in vars(args).items() if k in names}).validated()
 
 
 def run(args: argparse.Namespace) -> int:
     from prunekit import api
     from prunekit.data.sources import resolve_source
     from prunekit.models.adapters import adapter_for
-    from prunekit.models.loading import load_model, resolve_device
-    from prunekit.reports.report import new_report
-    from prunekit.structural.saap import check_budget
-    from prunekit.utils import Timer, check_output_dir
+    from prunekit.models.loading import LoadedModel, resolve_device
+    from prunekit.structural.saap import SaapConfig, check_budget
+    from prunekit.utils import check_output_dir
 
-    cfg = _config(args)
-    check_at_least(args, calib_samples=1, seq_len=2, batch_size=1, **PPL_MINIMUMS)
+    cfg = config_from_args(args, SaapConfig)
+    check_at_least(args, **CALIB_MINIMUMS, **PPL_MINIMUMS)
     check_output_dir(args.output, args.force)
     device = resolve_device(args.device)
     resolve_source(args.calib, "calib")
-    ppl_sets = split_list(args.eval_ppl)
-    for data in ppl_sets:
-        resolve_source(data, "eval")
+    ppl_sets = held_out_sets(args.eval_ppl)
 
-    timer, report = Timer(), new_report()
-    with timer("load"):
-        lm = load_model(args.model, args.dtype, args.trust_remote_code)
-    report["model"] = lm.info
-    check_budget(lm.model, adapter_for(lm.model), cfg)  # before any scoring
-    api.check_seq_len(lm.model, args.seq_len)
-    report = prune_and_save(
-        lm,
-        ppl_sets,
-        args,
-        device,
-        timer,
-        report,
-        lambda: api.structured(
-            lm.model,
-            lm.tokenizer,
-            **calib_kwargs(args, device),
-            **dataclasses.asdict(cfg),
-        ),
-    )
+    def check(lm: LoadedModel) -> None:  # before any scoring
+        check_budget(lm.model, adapter_for(lm.model), cfg)
+        api.check_seq_len(lm.model, args.seq_len)
+
+    report = prune_and_save(args, device, ppl_sets, api.structured, dataclasses.asdict(cfg), check)
     _summary(report, args.output)
     return 0
 
@@ -135,12 +106,4 @@ def summary_rows(section: dict) -> list[list[str]]:
 
 
 def _summary(report: dict, out: Path) -> None:
-    from prunekit.cli.common import print_table
-
-    rows = summary_rows(report["structured"])
-    for d, r in report.get("evaluation", {}).get("perplexity", {}).items():
-        before = report["evaluation_before"]["perplexity"][d]["ppl"]
-        rows.append([f"ppl {d} (before → after)", f"{before:.3f} → {r['ppl']:.3f}"])
-    rows += [[f"time {k} (s)", f"{v:.1f}"] for k, v in report["timings_s"].items()]
-    rows += [["peak RSS (MiB)", f"{report['peak_rss_mb']:.0f}"], ["output", str(out)]]
-    print_table(["", "value"], rows)
+    print_summary(summary_rows(report["structured"]) + ppl_rows(report), report, out)

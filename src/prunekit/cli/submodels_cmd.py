@@ -8,7 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
-from prunekit.cli.common import add_model_args, split_list
+from prunekit.cli.common import add_model_args, add_output_args, load_reported, split_list
 from prunekit.methods.pruners import PRUNERS
 
 EPILOG = """examples:
@@ -64,8 +64,7 @@ def register(sub) -> None:
         "checkpoint per sub-model (fp32 0.5B ≈ 2 GB each); none: only the reports",
     )
     p.add_argument("--language", default=None, help="(materialize) which sub-model")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    p.add_argument("--force", action="store_true", help="replace an existing output folder")
+    add_output_args(p)
     p.set_defaults(func=run)
 
 
@@ -89,11 +88,10 @@ def run(args: argparse.Namespace) -> int:
         raise PrunekitError(
             f"unexpected argument '{args.run_dir}'; only `submodels materialize RUN` takes a run folder"
         )
-    from prunekit.models.loading import load_model, resolve_device
-    from prunekit.reports.report import new_report
+    from prunekit.models.loading import resolve_device
     from prunekit.submodels.languages import parse_languages
     from prunekit.submodels.sweep import SweepConfig, render_report, run_sweep
-    from prunekit.utils import Timer, atomic_output_dir, check_output_dir, peak_rss_mb
+    from prunekit.utils import atomic_output_dir, check_output_dir, peak_rss_mb
 
     langs = parse_languages(args.languages)
     cfg = SweepConfig(
@@ -116,11 +114,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.output, args.force)
     device = resolve_device(args.device)
 
-    timer = Timer()
-    report = new_report()
-    with timer("load"):
-        lm = load_model(args.model, args.dtype, args.trust_remote_code)
-    report["model"] = lm.info
+    lm, timer, report = load_reported(args)
     report["dtype"] = args.dtype
     from prunekit.api import check_seq_len
 
