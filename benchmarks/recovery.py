@@ -316,7 +316,8 @@ def render() -> None:
 
 
 def plot(table: list[list[str]]) -> None:
-    """pass@1 against parameters (total and non-embedding), one-shot vs recovered, with 97% of dense."""
+    """pass@1 against parameters (total and non-embedding), an arrow from each one-shot student to its
+    recovered cells, with 97% and 80% of dense."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -335,12 +336,24 @@ def plot(table: list[list[str]]) -> None:
         (axes[0], 4, "non-zero parameters (total)"),
         (axes[1], 5, "non-zero non-embedding parameters"),
     ):
+        one_shot = {}  # student → its one-shot point: recovered cells get an arrow from it
         for r in points:
             x, y = int(r[col].replace(",", "")), float(r[he].split("%")[0])
             ax.scatter(x, y, marker="o" if r[1].startswith("none") else "^")
             ax.annotate(f"{r[0]} / {r[1].split()[0]}", (x, y), fontsize=7)
+            if r[1].startswith("none"):
+                one_shot[r[0]] = (x, y)
+            elif r[0] in one_shot:
+                ax.annotate("", (x, y), one_shot[r[0]], arrowprops={"arrowstyle": "->", "lw": 0.8})
         for (dtype, ref), style in zip(refs.items(), ("--", ":")):
             ax.axhline(0.97 * ref, ls=style, lw=0.8, color="grey", label=f"97% of dense, {dtype}")
+        ax.axhline(
+            0.8 * refs["bfloat16 (code_eval.md)"],
+            ls="-.",
+            lw=0.8,
+            color="red",
+            label="80% of dense",
+        )
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("HumanEval pass@1 (%)")
