@@ -23,10 +23,10 @@ MUTMUT="$ROOT/.venv/bin/mutmut"
 tests_for() {
   case "$1" in
     methods) echo "tests/methods" ;;
-    # allocation: the fast files, plus the two fast tests of the cached dense reference (without
+    # allocation: the fast files and the mutant-killing files (MUTATION.md §5, §8), plus the two fast tests of the cached dense reference (without
     # them its mutants in neuroal_search survive) and check_allocation's messages; the rest of
     # test_neuroal_fast / test_allocation_api / the CLI take minutes per surviving mutant
-    allocation) echo "tests/allocation/test_ramps.py tests/allocation/test_alignment.py tests/allocation/test_owl_reference.py tests/allocation/test_neuroal_argmin.py tests/allocation/test_allocation_math.py tests/allocation/test_neuroal_fast.py::test_cached_reference_objective_equals_dense_model_vs_masked_model_norms tests/allocation/test_neuroal_fast.py::test_cached_reference_runs_one_block_forward_per_candidate_block tests/allocation/test_allocation_api.py::test_bad_allocation_input_is_one_line_error" ;;
+    allocation) echo "tests/allocation/test_ramps.py tests/allocation/test_alignment.py tests/allocation/test_owl_reference.py tests/allocation/test_neuroal_argmin.py tests/allocation/test_allocation_math.py tests/allocation/test_neuroal_fast.py::test_cached_reference_objective_equals_dense_model_vs_masked_model_norms tests/allocation/test_neuroal_fast.py::test_cached_reference_runs_one_block_forward_per_candidate_block tests/allocation/test_allocation_api.py::test_bad_allocation_input_is_one_line_error $(ls tests/allocation/test_*_mutants.py tests/allocation/test_*_mutmut.py)" ;;
     structural) echo "tests/structural" ;;
     calibration) echo "tests/calibration" ;;
     *) echo "unknown module '$1'; choose from: methods allocation structural calibration" >&2; return 2 ;;
