@@ -67,6 +67,12 @@ def _hand_per_batch(model, batches, weights, removed, cand):
     return out
 
 
+def _report(result, layers_after: int) -> dict:
+    """A recipe report with this depth result as its one step (3 layers before)."""
+    step = {"step": "depth", "params_after": {"total": 1}, "layers_before": 3}
+    return {"steps": [{**step, "layers_after": layers_after, **result.to_dict()}]}
+
+
 def _answers(n: int = 4):
     """Single-sequence batches (as answered sources give), weighted on their second half."""
     g = torch.Generator().manual_seed(0)
@@ -123,17 +129,7 @@ def test_greedy_depth_win_rates_equal_a_loop_over_per_batch_scores(rescore, monk
         "seed": 0,
         "rounds": [{str(k): v for k, v in w.items()} for w in result.stability],
     }
-    report = {
-        "steps": [
-            {
-                "step": "depth",
-                "params_after": {"total": 1},
-                "layers_before": 3,
-                "layers_after": 1,
-                **result.to_dict(),
-            }
-        ]
-    }
+    report = _report(result, layers_after=1)
     first = result.removed[0]
     assert (
         f"layer {first} removed: best in {result.stability[0][first]:.0%} of 200 bootstrap resamples of the 4 batches (next: "
@@ -150,15 +146,5 @@ def test_one_batch_claims_no_stability():
     assert result.stability is None
     st = result.to_dict()["stability"]
     assert st["rounds"] is None and st["batches"] == 1 and "needs ≥ 2" in st["reason"]
-    report = {
-        "steps": [
-            {
-                "step": "depth",
-                "params_after": {"total": 1},
-                "layers_before": 3,
-                "layers_after": 2,
-                **result.to_dict(),
-            }
-        ]
-    }
+    report = _report(result, layers_after=2)
     assert "Bootstrap win rates: none (1 calibration batch" in render_steps(report)
