@@ -33,8 +33,12 @@ class Stopped(Exception):
 
 def main(model_dir: str, out: str, shard: str = "ddp", state: str = "", mode: str = "") -> None:
     torch.set_num_threads(1)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group("gloo")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:  # rendezvous through a file when the test gives one, else torchrun's env://
+        init = os.environ.get("PRUNEKIT_TEST_INIT_FILE")
+        rank = int(os.environ["RANK"])
+        kw = {"init_method": f"file://{init}", "rank": rank, "world_size": world} if init else {}
+        dist.init_process_group("gloo", **kw)
     teacher = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     student = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     with torch.no_grad():

@@ -5,6 +5,10 @@ Not a conftest.py: a second `conftest` module would shadow tests/conftest.py for
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
@@ -64,3 +68,30 @@ def config(**kw) -> RecoveryConfig:
         bf16=False,
     )
     return RecoveryConfig(**{**base, **kw})
+
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+RANK_TIMEOUT_S = 900  # 20-45 s on an idle 2-core machine; CI shares its cores with heavy jobs
+
+
+def run_worker(*args: str) -> None:
+    """One single-process distillation run of ddp_worker.py."""
+    subprocess.run([sys.executable, str(WORKER), *args], check=True, timeout=RANK_TIMEOUT_S)
+
+
+def run_ranks(rendezvous: Path, *args: str, world_size: int = 2) -> None:
+    """ddp_worker.py as `world_size` gloo ranks meeting through a file (no TCP port to race for);
+    a rank that fails or outlives the timeout ends every rank, so no process is left behind."""
+    env = {**os.environ, "WORLD_SIZE": str(world_size), "PRUNEKIT_TEST_INIT_FILE": str(rendezvous)}
+    procs = [
+        subprocess.Popen([sys.executable, str(WORKER), *args], env={**env, "RANK": str(r)})
+        for r in range(world_size)
+    ]
+    try:
+        codes = [p.wait(timeout=RANK_TIMEOUT_S) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert codes == [0] * world_size, f"rank exit codes {codes}"

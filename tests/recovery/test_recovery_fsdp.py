@@ -2,44 +2,26 @@
 single-process result for the same global batch, keeps every pruned weight at zero, and resumes."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from recovery_helpers import config, load_pair, magnitude_prune
+from recovery_helpers import config, load_pair, magnitude_prune, run_ranks, run_worker
 from safetensors.torch import load_file
-from test_recovery_ddp import WORKER, _free_port
 
 from prunekit.errors import PrunekitError
 from prunekit.recovery.run import recover
 
 
-def _two_ranks(*args: str) -> None:
-    env = {
-        **os.environ,
-        "WORLD_SIZE": "2",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(_free_port()),
-    }
-    procs = [
-        subprocess.Popen([sys.executable, str(WORKER), *args], env={**env, "RANK": str(r)})
-        for r in range(2)
-    ]
-    assert [p.wait(timeout=300) for p in procs] == [0, 0]
-
-
 def test_fsdp_two_gloo_processes_match_one_process_and_resume(tiny_model_dir, tmp_path):
     model = str(tiny_model_dir)
     single = tmp_path / "single.safetensors"
-    subprocess.run([sys.executable, str(WORKER), model, str(single)], check=True, timeout=300)
+    run_worker(model, str(single))
     fsdp, resumed, state = (tmp_path / n for n in ("fsdp.safetensors", "resumed.st", "state"))
-    _two_ranks(model, str(fsdp), "fsdp")
-    _two_ranks(model, str(resumed), "fsdp", str(state), "stop")
+    run_ranks(tmp_path / "rendezvous-1", model, str(fsdp), "fsdp")
+    run_ranks(tmp_path / "rendezvous-2", model, str(resumed), "fsdp", str(state), "stop")
     assert json.loads((state / "state.json").read_text())["step"] == 2 and not resumed.exists()
-    _two_ranks(model, str(resumed), "fsdp", str(state), "resume")
+    run_ranks(tmp_path / "rendezvous-3", model, str(resumed), "fsdp", str(state), "resume")
 
     a, b, c = load_file(str(single)), load_file(str(fsdp)), load_file(str(resumed))
     original = load_file(str(next(Path(tiny_model_dir).glob("*.safetensors"))))
