@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -56,7 +57,12 @@ def pk_worker(args: argparse.Namespace) -> dict:
         )
         zeros = sum(int((p == 0).sum()) for p in _linears(lm.model))
         numel = sum(p.numel() for p in _linears(lm.model))
-        return {"ppl": ppl["ppl"], "ppl_tokens": ppl["tokens"], "achieved_sparsity": zeros / numel}
+        return {
+            "ppl": ppl["ppl"],
+            "ppl_tokens": ppl["tokens"],
+            "window_nll": ppl["window_nll"],
+            "achieved_sparsity": zeros / numel,
+        }
     ids = load_file(args.ids)["input_ids"]
     anon = PeakAnon().start()  # load + prune, as ru_maxrss below
     lm = prunekit.load_model(args.model, "float32")
@@ -96,7 +102,7 @@ def pk_worker(args: argparse.Namespace) -> dict:
     ppl = prunekit.perplexity(
         lm.model, lm.tokenizer, "python", args.seq_len, args.ppl_tokens, progress=False
     )
-    row.update(ppl=ppl["ppl"], ppl_tokens=ppl["tokens"])
+    row.update(ppl=ppl["ppl"], ppl_tokens=ppl["tokens"], window_nll=ppl["window_nll"])
     return row
 
 
@@ -120,6 +126,41 @@ def _ratio(a: dict, b: dict, key: str) -> float | None:
     if key in a and key in b and b[key]:
         return a[key] / b[key]
     return None
+
+
+def _paired(a: dict, b: dict) -> dict | None:
+    """Paired per-window NLL difference a − b on the same held-out windows (None if either lacks them)."""
+    from prunekit.evaluation.perplexity import paired_nll_difference
+
+    if "window_nll" not in a or "window_nll" not in b:
+        return None
+    return paired_nll_difference(a["window_nll"], b["window_nll"])
+
+
+def add_bands(rows: list[dict]) -> None:
+    """Each row's perplexity against the peer's, and a dense-stream row's against the pruned-stream
+    row of the same configuration and forward dtype, as paired differences."""
+    pruned = {
+        (r["method"], r["pattern"], r["forward_dtype"]): r["prunekit"]
+        for r in rows
+        if r["stream"] == "pruned"
+    }
+    for r in rows:
+        if "llmcompressor" in r:
+            r["vs_peer"] = _paired(r["prunekit"], r["llmcompressor"])
+        base = pruned.get((r["method"], r["pattern"], r["forward_dtype"]))
+        if r["stream"] != "pruned" and base is not None:
+            r["vs_pruned_stream"] = _paired(r["prunekit"], base)
+
+
+def band(d: dict | None) -> str:
+    """A paired NLL difference as a perplexity change with its ±2 s.e. interval and a verdict."""
+    if not d:
+        return "—"
+    lo, hi = d["mean"] - 2 * d["se"], d["mean"] + 2 * d["se"]
+    verdict = "higher" if lo > 0 else "lower" if hi < 0 else "n.s."
+    pct = [100 * math.expm1(v) for v in (d["mean"], lo, hi)]
+    return f"{pct[0]:+.1f}% [{pct[1]:+.1f}, {pct[2]:+.1f}] {verdict}"
 
 
 def main() -> None:
@@ -214,6 +255,7 @@ def main() -> None:
                         for k in ("prune_s", "cpu_s", "peak_rss_mb", "peak_anon_mb", "ppl")
                     }
                 rows.append(row)
+    add_bands(rows)
     dense_forward = rows[0]["prunekit"] if rows else {}
     meta = {
         "model": args.model,
@@ -250,12 +292,15 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         "and stream per row (bfloat16 = autocast with float32 statistics; stream pruned = the "
         "published sequential method, dense = statistics on the dense stream). One dense "
         f"float32 forward over the calibration tokens: "
-        f"{_f(meta['dense_forward_s'], '.1f')} s wall, {_f(meta['dense_forward_cpu_s'], '.1f')} s CPU.",
+        f"{_f(meta['dense_forward_s'], '.1f')} s wall, {_f(meta['dense_forward_cpu_s'], '.1f')} s CPU. "
+        "Paired ppl columns: the mean per-window NLL difference on the same held-out windows as a "
+        "perplexity change, [±2 s.e.], and whether it is distinguishable (n.s. = not).",
         "",
         "| method | pattern | pk forwards, stream | prune s (pk / lc / ratio) | CPU s (pk / lc / ratio) "
         "| peak RSS MiB (pk / lc / ratio) | peak anonymous MiB (pk / lc / ratio) "
-        "| ppl (pk / lc / ratio) | prune ÷ dense fwd (pk) | load 1m (pk / lc) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| ppl (pk / lc / ratio) | ppl pk vs lc (paired) | ppl vs pruned stream (paired) "
+        "| prune ÷ dense fwd (pk) | load 1m (pk / lc) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     fwd = meta["dense_forward_s"]
     for r in rows:
@@ -270,12 +315,13 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             f"{r.get('stream', meta['stream'])} "
             f"| {cell('prune_s', '.1f')} | {cell('cpu_s', '.1f')} "
             f"| {cell('peak_rss_mb', '.0f')} | {cell('peak_anon_mb', '.0f')} "
-            f"| {cell('ppl', '.3f')} | {_f(per_fwd, '.2f')} "
+            f"| {cell('ppl', '.3f')} | {band(r.get('vs_peer'))} "
+            f"| {band(r.get('vs_pruned_stream'))} | {_f(per_fwd, '.2f')} "
             f"| {_f(pk.get('loadavg_1m'), '.1f')} / {_f(lc.get('loadavg_1m'), '.1f')} |"
         )
         for side in ("prunekit", "llmcompressor"):
             if "error" in r.get(side, {}):
-                lines.append(f"|  | {side} failed: {r[side]['error']} | | | | | | | | |")
+                lines.append(f"|  | {side} failed: {r[side]['error']} | | | | | | | | | | |")
     return "\n".join(lines) + "\n"
 
 
