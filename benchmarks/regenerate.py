@@ -215,10 +215,10 @@ ENTRIES: tuple[Entry, ...] = (
         (
             "python benchmarks/peers.py --model qwen2.5-coder-0.5b --samples 32 --seq-len 256 "
             "--ppl-tokens 16384 --configs wanda:unstructured,sparsegpt:2:4 "
-            "--forward-dtype float32,bfloat16",
+            "--stream pruned,dense",
         ),
         files("peers_qwen2.5-coder-0.5b", ".json", ".md"),
-        33,
+        50,
         peer=True,
     ),
     Entry(
