@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from prunekit.methods.masks import nm_mask, row_mask
+from prunekit.methods.masks import lowest_k, nm_mask, row_mask
 from prunekit.methods.scores import magnitude_scores, wanda_scores
 
 
@@ -25,6 +25,26 @@ def test_row_mask_matches_brute_force(sparsity):
     scores = torch.rand(5, 8)
     k = int(8 * sparsity)
     assert torch.equal(row_mask(scores, sparsity), brute_row_mask(scores, k))
+
+
+def _topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
+    mask = torch.zeros_like(scores, dtype=torch.bool)
+    return mask.scatter_(1, torch.topk(scores, k, dim=1, largest=False).indices, True)
+
+
+@pytest.mark.parametrize("k", [0, 1, 7, 32, 63, 64])
+def test_lowest_k_is_the_top_k_mask_with_ties_and_nan(k):
+    torch.manual_seed(0)
+    scores = torch.rand(12, 64)
+    scores[1] = 0.5  # a whole row tied
+    scores[2, 10:40] = scores[2, 5]  # ties straddling the k-th value for most k
+    scores[3, :20] = 0.0  # already-pruned weights: ties at zero
+    scores[4, 7] = float("nan")
+    mask = lowest_k(scores, k)
+    assert torch.equal(mask, _topk_mask(scores, k))
+    assert torch.equal(mask.sum(1), torch.full((12,), k))
+    plain = scores[[0, *range(5, 12)]]  # no ties: the k lowest by brute force
+    assert torch.equal(lowest_k(plain, k), plain.argsort(1).argsort(1) < k)
 
 
 def test_row_mask_per_row_sparsity():

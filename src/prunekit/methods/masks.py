@@ -25,15 +25,31 @@ def lowest_per_row(scores: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     """Prune the `counts[r]` lowest scores of every row r."""
     d_in = scores.shape[1]
     counts = counts.to(scores.device)
-    mask = torch.zeros_like(scores, dtype=torch.bool)
     k = int(counts[0])
-    if bool((counts == k).all()):  # one count for all rows: top-k is much cheaper than a sort
-        if k:
-            mask.scatter_(1, torch.topk(scores, k, dim=1, largest=False).indices, True)
-        return mask
+    if bool((counts == k).all()):  # one count for all rows: a selection is much cheaper than a sort
+        return lowest_k(scores, k)
+    mask = torch.zeros_like(scores, dtype=torch.bool)
     order = torch.argsort(scores, dim=1)
     ranks_pruned = torch.arange(d_in, device=scores.device)[None, :] < counts[:, None]
     return mask.scatter_(1, order, ranks_pruned)
+
+
+def lowest_k(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """Prune the k lowest scores of every row: the same mask as top-k (rows tied at their k-th
+    value, or holding NaN, are handed to top-k itself), about twice as fast on large rows."""
+    mask = torch.zeros_like(scores, dtype=torch.bool)
+    if k <= 0:
+        return mask
+    if k >= scores.shape[1]:
+        return mask.fill_(True)
+    kth = torch.kthvalue(scores, k, dim=1, keepdim=True).values
+    torch.le(scores, kth, out=mask)  # exactly k per row unless the k-th value is tied
+    odd = (mask.sum(1) != k).nonzero().flatten()
+    if odd.numel():
+        sub = scores[odd]
+        fix = torch.zeros_like(sub, dtype=torch.bool)
+        mask[odd] = fix.scatter_(1, torch.topk(sub, k, dim=1, largest=False).indices, True)
+    return mask
 
 
 def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
