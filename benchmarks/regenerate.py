@@ -281,6 +281,23 @@ ENTRIES: tuple[Entry, ...] = (
         25,
         note="rewrites the JSON only: update the hand-written .md's tables from it",
     ),
+    # qwen's pair, same settings as the smollm2 quiet-machine rows (HumanEval defaults, 20 problems);
+    # the student is recipes/seed_structural.yaml as it stands (its evaluation dropped)
+    Entry(
+        "generation_throughput_qwen",
+        (
+            "mkdir -p /tmp/pk",
+            "sed -e '/^evaluate:/d' recipes/seed_structural.yaml > /tmp/pk/seed_qwen.yaml",
+            "prunekit run /tmp/pk/seed_qwen.yaml -o runs/q-seed --force",
+            "rm -f benchmarks/results/generation_throughput_qwen.json",
+            "python benchmarks/generation_throughput.py qwen2.5-coder-0.5b runs/q-seed "
+            "--label 'qwen dense' --label 'qwen seed-structural' --limit 20 --dtype auto "
+            "--only new --out benchmarks/results/generation_throughput_qwen.json",
+        ),
+        ("generation_throughput_qwen.json",),
+        75,
+        note="reuse an existing runs/q-seed made by the same recipe by skipping the first three steps",
+    ),
 )
 BY_NAME = {e.name: e for e in ENTRIES}
 
