@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import gc
 import json
-import threading
 import time
-from pathlib import Path
 
 import torch
+from llmcompressor_reference import PeakAnon
 
 from prunekit.methods.masks import row_mask
 from prunekit.methods.patterns import UNSTRUCTURED, parse_pattern
@@ -30,31 +29,13 @@ def _ms(fn, repeats: int = 3) -> float:
     return (time.perf_counter() - start) / repeats * 1000
 
 
-def _anon_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssAnon"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def extra_anon_mib(fn) -> float:
-    """Peak anonymous memory above the starting level while `fn` runs (sampled every 2 ms)."""
+    """Peak anonymous memory above the starting level while `fn` runs (PeakAnon's sampling)."""
     gc.collect()
-    base = peak = _anon_mib()
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, _anon_mib())
-            time.sleep(0.002)
-
-    t = threading.Thread(target=sample)
-    t.start()
+    base = PeakAnon.now_mb()
+    anon = PeakAnon().start()
     fn()
-    done.set()
-    t.join()
-    return peak - base
+    return anon.stop() - base
 
 
 def main() -> None:
