@@ -425,14 +425,17 @@ def supervise(cfg: dict, child: int) -> dict:
         if time.monotonic() > deadline:
             ended = "timeout"
         poll += 1
-        if poll % 4 == 0:
+        # past half the budget the tree is read every turn, 1 ms apart: the overshoot a poller
+        # allows is what the tree allocates between two reads
+        near = peak_mb > cfg["memory_mb"] / 2
+        if near or poll % 4 == 0:
             pids = tree()
             most = max(most, len(pids))
             if cfg["aggregate_memory"]:
                 peak_mb = max(peak_mb, _rss_mb(pids))
                 if peak_mb > cfg["memory_mb"]:
                     ended = "memory"
-        time.sleep(0.002 if poll < 50 else 0.01)
+        time.sleep(0.001 if near else 0.002 if poll < 50 else 0.01)
     _kill_all(tree, child)
     return {"ended": ended, "status": status, "processes": most, "peak_rss_mb": round(peak_mb, 1)}
 
