@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from prunekit.methods.masks import lowest_k, nm_mask, row_mask
+from prunekit.methods.masks import lowest_k, nm_mask, row_mask, zero_masked_
 from prunekit.methods.scores import magnitude_scores, wanda_scores
 
 
@@ -79,3 +79,26 @@ def test_wanda_scores_weight_by_input_norm():
     a = torch.tensor([2.0, 1.0])
     assert torch.equal(wanda_scores(w, a), torch.tensor([[2.0, 2.0], [6.0, 0.5]]))
     assert torch.equal(magnitude_scores(w), w.abs())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_zero_masked_is_masked_fill_bit_for_bit(dtype):
+    """Kept NaN, inf and -0 keep their bits, pruned ones become +0, also on a transposed view."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(12, 10, generator=g).to(dtype)
+    w[0, :3] = -0.0
+    w[1, :3] = float("nan")
+    w[2, :3] = float("-inf")
+    mask = torch.rand(12, 10, generator=g) < 0.5
+    mask[:3, 0], mask[:3, 1] = True, False
+    for weight, m in ((w, mask), (w.T, mask.T)):
+        want = weight.clone().masked_fill_(m, 0)
+        got = weight.clone()
+        assert zero_masked_(got, m) is got
+        bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[w.element_size()]
+        assert torch.equal(got.view(bits), want.view(bits))
+        assert got.view(bits)[m].eq(0).all()  # +0 exactly, not -0
+    strided = w.T.clone().T  # non-contiguous storage order, same values
+    assert torch.equal(
+        zero_masked_(strided, mask).view(bits), w.clone().masked_fill_(mask, 0).view(bits)
+    )

@@ -17,7 +17,7 @@ from torch import nn
 from prunekit.calibration.context import RunContext
 from prunekit.calibration.engine import BlockContext, hooked_forward
 from prunekit.calibration.stats import SQ_NORM, LinearStats
-from prunekit.methods.masks import row_prune_counts
+from prunekit.methods.masks import row_prune_counts, zero_masked_
 from prunekit.methods.oneshot import TargetFn
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.pruners import Pruner
@@ -141,7 +141,7 @@ def ranked_prune(ranks: dict[str, torch.Tensor], target: TargetFn) -> BlockPrune
     def prune(block: int, name: str, weight: torch.Tensor, stats: LinearStats) -> None:
         r = ranks[f"layers.{block}.{name}"].to(weight.device)
         counts = row_prune_counts(weight.shape[1], target(block, name, weight), weight.shape[0])
-        weight.masked_fill_(r < counts.to(weight.device)[:, None], 0)
+        zero_masked_(weight, r < counts.to(weight.device)[:, None])
 
     return prune
 

@@ -12,7 +12,7 @@ import torch
 
 from prunekit.calibration.stats import HESSIAN, SQ_NORM, LinearStats
 from prunekit.errors import PrunekitError
-from prunekit.methods.masks import nm_mask, row_mask
+from prunekit.methods.masks import nm_mask, row_mask, zero_masked_
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.scores import magnitude_scores, wanda_scores
 from prunekit.methods.sparsegpt import sparsegpt_prune
@@ -51,7 +51,7 @@ class Pruner:
     ) -> torch.Tensor:
         """Zero weights in place; return the mask (True = pruned)."""
         mask = mask_from_scores(self.scores(weight, stats), sparsity, pattern)
-        weight.masked_fill_(mask, 0)
+        zero_masked_(weight, mask)
         return mask
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from prunekit.errors import PrunekitError
+from prunekit.methods.masks import zero_masked_
 from prunekit.models.adapters import DecoderAdapter
 
 FORMAT = "prunekit-masks-v1"
@@ -81,4 +82,4 @@ def apply_masks(model: nn.Module, adapter: DecoderAdapter, masks: dict[str, torc
             raise PrunekitError(
                 f"mask of {key} has shape {tuple(mask.shape)}, the model {tuple(weight.shape)}"
             )
-        weight.masked_fill_(mask.to(weight.device), 0)
+        zero_masked_(weight, mask.to(weight.device))
