@@ -6,7 +6,7 @@ from prunekit.methods.masks import nm_mask, row_mask
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.pruners import SparseGPT
 from prunekit.methods.scores import magnitude_scores, wanda_scores
-from prunekit.methods.sparsegpt import sparsegpt_prune, tile_counts
+from prunekit.methods.sparsegpt import sparsegpt_prune, sparsegpt_prune_group, tile_counts
 
 
 def correlated_inputs(n: int, d: int, seed: int) -> torch.Tensor:
@@ -196,3 +196,26 @@ def test_a_hessian_that_six_tenfold_dampings_cannot_fix_is_an_error(h):
         RuntimeError, match="^Hessian is not positive definite even with heavy damping$"
     ):
         sparsegpt_prune(torch.ones(2, 2), h, 0.5, Pattern(), blocksize=2)
+
+
+@pytest.mark.parametrize("pattern", [Pattern(), Pattern(2, 4)])
+def test_a_group_sharing_one_hessian_is_each_weight_pruned_on_its_own(pattern):
+    """q/k/v-like weights of different heights and targets (scalar, per-row) stacked into one
+    column loop: each weight's mask is its solo run's, its weights equal up to float rounding
+    (BLAS may block a taller matrix differently)."""
+    x = correlated_inputs(256, 48, 3)
+    h = 2 * x.T @ x / x.shape[0]
+    g = torch.Generator().manual_seed(4)
+    weights = [torch.randn(rows, 48, generator=g) for rows in (20, 8, 8)]
+    per_row = torch.linspace(0.2, 0.8, 8)
+    targets = [0.5, per_row, 0.3]
+    group = sparsegpt_prune_group(weights, h, targets, pattern, blocksize=16)
+    for w, t, (w_g, m_g) in zip(weights, targets, group):
+        w_solo, m_solo = sparsegpt_prune(w, h, t, pattern, blocksize=16)
+        assert torch.equal(m_g, m_solo)
+        torch.testing.assert_close(w_g, w_solo, rtol=1e-5, atol=1e-5)
+    if not pattern.is_nm:  # a scalar target chooses within its own weight, not across the group
+        assert [float(m.float().mean()) for _, m in group][::2] == [
+            0.5,
+            pytest.approx(0.3, abs=1e-2),
+        ]

@@ -36,6 +36,16 @@ class LayerRecord:
         return self.zeros / self.numel
 
 
+def _groups(linears: dict[str, nn.Linear], stats) -> list[list[str]]:
+    """Linears sharing one statistics object (they read the same input) form a group."""
+    if not stats:
+        return [[n] for n in linears]
+    by_stats: dict[int, list[str]] = {}
+    for name in linears:
+        by_stats.setdefault(id(stats.get(name)), []).append(name)
+    return list(by_stats.values())
+
+
 def _prune_block(
     ctx_index: int,
     linears: dict[str, nn.Linear],
@@ -45,14 +55,16 @@ def _prune_block(
     pattern: Pattern,
     records: dict[str, LayerRecord],
 ) -> None:
-    for name, linear in linears.items():
-        t = target(ctx_index, name, linear.weight)
-        pruner.prune(linear.weight.data, stats.get(name) if stats else None, t, pattern)
-        zeros = linear.weight.numel() - int(torch.count_nonzero(linear.weight.data))
-        mean_t = float(t.float().mean()) if isinstance(t, torch.Tensor) else float(t)
-        records[f"layers.{ctx_index}.{name}"] = LayerRecord(
-            ctx_index, name, linear.weight.numel(), zeros, mean_t
-        )
+    for names in _groups(linears, stats):
+        weights = [linears[n].weight.data for n in names]
+        targets = [target(ctx_index, n, w) for n, w in zip(names, weights)]
+        pruner.prune_group(weights, stats.get(names[0]) if stats else None, targets, pattern)
+        for name, weight, t in zip(names, weights, targets):
+            zeros = weight.numel() - int(torch.count_nonzero(weight))
+            mean_t = float(t.float().mean()) if isinstance(t, torch.Tensor) else float(t)
+            records[f"layers.{ctx_index}.{name}"] = LayerRecord(
+                ctx_index, name, weight.numel(), zeros, mean_t
+            )
 
 
 def prune_model(

@@ -15,7 +15,7 @@ from prunekit.errors import PrunekitError
 from prunekit.methods.masks import nm_mask, row_mask, zero_masked_
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.scores import magnitude_scores, wanda_scores
-from prunekit.methods.sparsegpt import sparsegpt_prune
+from prunekit.methods.sparsegpt import sparsegpt_prune_group
 
 
 def mask_from_scores(
@@ -54,6 +54,16 @@ class Pruner:
         zero_masked_(weight, mask)
         return mask
 
+    def prune_group(
+        self,
+        weights: list[torch.Tensor],
+        stats: LinearStats | None,
+        sparsities: list[float | torch.Tensor],
+        pattern: Pattern,
+    ) -> list[torch.Tensor]:
+        """Linears that read the same input (one `stats`): by default pruned one at a time."""
+        return [self.prune(w, stats, s, pattern) for w, s in zip(weights, sparsities)]
+
 
 class Magnitude(Pruner):
     name = "magnitude"
@@ -91,11 +101,23 @@ class SparseGPT(Pruner):
         sparsity: float | torch.Tensor,
         pattern: Pattern,
     ) -> torch.Tensor:
-        new, mask = sparsegpt_prune(
-            weight, stats.hessian, sparsity, pattern, self.blocksize, self.percdamp
+        return self.prune_group([weight], stats, [sparsity], pattern)[0]
+
+    @torch.no_grad()
+    def prune_group(
+        self,
+        weights: list[torch.Tensor],
+        stats: LinearStats | None,
+        sparsities: list[float | torch.Tensor],
+        pattern: Pattern,
+    ) -> list[torch.Tensor]:
+        """One H⁻¹ and one column loop for the group's stacked rows (q/k/v, gate/up)."""
+        results = sparsegpt_prune_group(
+            weights, stats.hessian, sparsities, pattern, self.blocksize, self.percdamp
         )
-        weight.copy_(new)
-        return mask
+        for weight, (new, _) in zip(weights, results):
+            weight.copy_(new)
+        return [mask for _, mask in results]
 
 
 PRUNERS: dict[str, type[Pruner]] = {p.name: p for p in (Magnitude, Wanda, SparseGPT)}

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from prunekit.methods.masks import lowest_k, lowest_per_row, nm_mask, row_prune_counts
+from prunekit.methods.masks import (
+    lowest_k,
+    lowest_per_row,
+    nm_mask,
+    row_prune_counts,
+    zero_masked_,
+)
 from prunekit.methods.patterns import UNSTRUCTURED, Pattern
 
 
@@ -58,17 +64,57 @@ def sparsegpt_prune(
     percdamp: float = 0.01,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Return (pruned weight, mask). `hessian` is 2XᵀX/n of the layer's inputs (d_in × d_in)."""
-    W = weight.detach().float().clone()
+    return sparsegpt_prune_group([weight], hessian, [sparsity], pattern, blocksize, percdamp)[0]
+
+
+def _tile_mask(
+    T: torch.Tensor,
+    diag: torch.Tensor,
+    parts: list[slice],
+    sparsities: list[float | torch.Tensor],
+    counts: list[torch.Tensor | None],
+    i1: int,
+    i2: int,
+    d_in: int,
+) -> torch.Tensor:
+    """The tile's mask (transposed like T), chosen within each weight of the group on its own."""
+    scores = T.T.pow(2) / diag.pow(2)[None, :]
+    masks = [
+        _block_mask(scores[rows], s, c, i1, i2, d_in)
+        for rows, s, c in zip(parts, sparsities, counts)
+    ]
+    return torch.cat(masks).T.contiguous()
+
+
+@torch.no_grad()
+def sparsegpt_prune_group(
+    weights: list[torch.Tensor],
+    hessian: torch.Tensor,
+    sparsities: list[float | torch.Tensor],
+    pattern: Pattern = UNSTRUCTURED,
+    blocksize: int = 128,
+    percdamp: float = 0.01,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """SparseGPT on Linears that read the same input (q/k/v, gate/up): one H⁻¹ and one column
+    loop over their stacked rows (rows are independent given H); each weight keeps its own
+    sparsity and mask selection. Returns (pruned weight, mask) per weight."""
+    W = torch.cat([w.detach().float() for w in weights])
     H = hessian.detach().float().clone().to(W.device)
     d_out, d_in = W.shape
+    bounds = torch.tensor([0] + [w.shape[0] for w in weights]).cumsum(0).tolist()
+    parts = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
     dead = torch.diag(H) == 0
     H[dead, dead] = 1.0
     W[:, dead] = 0.0
     Hinv = _inverse_cholesky(H, percdamp)
     del H
-    counts = None  # per-row sparsity: exact per-row counts, as Wanda's masks have
-    if isinstance(sparsity, torch.Tensor) and sparsity.numel() > 1:
-        counts = row_prune_counts(d_in, sparsity, d_out).to(W.device)
+    # per-row sparsity: exact per-row counts, as Wanda's masks have
+    counts = [
+        row_prune_counts(d_in, s, rows.stop - rows.start).to(W.device)
+        if isinstance(s, torch.Tensor) and s.numel() > 1
+        else None
+        for rows, s in zip(parts, sparsities)
+    ]
     mask = torch.zeros_like(W, dtype=torch.bool)
     for i1 in range(0, d_in, blocksize):
         i2 = min(i1 + blocksize, d_in)
@@ -81,8 +127,7 @@ def sparsegpt_prune(
         if pattern.is_nm:
             mask1 = torch.zeros_like(T, dtype=torch.bool)
         else:
-            scores = T.T.pow(2) / diag.pow(2)[None, :]
-            mask1 = _block_mask(scores, sparsity, counts, i1, i2, d_in).T.contiguous()
+            mask1 = _tile_mask(T, diag, parts, sparsities, counts, i1, i2, d_in)
         # per-column views made in one call each: the loop is bound by per-op dispatch
         rows, errs, masks, ds = T.unbind(0), Err.unbind(0), mask1.unbind(0), diag.unbind(0)
         for i in range(i2 - i1):
@@ -95,5 +140,5 @@ def sparsegpt_prune(
         W[:, i1:i2] = T.T
         mask[:, i1:i2] = mask1.T
         W[:, i2:] -= Err.T @ Hinv[i1:i2, i2:]
-    W[mask] = 0.0
-    return W.to(weight.dtype), mask
+    zero_masked_(W, mask)
+    return [(W[rows].to(w.dtype), mask[rows]) for rows, w in zip(parts, weights)]

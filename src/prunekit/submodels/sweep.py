@@ -141,19 +141,24 @@ def prune_with_stats(
 
 
 class _MaskRecorder(Pruner):
-    """Wraps a pruner inside `prune_model` to keep each layer's mask (the target fn names the layer)."""
+    """Wraps a pruner inside `prune_model` to keep each layer's mask: the target fn queues the
+    layer names in the order `prune_model` then hands their weights to `prune_group`."""
 
     def __init__(self, inner: Pruner) -> None:
         self.inner = inner
         self.name = inner.name
         self.needs = inner.needs
-        self.current = ""
+        self.pending: list[str] = []
         self.masks: dict[str, torch.Tensor] = {}
 
     def prune(self, weight, stats, sparsity, pattern):
-        mask = self.inner.prune(weight, stats, sparsity, pattern)
-        self.masks[self.current] = mask.cpu()
-        return mask
+        return self.prune_group([weight], stats, [sparsity], pattern)[0]
+
+    def prune_group(self, weights, stats, sparsities, pattern):
+        masks = self.inner.prune_group(weights, stats, sparsities, pattern)
+        for mask in masks:
+            self.masks[self.pending.pop(0)] = mask.cpu()
+        return masks
 
 
 def prune_sequential(
@@ -170,7 +175,7 @@ def prune_sequential(
     recorder = _MaskRecorder(pruner)
 
     def target(block: int, name: str, _weight: torch.Tensor) -> float:
-        recorder.current = f"layers.{block}.{name}"
+        recorder.pending.append(f"layers.{block}.{name}")
         return sparsity
 
     prune_model(model, adapter, recorder, target, pattern, batches, device, progress)
