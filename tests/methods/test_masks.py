@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from prunekit.methods.masks import lowest_k, nm_mask, row_mask, zero_masked_
+from prunekit.methods.masks import kth_smallest, lowest_k, nm_mask, row_mask, zero_masked_
 from prunekit.methods.scores import magnitude_scores, wanda_scores
 
 
@@ -32,19 +32,34 @@ def _topk_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return mask.scatter_(1, torch.topk(scores, k, dim=1, largest=False).indices, True)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("k", [0, 1, 7, 32, 63, 64])
-def test_lowest_k_is_the_top_k_mask_with_ties_and_nan(k):
+def test_lowest_k_is_the_top_k_mask_with_ties_and_nan(k, dtype):
+    """numpy's selection (float32/64) and torch's (bfloat16) give top-k's mask."""
     torch.manual_seed(0)
-    scores = torch.rand(12, 64)
+    scores = torch.rand(13, 64, dtype=torch.float64)
     scores[1] = 0.5  # a whole row tied
     scores[2, 10:40] = scores[2, 5]  # ties straddling the k-th value for most k
     scores[3, :20] = 0.0  # already-pruned weights: ties at zero
+    scores[3, 20:24] = -0.0
     scores[4, 7] = float("nan")
+    scores[12, 24:] = float("nan")  # the k-th value itself is NaN for k > 24
+    scores = scores.to(dtype)
     mask = lowest_k(scores, k)
     assert torch.equal(mask, _topk_mask(scores, k))
-    assert torch.equal(mask.sum(1), torch.full((12,), k))
-    plain = scores[[0, *range(5, 12)]]  # no ties: the k lowest by brute force
-    assert torch.equal(lowest_k(plain, k), plain.argsort(1).argsort(1) < k)
+    assert torch.equal(mask.sum(1), torch.full((13,), k))
+    if dtype != torch.bfloat16:  # bfloat16 rounding makes ties of distinct draws
+        plain = scores[5:12]  # no ties: the k lowest by brute force
+        assert torch.equal(lowest_k(plain, k), plain.argsort(1).argsort(1) < k)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64, torch.bfloat16])
+def test_kth_smallest_is_kthvalue(dtype):
+    scores = torch.randn(9, 37, generator=torch.Generator().manual_seed(1)).to(dtype)
+    for k in (1, 18, 37):
+        want = torch.kthvalue(scores, k, dim=1, keepdim=True).values
+        assert torch.equal(kth_smallest(scores, k), want)
+        assert torch.equal(kth_smallest(scores.T.contiguous().T, k), want)  # strided rows
 
 
 def test_row_mask_per_row_sparsity():

@@ -3,6 +3,8 @@ weights with the Optimal Brain Surgeon correction, using the inverse layer Hessi
 
 from __future__ import annotations
 
+from math import inf
+
 import torch
 
 from prunekit.methods.masks import (
@@ -128,14 +130,18 @@ def sparsegpt_prune_group(
             mask1 = torch.zeros_like(T, dtype=torch.bool)
         else:
             mask1 = _tile_mask(T, diag, parts, sparsities, counts, i1, i2, d_in)
+        # (w − q) / [H⁻¹]ᵢᵢ in one op per column: w / [H⁻¹]ᵢᵢ where pruned, w / ∞ = ±0 where
+        # kept — bit for bit the published (w · m) / [H⁻¹]ᵢᵢ, NaN and ∞ included
+        denom = torch.where(mask1, diag[:, None], inf)
         # per-column views made in one call each: the loop is bound by per-op dispatch
-        rows, errs, masks, ds = T.unbind(0), Err.unbind(0), mask1.unbind(0), diag.unbind(0)
+        rows, errs, denoms = T.unbind(0), Err.unbind(0), denom.unbind(0)
         for i in range(i2 - i1):
             if pattern.is_nm and i % pattern.m == 0:
                 cols = slice(i, i + pattern.m)
                 scores = (T[cols].pow(2) / diag[cols].pow(2)[:, None]).T
                 mask1[cols] = nm_mask(scores, pattern.n, pattern.m).T
-            err = torch.mul(rows[i], masks[i], out=errs[i]).div_(ds[i])  # (w − q) / [H⁻¹]ᵢᵢ
+                denom[cols] = torch.where(mask1[cols], diag[cols, None], inf)
+            err = torch.div(rows[i], denoms[i], out=errs[i])
             T[i:].addr_(Hinv1[i, i:], err, alpha=-1)  # also turns column i into q
         W[:, i1:i2] = T.T
         mask[:, i1:i2] = mask1.T
