@@ -10,7 +10,6 @@ import torch
 from prunekit.methods.masks import (
     lowest_k,
     lowest_per_row,
-    nm_mask,
     row_prune_counts,
     zero_masked_,
 )
@@ -88,6 +87,21 @@ def _tile_mask(
     return torch.cat(masks).T.contiguous()
 
 
+def _nm_group(
+    T: torch.Tensor,
+    diag: torch.Tensor,
+    mask1: torch.Tensor,
+    denom: torch.Tensor,
+    cols: slice,
+    n: int,
+) -> None:
+    """Choose the n of these m columns each row prunes, on the weights as updated so far, and
+    mark them in the (transposed) tile mask and denominators in place."""
+    scores = T[cols].pow(2).div_(diag[cols].pow(2)[:, None])  # m × rows: no transposes
+    mask1[cols].scatter_(0, scores.topk(n, dim=0, largest=False).indices, True)
+    denom[cols] = torch.where(mask1[cols], diag[cols, None], inf)
+
+
 @torch.no_grad()
 def sparsegpt_prune_group(
     weights: list[torch.Tensor],
@@ -137,10 +151,7 @@ def sparsegpt_prune_group(
         rows, errs, denoms = T.unbind(0), Err.unbind(0), denom.unbind(0)
         for i in range(i2 - i1):
             if pattern.is_nm and i % pattern.m == 0:
-                cols = slice(i, i + pattern.m)
-                scores = (T[cols].pow(2) / diag[cols].pow(2)[:, None]).T
-                mask1[cols] = nm_mask(scores, pattern.n, pattern.m).T
-                denom[cols] = torch.where(mask1[cols], diag[cols, None], inf)
+                _nm_group(T, diag, mask1, denom, slice(i, i + pattern.m), pattern.n)
             err = torch.div(rows[i], denoms[i], out=errs[i])
             T[i:].addr_(Hinv1[i, i:], err, alpha=-1)  # also turns column i into q
         W[:, i1:i2] = T.T
