@@ -54,12 +54,17 @@ def _prune_block(
     target: TargetFn,
     pattern: Pattern,
     records: dict[str, LayerRecord],
+    masks: dict[str, torch.Tensor] | None,
 ) -> None:
     for names in _groups(linears, stats):
         weights = [linears[n].weight.data for n in names]
         targets = [target(ctx_index, n, w) for n, w in zip(names, weights)]
-        pruner.prune_group(weights, stats.get(names[0]) if stats else None, targets, pattern)
-        for name, weight, t in zip(names, weights, targets):
+        chosen = pruner.prune_group(
+            weights, stats.get(names[0]) if stats else None, targets, pattern
+        )
+        for name, weight, t, mask in zip(names, weights, targets, chosen):
+            if masks is not None:
+                masks[f"layers.{ctx_index}.{name}"] = mask.cpu()
             zeros = weight.numel() - int(torch.count_nonzero(weight))
             mean_t = float(t.float().mean()) if isinstance(t, torch.Tensor) else float(t)
             records[f"layers.{ctx_index}.{name}"] = LayerRecord(
@@ -78,12 +83,14 @@ def prune_model(
     progress: bool = True,
     stream: str = "pruned",
     forward_dtype: torch.dtype | None = None,
+    masks: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, LayerRecord]:
     """Prune all decoder Linears in place; data-free pruners skip the calibration engine.
 
     `stream="pruned"` (the published methods): block i's statistics are taken on the output of
     the already pruned blocks, two forwards per block (the statistics one stops at the last
     Linear's input). `stream="dense"`: on the dense model's stream, one forward per block.
+    A `masks` dict receives every Linear's mask (on the CPU), keyed like the records.
     """
     if stream not in STREAMS:
         raise PrunekitError(f"unknown stream '{stream}'; choose one of: {', '.join(STREAMS)}")
@@ -93,12 +100,14 @@ def prune_model(
         for i in tqdm(
             range(len(layers)), desc=f"pruning ({pruner.name})", unit="block", disable=not progress
         ):
-            _prune_block(i, adapter.linears(layers[i]), None, pruner, target, pattern, records)
+            _prune_block(
+                i, adapter.linears(layers[i]), None, pruner, target, pattern, records, masks
+            )
         return records
 
     def block_fn(ctx: BlockContext) -> None:
         stats = ctx.collect(pruner.needs, pass_on=stream == "dense")
-        _prune_block(ctx.index, ctx.linears, stats, pruner, target, pattern, records)
+        _prune_block(ctx.index, ctx.linears, stats, pruner, target, pattern, records, masks)
 
     desc = f"pruning ({pruner.name})"
     engine = LayerwiseEngine(model, adapter, batches, device, progress, desc, forward_dtype)

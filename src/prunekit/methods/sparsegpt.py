@@ -3,6 +3,7 @@ weights with the Optimal Brain Surgeon correction, using the inverse layer Hessi
 
 from __future__ import annotations
 
+from itertools import accumulate
 from math import inf
 
 import torch
@@ -117,7 +118,7 @@ def sparsegpt_prune_group(
     W = torch.cat([w.detach().float() for w in weights])
     H = hessian.detach().float().clone().to(W.device)
     d_out, d_in = W.shape
-    bounds = torch.tensor([0] + [w.shape[0] for w in weights]).cumsum(0).tolist()
+    bounds = list(accumulate((w.shape[0] for w in weights), initial=0))
     parts = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
     dead = torch.diag(H) == 0
     H[dead, dead] = 1.0

@@ -140,27 +140,6 @@ def prune_with_stats(
     }
 
 
-class _MaskRecorder(Pruner):
-    """Wraps a pruner inside `prune_model` to keep each layer's mask: the target fn queues the
-    layer names in the order `prune_model` then hands their weights to `prune_group`."""
-
-    def __init__(self, inner: Pruner) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.needs = inner.needs
-        self.pending: list[str] = []
-        self.masks: dict[str, torch.Tensor] = {}
-
-    def prune(self, weight, stats, sparsity, pattern):
-        return self.prune_group([weight], stats, [sparsity], pattern)[0]
-
-    def prune_group(self, weights, stats, sparsities, pattern):
-        masks = self.inner.prune_group(weights, stats, sparsities, pattern)
-        for mask in masks:
-            self.masks[self.pending.pop(0)] = mask.cpu()
-        return masks
-
-
 def prune_sequential(
     model: nn.Module,
     adapter: DecoderAdapter,
@@ -172,14 +151,13 @@ def prune_sequential(
     progress: bool = True,
 ) -> dict[str, torch.Tensor]:
     """The standard one-shot prune (statistics on the pruned stream); return the masks."""
-    recorder = _MaskRecorder(pruner)
+    masks: dict[str, torch.Tensor] = {}
 
-    def target(block: int, name: str, _weight: torch.Tensor) -> float:
-        recorder.pending.append(f"layers.{block}.{name}")
+    def target(*_) -> float:
         return sparsity
 
-    prune_model(model, adapter, recorder, target, pattern, batches, device, progress)
-    return recorder.masks
+    prune_model(model, adapter, pruner, target, pattern, batches, device, progress, masks=masks)
+    return masks
 
 
 class DenseWeights:
