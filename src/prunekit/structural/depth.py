@@ -212,6 +212,53 @@ class _Stack:
         return torch.log_softmax(self.adapter.logits(self.model, h).float(), dim=-1)
 
 
+class KlHead:
+    """KL(p_reference ‖ q) per calibration batch, p from the reference model's final hidden states
+    (log-probs cached below LOGPROB_CACHE_BYTES), q from a candidate's final hidden states."""
+
+    def __init__(
+        self,
+        stack: _Stack,
+        final: list[torch.Tensor],
+        last_token: bool,
+        weights: list[torch.Tensor] | None = None,
+    ) -> None:
+        self.stack, self.final, self.last_token = stack, final, last_token
+        # with weights, only positions of weight > 0 go through the head (flat indices, per batch)
+        self.rows = (
+            None
+            if weights is None
+            else [torch.nonzero(w.reshape(-1) > 0).flatten() for w in weights]
+        )
+        self.picked = (
+            None if self.rows is None else [w.reshape(-1)[r] for w, r in zip(weights, self.rows)]
+        )
+        vocab = stack.adapter.lm_head(stack.model).weight.shape[0]
+        if self.rows is not None:
+            tokens = sum(r.numel() for r in self.rows)
+        else:
+            tokens = sum(h.shape[0] * (1 if last_token else h.shape[1]) for h in final)
+        self.cached = (
+            [self._logprobs(b, h) for b, h in enumerate(final)]
+            if tokens * vocab * 4 <= LOGPROB_CACHE_BYTES
+            else None
+        )
+
+    def _logprobs(self, b: int, h: torch.Tensor) -> torch.Tensor:
+        return self.stack.logprobs(h, self.last_token, None if self.rows is None else self.rows[b])
+
+    def sums(self, hidden: list[torch.Tensor]) -> list[tuple[float, float]]:
+        """Per batch, (Σ KL, count) of the candidate whose final hidden states are `hidden`."""
+        return [
+            kl_sum(
+                self.cached[b] if self.cached is not None else self._logprobs(b, self.final[b]),
+                self._logprobs(b, hb),
+                None if self.picked is None else self.picked[b],
+            )
+            for b, hb in enumerate(hidden)
+        ]
+
+
 @torch.no_grad()
 def greedy_depth(
     model: nn.Module,
@@ -338,39 +385,13 @@ def _score_round(
             ]
             for p, idx in enumerate(active)
         }
-    final = streams[-1]
-    # with weights, only positions of weight > 0 go through the head (flat indices, per batch)
-    rows = (
-        None if weights is None else [torch.nonzero(w.reshape(-1) > 0).flatten() for w in weights]
-    )
-    picked = None if rows is None else [w.reshape(-1)[r] for w, r in zip(weights, rows)]
-    vocab = stack.adapter.lm_head(stack.model).weight.shape[0]
-    if rows is not None:
-        tokens = sum(r.numel() for r in rows)
-    else:
-        tokens = sum(h.shape[0] * (1 if last_token else h.shape[1]) for h in final)
-
-    def logprobs(b: int, h: torch.Tensor) -> torch.Tensor:
-        return stack.logprobs(h, last_token, None if rows is None else rows[b])
-
-    cached = (
-        [logprobs(b, h) for b, h in enumerate(final)]
-        if tokens * vocab * 4 <= LOGPROB_CACHE_BYTES
-        else None
-    )
+    head = KlHead(stack, streams[-1], last_token, weights)
     per_batch = {}
     for p in tqdm(range(len(active)), desc="  kl candidates", leave=False, disable=not progress):
         h = streams[p]  # the model without active[p]: its input, through the layers after it
         for idx in active[p + 1 :]:
             h = stack.run(idx, h)
-        per_batch[active[p]] = [
-            kl_sum(
-                cached[b] if cached is not None else logprobs(b, final[b]),
-                logprobs(b, hb),
-                None if picked is None else picked[b],
-            )
-            for b, hb in enumerate(h)
-        ]
+        per_batch[active[p]] = head.sums(h)
     return per_batch
 
 
