@@ -11,6 +11,12 @@ one rule: both kinds lose the same fraction f of their parameters, f = target ·
 (head-group + channel parameters). Channels go in whole `multiple`s (1 by default: per-block
 widths need no kernel-friendly size; e.g. 64 keeps every width a multiple of 64 when the dense
 width is one); at least one kv group and `min_channels` channels stay in every block.
+
+`refit`: after the groups to keep are chosen, one engine pass over the calibration batches
+re-solves the kept columns of each pruned block's o_proj and down_proj (`structural.refit`):
+in block i (on the stream as pruned and refit before it) o_proj's XᵀX is taken on the dense
+block, its head groups go and o_proj is refit; then down_proj's XᵀX is taken on the block with
+its heads already cut (what the MLP will see), its channels go and down_proj is refit.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from prunekit.calibration.engine import BlockContext, LayerwiseEngine
+from prunekit.calibration.stats import HESSIAN
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.structural.groups import ChannelGroups, GroupKind, HeadGroups, sync_configs
@@ -32,6 +40,7 @@ from prunekit.structural.importance import (
     kind_scores,
 )
 from prunekit.structural.ratios import RATIOS, Blocks, allocate, layer_weights
+from prunekit.structural.refit import DAMP, check_damp, consumer_part, keep_and_refit
 from prunekit.structural.width import select_channels
 
 
@@ -53,6 +62,8 @@ class SaapConfig:
     max_ratio: float = 0.8
     multiple: int = 1
     min_channels: int = 1
+    refit: bool = False
+    refit_damp: float = DAMP
 
     @classmethod
     def from_options(cls, options: dict) -> SaapConfig:
@@ -92,6 +103,9 @@ class SaapConfig:
         mr = self.max_ratio
         if isinstance(mr, bool) or not isinstance(mr, int | float) or not 0 < mr <= 1:
             raise PrunekitError(f"structured max_ratio must be in (0, 1], got {mr!r}")
+        if not isinstance(self.refit, bool):
+            raise PrunekitError(f"structured refit must be true or false, got {self.refit!r}")
+        check_damp(self.refit_damp, "structured refit_damp")
         return self
 
 
@@ -200,23 +214,34 @@ def score_groups(
 
 
 def apply_scores(
-    model: nn.Module, adapter: DecoderAdapter, cfg: SaapConfig, scored: GroupScores
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    cfg: SaapConfig,
+    scored: GroupScores,
+    batches=None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
 ) -> dict:
     """Allocate per-block removals from the scores and remove the lowest groups in place (the
-    model must have the shapes it was scored with); return the report section."""
+    model must have the shapes it was scored with); return the report section. `cfg.refit`
+    needs `batches`, the calibration data for the refit pass."""
+    if cfg.refit and batches is None:
+        raise PrunekitError("structured refit needs the calibration batches")
     layers = adapter.layers(model)
     blocks = plan_blocks(model, adapter, cfg)
     targets = budgets(model, adapter, cfg, blocks)
     before = _params(model, adapter)
     kinds = _kinds(adapter)
     section: dict = {"config": dataclasses.asdict(cfg), "kinds": {}, "params_before": before}
+    keeps: dict[str, list[torch.Tensor | None]] = {}
     for name, (scores, info, offset) in scored.kinds.items():
-        b, kind = blocks[name], kinds[name]
+        b = blocks[name]
         weights = layer_weights(cfg.ratios, scores, offset, cfg.skip_first, cfg.skip_last)
         removed = _allocate(b, weights, targets[name], scores, name, cfg)
-        for layer, s, r, g in zip(layers, scores, removed, b.counts):
-            if r:
-                kind.keep(layer, select_channels(s.float(), g - r))
+        keeps[name] = [
+            select_channels(s.float(), g - r) if r else None
+            for s, r, g in zip(scores, removed, b.counts)
+        ]
         done = sum(c * r for c, r in zip(b.costs, removed))
         section["kinds"][name] = {
             "groups_before": b.counts,
@@ -230,9 +255,54 @@ def apply_scores(
             "importance": info,
             "score_offset": offset,
         }
+    if cfg.refit:
+        errors = keep_with_refit(model, adapter, keeps, batches, cfg.refit_damp, device, progress)
+        section["refit"] = {"damp": cfg.refit_damp, **errors}
+    else:
+        for name, idxs in keeps.items():
+            for layer, idx in zip(layers, idxs):
+                if idx is not None:
+                    kinds[name].keep(layer, idx)
+        section["refit"] = None
     section["uniform"] = sync_configs(model, adapter)
     section["params_after"] = _params(model, adapter)
     return section
+
+
+@torch.no_grad()
+def keep_with_refit(
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    keeps: dict[str, list[torch.Tensor | None]],
+    batches,
+    damp: float = DAMP,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict[str, dict[str, list[float | None]]]:
+    """Keep groups `keeps[kind][i]` (None: block i keeps all) block by block on the engine, each
+    cut followed by the refit of its consumer (heads first, then channels, as the forward runs);
+    return per kind the per-layer relative output errors before and after (None: untouched)."""
+    kinds = _kinds(adapter)
+    n = len(adapter.layers(model))
+    errors = {name: {"before": [None] * n, "after": [None] * n} for name in keeps}
+
+    def block_fn(ctx: BlockContext) -> None:
+        for name in ("heads", "ffn"):  # the order the block's forward reads them
+            idx = keeps.get(name, [None] * n)[ctx.index]
+            if idx is None:
+                continue
+            kind = kinds[name]
+            consumer = consumer_part(kind, ctx.layer).name
+            gram = ctx.collect([HESSIAN], [consumer])[consumer].xtx
+            e = keep_and_refit(kind, ctx.layer, idx, gram, damp)
+            sync_configs(model, adapter)  # the cut block's forward reads its head counts
+            for key in ("before", "after"):
+                errors[name][key][ctx.index] = e[key]
+
+    LayerwiseEngine(model, adapter, batches, device, progress, desc="structured (refit)").run(
+        block_fn
+    )
+    return errors
 
 
 def prune_structured(
@@ -247,4 +317,4 @@ def prune_structured(
     cfg.validated()
     check_budget(model, adapter, cfg)
     scored = score_groups(model, adapter, batches, cfg, device, progress)
-    return apply_scores(model, adapter, cfg, scored)
+    return apply_scores(model, adapter, cfg, scored, batches, device, progress)

@@ -20,6 +20,9 @@ dimensions rather than by what removing them costs.
 The same keep count in every layer keeps `intermediate_size` a single number (a standard config);
 counts are rounded to a multiple (e.g. 64) that suits matrix kernels. Input-projection biases
 (StarCoder2) are sliced with their rows; no bias compensation is done.
+`refit`: the down projection's kept columns are re-solved by least squares so the MLP output
+matches the dense block's on the calibration tokens (`structural.refit`); block i's XᵀX is taken
+on the stream as pruned (and refit) before block i, in the same pass as the scores.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from prunekit.calibration.engine import BlockContext, LayerwiseEngine
-from prunekit.calibration.stats import SQ_NORM
+from prunekit.calibration.stats import HESSIAN, SQ_NORM
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter
+from prunekit.structural.refit import DAMP, check_damp, refit_linear
 
 CRITERIA = ("activation", "output", "taylor")
 
@@ -113,15 +117,20 @@ def prune_width_activation(
     device,
     progress: bool = True,
     criterion: str = "activation",
+    refit: bool = False,
+    refit_damp: float = DAMP,
+    errors: list[dict[str, float]] | None = None,
 ) -> list[torch.Tensor]:
     """Activation-statistics importance per block on the engine (block i scored on the pruned
-    stream of blocks < i)."""
+    stream of blocks < i); `refit`: down_proj's kept columns re-solved, errors appended to `errors`."""
     kept: list[torch.Tensor] = []
 
     mlp_in, mlp_out = adapter.mlp.inputs[0], adapter.mlp.output
+    kinds = [SQ_NORM, HESSIAN] if refit else [SQ_NORM]
+    names = [mlp_out] if criterion == "output" else [mlp_in, mlp_out]
 
     def block_fn(ctx: BlockContext) -> None:
-        stats = ctx.collect([SQ_NORM], [mlp_in, mlp_out])
+        stats = ctx.collect(kinds, names)
         down = ctx.linears[mlp_out].weight
         a_mid = stats[mlp_out].act_norm
         if criterion == "output":
@@ -130,13 +139,43 @@ def prune_width_activation(
             inputs = adapter.mlp_input_weights(ctx.layer)
             scores = activation_importance(inputs, down, stats[mlp_in].act_norm, a_mid)
         idx = select_channels(scores.cpu(), k)
+        dense = down.data  # slicing replaces the Parameter; this tensor stays the dense weight
         slice_mlp(ctx.layer, adapter, idx.to(down.device))
+        if refit:
+            out = ctx.layer.get_submodule(mlp_out)
+            errors.append(refit_linear(out, dense, stats[mlp_out].xtx, idx, refit_damp))
         kept.append(idx)
 
     LayerwiseEngine(model, adapter, batches, device, progress, desc=f"width ({criterion})").run(
         block_fn
     )
     return kept
+
+
+@torch.no_grad()
+def slice_and_refit(
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    batches,
+    kept: list[torch.Tensor],
+    device,
+    progress: bool = True,
+    damp: float = DAMP,
+) -> list[dict[str, float]]:
+    """Keep channels `kept[i]` of every block and refit its down projection from XᵀX of the dense
+    block i on the stream pruned before it; return the per-layer relative output errors."""
+    mlp_out = adapter.mlp.output
+    errors: list[dict[str, float]] = []
+
+    def block_fn(ctx: BlockContext) -> None:
+        gram = ctx.collect([HESSIAN], [mlp_out])[mlp_out].xtx
+        dense = ctx.linears[mlp_out].weight.data
+        idx = kept[ctx.index].to(dense.device)
+        slice_mlp(ctx.layer, adapter, idx)
+        errors.append(refit_linear(ctx.layer.get_submodule(mlp_out), dense, gram, idx, damp))
+
+    LayerwiseEngine(model, adapter, batches, device, progress, desc="width (refit)").run(block_fn)
+    return errors
 
 
 def taylor_scores(
@@ -198,8 +237,13 @@ def prune_width(
     multiple: int = 64,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    refit: bool = False,
+    refit_damp: float = DAMP,
 ) -> dict:
-    """Prune every layer's MLP to the same width; update `intermediate_size`; return a report."""
+    """Prune every layer's MLP to the same width; update `intermediate_size`; return a report.
+
+    `refit`: re-solve each down projection's kept columns on the calibration data (`refit_damp`:
+    the ridge relative to the mean diagonal of XᵀX); the report gains per-layer output errors."""
     if criterion not in CRITERIA:
         raise PrunekitError(
             f"unknown width criterion '{criterion}'; choose one of: {', '.join(CRITERIA)}"
@@ -212,8 +256,15 @@ def prune_width(
         )
     width = widths.pop()
     k = keep_count(width, ffn_keep, multiple)
+    if not isinstance(refit, bool):
+        raise PrunekitError(f"width refit must be true or false, got {refit!r}")
+    if refit:
+        check_damp(refit_damp, "width refit_damp")
+    errors: list[dict[str, float]] = []
     if criterion in ("activation", "output"):
-        kept = prune_width_activation(model, adapter, batches, k, device, progress, criterion)
+        kept = prune_width_activation(
+            model, adapter, batches, k, device, progress, criterion, refit, refit_damp, errors
+        )
     else:
         home = next(model.parameters()).device
         model.to(device)
@@ -221,11 +272,12 @@ def prune_width(
             scores = taylor_scores(model, adapter, batches, device, progress)
         finally:
             model.to(home)
-        kept = []
-        for layer, s in zip(layers, scores):
-            idx = select_channels(taylor_importance(s), k)
-            slice_mlp(layer, adapter, idx)
-            kept.append(idx)
+        kept = [select_channels(taylor_importance(s), k) for s in scores]
+        if refit:
+            errors = slice_and_refit(model, adapter, batches, kept, device, progress, refit_damp)
+        else:
+            for layer, idx in zip(layers, kept):
+                slice_mlp(layer, adapter, idx)
     model.config.intermediate_size = k
     return {
         "criterion": criterion,
@@ -234,4 +286,12 @@ def prune_width(
         "intermediate_size_before": width,
         "intermediate_size_after": k,
         "channels_removed_per_layer": width - k,
+        "refit": refit,
+        "refit_damp": refit_damp if refit else None,
+        "refit_error": _error_lists(errors) if refit else None,
     }
+
+
+def _error_lists(errors: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Per-layer relative output errors as two lists: plain slicing and after the refit."""
+    return {key: [e[key] for e in errors] for key in ("before", "after")}
