@@ -324,6 +324,39 @@ def flooding_the_channel() -> tuple[bool, str]:
     )
 
 
+SMALL = Limits(wall_s=5.0, cpu_s=3, memory_mb=64, file_mb=16, nproc=16)
+# the guard's blocked modules are back after two deletions: it is a convenience, not a boundary
+CTYPES = "import sys\nfor m in ('ctypes', '_ctypes'):\n    del sys.modules[m]\nimport ctypes\n"
+
+
+def _over_budget(candidate: str) -> tuple[bool, str]:
+    """Held iff a program holding twice the 64 MB budget outside its RSS fails for memory."""
+    r = run_check(Check(candidate, "", None), SMALL)
+    peak = r.extra.get("peak_rss_mb", 0.0)
+    return (not r.passed and r.error == "memory", f"{r.error}: {r.detail}; peak {peak} MB")
+
+
+def memfd_outside_the_rss() -> tuple[bool, str]:
+    """Eight memfds of 16 MB (each within the file-size limit), written, never mapped."""
+    return _over_budget(
+        "import os, time\nfds = []\nfor i in range(8):\n"
+        "    fds.append(os.memfd_create(f'm{i}'))\n"
+        "    for _ in range(16):\n        os.write(fds[-1], b'x' * (1 << 20))\n"
+        "time.sleep(30)\n"
+    )
+
+
+def sysv_segment_outside_the_rss() -> tuple[bool, str]:
+    """Eight System V segments of 16 MB, each touched through a mapping and detached again."""
+    return _over_budget(
+        CTYPES + "import time\nlibc = ctypes.CDLL(None)\nlibc.shmat.restype = ctypes.c_void_p\n"
+        "for _ in range(8):\n    shmid = libc.shmget(0, 16 << 20, 0o1600)\n"
+        "    addr = libc.shmat(shmid, None, 0)\n    assert shmid >= 0 and addr != 2**64 - 1\n"
+        "    ctypes.memset(addr, 1, 16 << 20)\n    libc.shmdt(ctypes.c_void_p(addr))\n"
+        "time.sleep(30)\n"
+    )
+
+
 PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
     f.__name__: f
     for f in (
@@ -344,6 +377,8 @@ PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
         process_budget,
         cpu_limit_is_not_the_wall_limit,
         flooding_the_channel,
+        memfd_outside_the_rss,
+        sysv_segment_outside_the_rss,
     )
 }
 # these rely on the namespaces; the others hold with every layer

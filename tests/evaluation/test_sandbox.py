@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sandbox_probes import NEEDS_NAMESPACES, POSIX, PROBES, TIGHT
 
+from prunekit.errors import PrunekitError
 from prunekit.evaluation import sandbox
 from prunekit.evaluation.humaneval import data_file
 from prunekit.evaluation.sandbox import Check, Limits, run_check, run_many, run_program
@@ -162,6 +163,45 @@ def test_without_namespaces_the_result_says_so_and_verdicts_hold(monkeypatch):
         assert not r_forged.passed
     finally:
         sandbox.sandbox_identity.cache_clear()
+
+
+def _sysv_segments() -> int:
+    try:
+        return len(Path("/proc/sysvipc/shm").read_text().splitlines()) - 1
+    except OSError:
+        return 0
+
+
+@pytest.mark.parametrize("namespaces", [True, False], ids=["namespaces", "fallback"])
+def test_shared_memory_counts_in_the_polled_budget(monkeypatch, namespaces):
+    """Without a cgroup, memfd and System V memory (in no process's RSS) still count against
+    the budget; the fallback, without an IPC namespace, removes the segments left."""
+    monkeypatch.setattr(sandbox, "cgroup_support", lambda: None)
+    if not namespaces:
+        monkeypatch.setattr(sandbox, "_namespace_prefix", lambda: ())
+    sandbox.sandbox_identity.cache_clear()
+    before = _sysv_segments()
+    try:
+        assert sandbox.sandbox_identity()["cgroup"] is None
+        if namespaces and not sandbox.sandbox_identity()["namespaces"]:
+            pytest.skip("unshare --user is not permitted on this host")
+        for probe in ("memfd_outside_the_rss", "sysv_segment_outside_the_rss"):
+            held, seen = PROBES[probe]()
+            assert held, f"{probe}: {seen}"
+    finally:
+        sandbox.sandbox_identity.cache_clear()
+    assert _sysv_segments() <= before
+
+
+def test_unsafe_mode_is_refused_before_any_work(monkeypatch):
+    """Candidates that would run as our own uid: one clear line, unless the user opts in."""
+    monkeypatch.setattr(sandbox, "sandbox_identity", lambda: {"same_uid": True})
+    monkeypatch.delenv(sandbox.UNSAFE_SAME_UID, raising=False)
+    with pytest.raises(PrunekitError, match="PRUNEKIT_UNSAFE_SAME_UID_SANDBOX=1") as err:
+        run_many([Check("def f():\n    return 1\n", "assert candidate() == 1\n", "f")])
+    assert "\n" not in str(err.value) and "user namespaces" in str(err.value)
+    monkeypatch.setenv(sandbox.UNSAFE_SAME_UID, "1")
+    sandbox.check_sandbox_can_score()
 
 
 def test_limits_default_fit_humaneval():

@@ -32,7 +32,13 @@ Where a layer is unavailable (no user namespaces, no cgroup), the evaluation sti
 what is left, and `sandbox_identity()['missing']` (and each result's `extra`) says which. The
 fallback without namespaces is the older one: `nobody` when the evaluator is root, rlimits and
 the Python guard; it does not hide the host's files and processes, so prefer a kernel with
-unprivileged user namespaces (or a container) for hostile code.
+unprivileged user namespaces (or a container) for hostile code. Without namespaces and without
+root the candidate would run as the evaluator's own uid, able to rewrite the user's files (the
+code the next run executes included): `run_check` refuses to score in that mode unless
+PRUNEKIT_UNSAFE_SAME_UID_SANDBOX=1 says the code is trusted. There, the judge and the
+evaluator are non-dumpable while candidates run (their memory, descriptors and the nonce closed
+to a same-uid process) and the supervisor is a subreaper (every descendant is killed), but
+no verdict is guaranteed.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -55,6 +62,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from prunekit.errors import PrunekitError
 from prunekit.evaluation import sandbox_child, sandbox_judge, sandbox_wire
 from prunekit.evaluation.sandbox_cgroup import Cgroup, cgroup_support
 
@@ -64,6 +72,8 @@ NAMESPACE_ARGS = ("--user", "--map-root-user", "--pid", "--fork", "--kill-child"
 NAMESPACE_ARGS += ("--net", "--ipc", "--uts", "--mount")
 BASE_LAYERS = ["user_namespace", "pid_namespace", "network_namespace", "ipc_namespace"]
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+UNSAFE_SAME_UID = "PRUNEKIT_UNSAFE_SAME_UID_SANDBOX"  # =1: score code run as our own uid anyway
+PR_GET_DUMPABLE, PR_SET_DUMPABLE = 3, 4
 
 
 @dataclass(frozen=True)
@@ -107,8 +117,10 @@ class ExecResult:
         return out
 
 
+@lru_cache(maxsize=4)
 def _launcher(module) -> str:
-    """`-c` source that runs sandbox_wire and then `module` (both stdlib-only) as __main__."""
+    """`-c` source that runs sandbox_wire and then `module` (both stdlib-only) as __main__;
+    read once, so that a candidate that can write prunekit's files cannot change later judges."""
     parts = [Path(m.__file__).read_text(encoding="utf-8") for m in (sandbox_wire, module)]
     return "".join(
         f"exec(compile({src!r}, {name!r}, 'exec'))\n"
@@ -202,11 +214,14 @@ def sandbox_identity() -> dict:
     if interp is None:
         raise RuntimeError("no Python interpreter usable for the sandbox was found")
     cgroup = cgroup_support()
+    same_uid = not namespaces and drop is None
     missing = (
         []
         if namespaces
         else ["namespaces (unshare --user failed: host files, processes and network visible)"]
     )
+    if same_uid:
+        missing.append("separate uid (candidates run as the evaluator's uid: verdicts forgeable)")
     if cgroup is None:
         missing.append(
             "cgroup (aggregate memory polled by the supervisor; processes limited per uid)"
@@ -215,12 +230,57 @@ def sandbox_identity() -> dict:
         "interpreter": interp,
         "uid": NOBODY if drop is not None else os.getuid(),
         "privileges_dropped": drop is not None or namespaces,
+        "same_uid": same_uid,
         "namespaces": namespaces,
         "pid_namespace": namespaces,
         "cgroup": cgroup,
         "missing": missing,
         "ro_paths": [*SYSTEM_PATHS, *_interpreter_paths(interp)] if namespaces else [],
     }
+
+
+def check_sandbox_can_score() -> None:
+    """Raise a one-line PrunekitError where candidates would run as this process's own uid
+    (no user namespaces, not root) and the user has not said the code is trusted."""
+    if sandbox_identity()["same_uid"] and os.environ.get(UNSAFE_SAME_UID) != "1":
+        raise PrunekitError(
+            "refusing to run untrusted generated code: without user namespaces and without root "
+            "it would run as your own uid and could forge its verdict or change your files; "
+            "enable unprivileged user namespaces (e.g. sysctl kernel.unprivileged_userns_clone=1) "
+            f"or run as root (candidates then run as nobody), or set {UNSAFE_SAME_UID}=1 "
+            "to score trusted code anyway"
+        )
+
+
+_seal_lock = threading.Lock()
+_seal_state = {"users": 0, "before": 1}
+
+
+def _prctl(option: int, value: int = 0) -> int:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+@contextlib.contextmanager
+def _sealed(active: bool):
+    """While candidates run as this uid, make this process non-dumpable: its memory (the
+    nonces) and descriptors (the judges' pipes) closed to same-uid processes; restored after."""
+    if not active:
+        yield
+        return
+    with _seal_lock:
+        if _seal_state["users"] == 0:
+            _seal_state["before"] = _prctl(PR_GET_DUMPABLE)
+            _prctl(PR_SET_DUMPABLE, 0)
+        _seal_state["users"] += 1
+    try:
+        yield
+    finally:
+        with _seal_lock:
+            _seal_state["users"] -= 1
+            if _seal_state["users"] == 0 and _seal_state["before"] > 0:
+                _prctl(PR_SET_DUMPABLE, 1)
 
 
 def _signal_name(sig: int) -> str:
@@ -387,6 +447,7 @@ class _Run:
             start_new_session=True,
         )
         procs: list[subprocess.Popen] = []
+        nonce = secrets.token_hex(16)
         try:
             judge = subprocess.Popen(
                 [interp, "-I", "-S", "-c", _launcher(sandbox_judge)],
@@ -395,6 +456,15 @@ class _Run:
                 **common,
             )
             procs.append(judge)
+            spec = {
+                "nonce": nonce,
+                "context": self.check.context,
+                "test": self.check.test,
+                "entry_point": self.check.entry_point,
+                "req_fd": req_w,
+                "resp_fd": resp_r,
+            }
+            _send(judge, (json.dumps(spec) + "\n").encode())  # before any candidate exists
             box = subprocess.Popen(
                 [*_namespace_prefix(), interp, "-I", "-S", "-c", _launcher(sandbox_child)],
                 cwd=self.workdir,
@@ -405,16 +475,6 @@ class _Run:
         finally:
             for fd in (req_r, req_w, resp_r, resp_w):
                 os.close(fd)
-        nonce = secrets.token_hex(16)
-        spec = {
-            "nonce": nonce,
-            "context": self.check.context,
-            "test": self.check.test,
-            "entry_point": self.check.entry_point,
-            "req_fd": req_w,
-            "resp_fd": resp_r,
-        }
-        _send(judge, (json.dumps(spec) + "\n").encode())
         _send(
             box, (json.dumps(self.settings(req_r, resp_w)) + "\n" + self.check.candidate).encode()
         )
@@ -454,9 +514,12 @@ def _user_process_count() -> int:
 def run_check(check: Check, limits: Limits = Limits()) -> ExecResult:
     """Run `check.candidate` in the sandbox and `check.test` in the judge; pass iff the tests
     completed on the candidate's plain-data answers."""
+    if check.entry_point is not None:
+        check_sandbox_can_score()
     run = _Run(check, limits)
     try:
-        return run.execute()
+        with _sealed(run.ident["same_uid"]):
+            return run.execute()
     finally:
         run.close()
 
@@ -478,6 +541,8 @@ def run_many(
     sandbox_identity()  # probe once, before the threads start
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     checks = [c if isinstance(c, Check) else Check(c, "", None) for c in items]
+    if any(c.entry_point is not None for c in checks):
+        check_sandbox_can_score()  # one error before any work, not one per check
     results: list[ExecResult | None] = [None] * len(checks)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {pool.submit(run_check, c, limits): i for i, c in enumerate(checks)}

@@ -33,6 +33,9 @@ MNT_DETACH = 2
 CLONE_NEWUSER = 0x10000000
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+IPC_RMID = 0
+SHM_PATHS = ("/memfd:", "/dev/shm/")  # open files whose pages no process's RSS shows
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 DEVICES = ("null", "zero", "full", "random", "urandom")
 PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus")
@@ -404,6 +407,87 @@ def _rss_mb(pids: list[int]) -> float:
     return total / (1 << 20)
 
 
+def _open_shm(pids: list[int]) -> dict[tuple[int, int], int]:
+    """Bytes allocated to each memfd or /dev/shm file open in the tree, by (device, inode)."""
+    out = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            path = f"/proc/{pid}/fd/{fd}"
+            try:
+                if os.readlink(path).startswith(SHM_PATHS):
+                    st = os.stat(path)
+                    out[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+            except OSError:
+                continue
+    return out
+
+
+def _sysv_segments(creators: set[int] | None) -> list[tuple[int, int]]:
+    """(id, resident bytes) of the System V shared memory segments made by `creators` (all
+    where None: a private IPC namespace)."""
+    out = []
+    try:
+        with open("/proc/sysvipc/shm") as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split()
+        try:
+            if creators is None or int(fields[4]) in creators:
+                out.append((int(fields[1]), int(fields[14])))
+        except (IndexError, ValueError):
+            continue
+    return out
+
+
+def _host_shm_files(cfg: dict, since: float) -> dict[tuple[int, int], int]:
+    """Files the candidate's uid made in the host's /dev/shm since `since` (no namespaces)."""
+    out = {}
+    uid = cfg["uid"] if cfg["uid"] is not None else os.getuid()
+    try:
+        entries = list(os.scandir("/dev/shm"))
+    except OSError:
+        return out
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if st.st_uid == uid and st.st_ctime >= since:
+            out[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    return out
+
+
+class Budget:
+    """The tree's memory as the supervisor polls it: resident memory plus the shared memory
+    held outside any process's RSS (memfd, /dev/shm, System V segments), each object once."""
+
+    def __init__(self, cfg: dict) -> None:
+        self.cfg, self.creators = cfg, set()
+        self.since = time.time() - 1
+
+    def used_mb(self, pids: list[int]) -> float:
+        shared = _open_shm(pids)
+        if not self.cfg["namespaces"]:
+            shared.update(_host_shm_files(self.cfg, self.since))
+        sysv = _sysv_segments(None if self.cfg["namespaces"] else self.creators)
+        extra = sum(shared.values()) + sum(size for _, size in sysv)
+        return _rss_mb(pids) + extra / (1 << 20)
+
+    def release(self) -> None:
+        """Remove the System V segments the tree made (a private IPC namespace frees its own)."""
+        if self.cfg["namespaces"]:
+            return
+        ctypes, libc = _libc()
+        for shmid, _ in _sysv_segments(self.creators):
+            libc.shmctl(shmid, IPC_RMID, None)
+
+
 def supervise(cfg: dict, child: int) -> dict:
     """Wait for the candidate within the wall limit and the aggregate memory budget; then kill
     and reap every process left; how it ended, for the report."""
@@ -411,6 +495,7 @@ def supervise(cfg: dict, child: int) -> dict:
     tree = _processes if pid1 else _descendants
     deadline = time.monotonic() + cfg["wall_s"]
     status, ended, most, peak_mb = None, None, 0, 0.0
+    budget = Budget(cfg)
     poll = 0
     while ended is None:
         try:
@@ -431,12 +516,14 @@ def supervise(cfg: dict, child: int) -> dict:
         if near or poll % 4 == 0:
             pids = tree()
             most = max(most, len(pids))
+            budget.creators.update(pids)
             if cfg["aggregate_memory"]:
-                peak_mb = max(peak_mb, _rss_mb(pids))
+                peak_mb = max(peak_mb, budget.used_mb(pids))
                 if peak_mb > cfg["memory_mb"]:
                     ended = "memory"
         time.sleep(0.001 if near else 0.002 if poll < 50 else 0.01)
     _kill_all(tree, child)
+    budget.release()
     return {"ended": ended, "status": status, "processes": most, "peak_rss_mb": round(peak_mb, 1)}
 
 
@@ -490,6 +577,10 @@ def main() -> None:
         except OSError as exc:  # keep going with what is left; the report says so
             problems.append(f"read-only root: {exc}")
             os.chdir(cfg["workdir"])
+    if os.getpid() != 1:  # without a PID namespace: orphans (setsid, double fork) come here
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes, libc = _libc()
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     child = os.fork()
     if child == 0:
         candidate_main(cfg, program)

@@ -5,8 +5,10 @@ candidate's sandbox. It executes the trusted context and tests; every call of th
 under test becomes a request to the candidate process, and the answer comes back as plain
 data (`sandbox_wire.decode`), so no object of the candidate's ever runs here. The verdict is
 this process's stdout line that starts with the run's nonce (given on stdin, which the judge
-has consumed before the candidate starts): the candidate has no handle on that pipe, and
-even where it shares the judge's uid (no namespaces) it cannot know the nonce to forge one.
+has consumed before the candidate starts): the candidate has no handle on that pipe. The
+judge makes itself non-dumpable first, so that where a candidate shares its uid (no
+namespaces, not root) it still cannot read the judge's memory or open its descriptors
+through /proc, ptrace or pidfd_getfd.
 """
 
 from __future__ import annotations
@@ -98,7 +100,18 @@ def _fail(error: str, detail: str) -> dict:
     return {"passed": False, "error": error, "detail": detail, "verdict": "judged"}
 
 
+def seal() -> bool:
+    """PR_SET_DUMPABLE 0: memory, /proc/<pid>/fd and ptrace closed to same-uid processes."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) == 0
+    except (ImportError, OSError, AttributeError):
+        return False
+
+
 def main() -> None:
+    seal()
     spec = json.loads(sys.stdin.readline())
     verdict = judge(spec)
     os.close(spec["req_fd"])  # the candidate sees end of input and exits
