@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from prunekit.calibration.context import RunContext
+from prunekit.calibration.sets import CalibrationSet, build_calibration, check_neuroal
 from prunekit.data.sources import resolve_source
-from prunekit.data.windows import calibration_windows, evaluation_windows
+from prunekit.data.windows import evaluation_windows
 from prunekit.errors import PrunekitError
 from prunekit.export.checkpoint import save_checkpoint
 from prunekit.methods.oneshot import LayerRecord, prune_model
@@ -50,46 +51,29 @@ def check_seq_len(model: nn.Module, seq_len: int) -> None:
 def calibration_data(
     tokenizer, calib: str | torch.Tensor, samples: int, seq_len: int, seed: int
 ) -> tuple[torch.Tensor, dict]:
-    """Calibration windows (N × T token ids) and their description for the report."""
-    if isinstance(calib, torch.Tensor):
-        return calib, {
-            "description": "token ids given by the caller",
-            "samples": calib.shape[0],
-            "seq_len": calib.shape[1],
-            "seed": seed,
-        }
-    source = resolve_source(calib, "calib")
-    windows = calibration_windows(source, tokenizer, samples, seq_len, seed)
-    return windows, {
-        "source": source.name,
-        "description": source.description,
-        "licence": source.licence,
-        "samples": samples,
-        "seq_len": seq_len,
-        "seed": seed,
-        "tokens": int(windows.numel()),
-    }
+    """Calibration windows (N × T token ids) and their description for the report; for a spec
+    without `answered:` parts (those need the model: use `calibration_set`)."""
+    cal = build_calibration(
+        calib, None, tokenizer, samples=samples, seq_len=seq_len, seed=seed, batch_size=samples
+    )
+    return cal.windows(), cal.describe()
 
 
-def _calibration_batches(
-    who: str,
+def calibration_set(
     model: nn.Module,
     tokenizer,
     calib: str | torch.Tensor,
-    samples: int,
-    seq_len: int,
-    seed: int,
-    batch_size: int,
-    timer: Timer,
-) -> tuple[list[torch.Tensor], dict]:
-    """Calibration windows in batches (timed) and their report description, after the checks
-    that `who` has data to calibrate on and windows the model's context holds."""
+    size: dict,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> CalibrationSet:
+    """Any calibration spec (see `prunekit.calibration.sets`) as batches for `model`, after the
+    checks that there is data to calibrate on and that the model's context holds `seq_len`.
+    `size`: samples, seq_len, seed, batch_size."""
     if tokenizer is None and not isinstance(calib, torch.Tensor):
-        raise PrunekitError(f"{who} needs calibration data: pass the tokenizer or token ids")
-    check_seq_len(model, seq_len)
-    with timer("calibration_data"):
-        windows, described = calibration_data(tokenizer, calib, samples, seq_len, seed)
-    return list(windows.split(batch_size)), described
+        raise PrunekitError("calibration needs data: pass the tokenizer or token ids")
+    check_seq_len(model, size["seq_len"])
+    return build_calibration(calib, model, tokenizer, **size, device=device, progress=progress)
 
 
 def sparsity_summary(records: dict[str, LayerRecord], target: float) -> dict:
@@ -141,11 +125,18 @@ def prune(
     timer = Timer()
     section = MethodSection(method, str(pat), allocation, target)
     report: dict = {"method": section.to_dict(), "seed": seed}
+    check_neuroal(allocation, calib)
     batches = None
     if pruner.needs or allocation != "uniform":
-        batches, report["calibration"] = _calibration_batches(
-            method, model, tokenizer, calib, calib_samples, seq_len, seed, batch_size, timer
-        )
+        size = {
+            "samples": calib_samples,
+            "seq_len": seq_len,
+            "seed": seed,
+            "batch_size": batch_size,
+        }
+        with timer("calibration_data"):
+            cal = calibration_set(model, tokenizer, calib, size, device, progress)
+        batches, report["calibration"] = cal.batches, cal.describe()
     weights_dtype = next(model.parameters()).dtype
     fdtype = _forward_dtype(forward_dtype, device)
     if fdtype in (torch.float32, weights_dtype):
@@ -203,9 +194,11 @@ def structured(
     check_budget(model, adapter, cfg)
     timer = Timer()
     report: dict = {"seed": seed}
-    batches, report["calibration"] = _calibration_batches(
-        "structured", model, tokenizer, calib, calib_samples, seq_len, seed, batch_size, timer
-    )
+    size = {"samples": calib_samples, "seq_len": seq_len, "seed": seed, "batch_size": batch_size}
+    with timer("calibration_data"):
+        cal = calibration_set(model, tokenizer, calib, size, device, progress)
+    report["calibration"] = cal.describe()
+    batches = cal.batches
     torch.manual_seed(seed)
     with timer("prune"):
         report["structured"] = prune_structured(model, adapter, batches, cfg, device, progress)

@@ -32,19 +32,46 @@ def answering(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("step", "message"),
+    ("steps", "calibration", "message"),
     [
-        ({"width": {"ffn_keep": 0.5, "source": "answered:python"}}, "is for depth steps"),
         (
-            {"depth": {"remove": 1, "source": "answered:python", "last_token": True}},
-            "without last_token",
+            [{"depth": {"remove": 1, "source": "answered:python", "last_token": True}}],
+            "python",
+            "does not go with last_token",
         ),
+        (  # the recipe's source reaches every step without its own
+            [{"depth": {"remove": 1, "last_token": True}}],
+            "python,answered:python",
+            "does not go with last_token",
+        ),
+        (
+            [{"unstructured": {"sparsity": 0.5, "allocation": "neuroal"}}],
+            "answered:python",
+            "searches on windows of one length",
+        ),
+        ([{"vocabulary": {}}], "answered:python", "give it a corpus"),
+        ([{"width": {"ffn_keep": 0.5, "source": "python,python"}}], "python", "twice"),
     ],
 )
-def test_answered_source_outside_depth_is_a_schema_error(step, message):
+def test_answered_sources_that_cannot_work_are_schema_errors(steps, calibration, message):
     with pytest.raises(PrunekitError, match=message) as err:
-        validate({"model": "qwen2.5-coder-0.5b", "steps": [step]})
+        validate({"model": "m", "calibration": {"source": calibration}, "steps": steps})
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        {"width": {"ffn_keep": 0.5, "source": "answered:python"}},
+        {"structured": {"target": 0.2, "source": "python,answered:python"}},
+        {"unstructured": {"sparsity": 0.5, "source": "answered:python", "allocation": "owl"}},
+        {"depth": {"remove": 1, "source": "instruct:python,answered:python"}},
+    ],
+)
+def test_every_step_takes_answered_sources(step):
+    name = next(iter(step))
+    recipe = validate({"model": "m", "steps": [step]})
+    assert recipe.steps[0].name == name and "answered:python" in recipe.steps[0].options["source"]
 
 
 def test_unknown_answered_corpus_fails_before_loading():
@@ -54,8 +81,10 @@ def test_unknown_answered_corpus_fails_before_loading():
             "steps": [{"depth": {"remove": 1, "source": "answered:nope"}}],
         }
     )
-    with pytest.raises(PrunekitError, match="neither a built-in corpus"):
+    with pytest.raises(PrunekitError, match="neither a built-in corpus") as err:
         precheck(recipe)
+    assert str(err.value).startswith("recipe step depth: calibration part 'answered:nope': ")
+    assert "\n" not in str(err.value)
 
 
 def test_weights_cover_exactly_the_kept_answers(tiny_model_dir, answering):

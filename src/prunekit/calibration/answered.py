@@ -23,15 +23,21 @@ def answered_batches(
     progress: bool = True,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor], dict]:
     """(one 1 × T batch per kept answer, its 1 × T weights: 1 where an answer token is
-    predicted, and the description for the report). Answers are cached per model."""
+    predicted, and the description for the report). Answers are cached per model (the model as
+    it is now: after earlier cuts, the cut model answers)."""
     from prunekit.models.registry import cache_root
     from prunekit.recovery.answers import teacher_answers
     from prunekit.recovery.data import build_training_data, instructions_from
 
     items = instructions_from(corpus, asked, seed)
-    answers, rep = teacher_answers(
-        items, corpus, model, tokenizer, cache_root(), device=device, progress=progress
-    )
+    home = next(model.parameters()).device
+    model.to(device)  # generation runs where the model is; it goes back after
+    try:
+        answers, rep = teacher_answers(
+            items, corpus, model, tokenizer, cache_root(), device=device, progress=progress
+        )
+    finally:
+        model.to(home)
     spec = f"{ANSWERED}{corpus}"
     try:
         data = build_training_data(

@@ -69,9 +69,19 @@ def config_from_args(args: argparse.Namespace, config: type):
 def add_calib_args(parser: argparse.ArgumentParser, batch_help: str) -> None:
     """The calibration flags `calib_kwargs` reads (bounds: CALIB_MINIMUMS)."""
     parser.add_argument(
-        "--calib", default="python", help="built-in corpus (python) or a file/folder/.jsonl"
+        "--calib",
+        default="python",
+        help="built-in corpus (python), instruct:CORPUS (its functions as chat-format code "
+        "instructions), answered:CORPUS (the model's own sandbox-checked answers to them, "
+        "generated once and cached), a file/folder/.jsonl, or a comma mixture "
+        "(python,answered:python: the samples split evenly over the parts)",
     )
-    parser.add_argument("--calib-samples", type=int, default=64)
+    parser.add_argument(
+        "--calib-samples",
+        type=int,
+        default=64,
+        help="windows (answered: instructions asked); a mixture gives each part an even share",
+    )
     parser.add_argument("--seq-len", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=8, help=batch_help)
     parser.add_argument("--seed", type=int, default=0)

@@ -45,7 +45,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from prunekit import api
-    from prunekit.data.sources import resolve_source
+    from prunekit.calibration.sets import check_neuroal, check_spec
     from prunekit.methods.patterns import parse_pattern, resolve_sparsity
     from prunekit.models.loading import resolve_device
     from prunekit.utils import check_output_dir
@@ -57,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.output, args.force)
     device = resolve_device(args.device)
     if args.method != "magnitude" or args.allocation != "uniform":
-        resolve_source(args.calib, "calib")
+        check_spec(args.calib)
+        check_neuroal(args.allocation, args.calib)
     ppl_sets = held_out_sets(args.eval_ppl)
     options = {
         "method": args.method,

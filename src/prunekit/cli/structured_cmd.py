@@ -62,7 +62,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from prunekit import api
-    from prunekit.data.sources import resolve_source
+    from prunekit.calibration.sets import check_spec
     from prunekit.models.adapters import adapter_for
     from prunekit.models.loading import LoadedModel, resolve_device
     from prunekit.structural.saap import SaapConfig, check_budget
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     check_at_least(args, **CALIB_MINIMUMS, **PPL_MINIMUMS)
     check_output_dir(args.output, args.force)
     device = resolve_device(args.device)
-    resolve_source(args.calib, "calib")
+    check_spec(args.calib)
     ppl_sets = held_out_sets(args.eval_ppl)
 
     def check(lm: LoadedModel) -> None:  # before any scoring

@@ -112,7 +112,7 @@ def binary_problem(path: Path, probe: int = 1 << 16) -> str | None:
 
 
 INSTRUCT = "instruct:"
-ANSWERED = "answered:"  # the same instructions answered by the model (recovery, depth scoring)
+ANSWERED = "answered:"  # the same instructions answered by the model (calibration/sets.py)
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,13 @@ class InstructionSource:
     licence: str
 
     def documents(self, tokenizer=None) -> Iterator[str]:
-        """Every clean instruction as one document: chat text where the tokenizer has a chat
-        template, else the function itself (its signature and docstring are the prompt)."""
+        """Every clean instruction as one document (see `clean_texts`)."""
+        yield from self.clean_texts(tokenizer)[0]
+
+    def clean_texts(self, tokenizer=None) -> tuple[list[str], int]:
+        """The instructions as text (chat text where the tokenizer has a chat template, else the
+        function itself: its signature and docstring are the prompt) without those that share a
+        13-gram with HumanEval, and how many of those were dropped."""
         from prunekit.data.decontam import decontaminate
         from prunekit.data.instruct import chat_messages, corpus_functions
 
@@ -137,8 +142,8 @@ class InstructionSource:
             texts = [tokenizer.apply_chat_template(chat_messages(i), tokenize=False) for i in found]
         else:
             texts = [i.response for i in found]
-        keep, _ = decontaminate(texts)
-        yield from (texts[i] for i in keep)
+        keep, removed = decontaminate(texts)
+        return [texts[i] for i in keep], removed
 
 
 @dataclass(frozen=True)

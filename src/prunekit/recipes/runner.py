@@ -12,21 +12,23 @@ from prunekit.recipes.schema import Recipe, Step
 
 
 def precheck(recipe: Recipe) -> None:
-    """Everything that can be checked without the model: data sources, device, dtype."""
-    from prunekit.data.sources import ANSWERED, INSTRUCT, resolve_source
+    """Everything that can be checked without the model: data sources (every part of a
+    calibration mixture, answered parts' corpora included), device, dtype."""
+    from prunekit.calibration.sets import check_spec
+    from prunekit.data.sources import resolve_source
     from prunekit.models.loading import parse_dtype, resolve_device
 
     parse_dtype(recipe.dtype)
     resolve_device(recipe.device)
-    resolve_source(recipe.calibration["source"], "calib")
+    check_spec(recipe.calibration["source"])
     for step in recipe.steps:
         if step.name == "vocabulary" and step.options["corpus"]:
             resolve_source(step.options["corpus"], "calib")
-        source = step.options.get("source")
-        if source and source.startswith(ANSWERED):  # instructions from the corpus's Python files
-            resolve_source(INSTRUCT + source[len(ANSWERED) :], "calib")
-        elif source:
-            resolve_source(source, "calib")
+        if step.options.get("source"):
+            try:
+                check_spec(step.options["source"])
+            except PrunekitError as exc:
+                raise PrunekitError(f"recipe step {step.name}: {exc}") from None
     for data in recipe.evaluate["perplexity"]:
         resolve_source(data, "eval")
 
@@ -81,37 +83,23 @@ class _Run:
         self.depth_results: list = []
         self.structured_sections: list[dict] = []
 
-    def batches(self, step: Step) -> tuple[list[torch.Tensor], dict]:
-        """Calibration windows, tokenized with the tokenizer as it is now (after any vocabulary step)."""
-        from prunekit.api import calibration_data
+    def calibration(self, step: Step):
+        """The step's calibration set (its own source/samples/seq_len or the recipe's), tokenized
+        with the tokenizer as it is now (after any vocabulary step); answered parts are answered
+        by the model as it is now."""
+        from prunekit.calibration.sets import build_calibration
 
         cal = self.recipe.calibration
-        samples = step.options.get("samples") or cal["samples"]
-        seq_len = step.options.get("seq_len") or cal["seq_len"]
-        source = step.options.get("source") or cal["source"]
-        windows, desc = calibration_data(self.tokenizer, source, samples, seq_len, cal["seed"])
-        return list(windows.split(cal["batch_size"])), desc
-
-    def depth_batches(self, step: Step) -> tuple[list[torch.Tensor], list | None, dict]:
-        """Calibration windows, or with `source: answered:CORPUS` the model's own checked answers
-        weighted on the answer tokens."""
-        from prunekit.calibration.answered import answered_batches
-        from prunekit.data.sources import ANSWERED
-
-        source = step.options.get("source") or ""
-        if not source.startswith(ANSWERED):
-            batches, desc = self.batches(step)
-            return batches, None, desc
-        cal = self.recipe.calibration
-        return answered_batches(
+        return build_calibration(
+            step.options.get("source") or cal["source"],
             self.model,
             self.tokenizer,
-            source[len(ANSWERED) :],
-            step.options.get("samples") or cal["samples"],
-            step.options.get("seq_len") or cal["seq_len"],
-            cal["seed"],
-            self.device,
-            self.progress,
+            samples=step.options.get("samples") or cal["samples"],
+            seq_len=step.options.get("seq_len") or cal["seq_len"],
+            seed=cal["seed"],
+            batch_size=cal["batch_size"],
+            device=self.device,
+            progress=self.progress,
         )
 
     def vocabulary(self, step: Step) -> dict:
@@ -135,23 +123,23 @@ class _Run:
             remove_layers(self.model, self.adapter, o["layers"])
             after = len(self.adapter.layers(self.model))
             return {"layers_before": before, "layers_after": after, "removed": sorted(o["layers"])}
-        batches, weights, desc = self.depth_batches(step)
+        calib = self.calibration(step)
         torch.manual_seed(self.recipe.calibration["seed"])
         result = greedy_depth(
             self.model,
             self.adapter,
-            batches,
+            calib.batches,
             o["remove"],
             o["criterion"],
             o["last_token"],
             self.device,
             self.progress,
-            weights=weights,
+            weights=calib.weights,  # answer positions only; None without an answered part
         )
         remove_layers(self.model, self.adapter, result.removed)
         self.depth_results.append(result)
         return {
-            "calibration": desc,
+            "calibration": calib.describe(),
             "layers_before": before,
             "layers_after": len(self.adapter.layers(self.model)),
             **result.to_dict(),
@@ -160,29 +148,31 @@ class _Run:
     def width(self, step: Step) -> dict:
         from prunekit.structural.width import prune_width
 
-        batches, desc = self.batches(step)
+        calib = self.calibration(step)  # unweighted: every position of a chat sequence counts
         o = step.options
         rep = prune_width(
             self.model,
             self.adapter,
-            batches,
+            calib.batches,
             o["ffn_keep"],
             o["criterion"],
             o["multiple"],
             self.device,
             self.progress,
         )
-        return {"calibration": desc, **rep}
+        return {"calibration": calib.describe(), **rep}
 
     def structured(self, step: Step) -> dict:
         from prunekit.structural.saap import SaapConfig, prune_structured
 
-        batches, desc = self.batches(step)
+        calib = self.calibration(step)  # unweighted, as width
         torch.manual_seed(self.recipe.calibration["seed"])
         cfg = SaapConfig.from_options(step.options)
-        rep = prune_structured(self.model, self.adapter, batches, cfg, self.device, self.progress)
+        rep = prune_structured(
+            self.model, self.adapter, calib.batches, cfg, self.device, self.progress
+        )
         self.structured_sections.append(rep)
-        return {"calibration": desc, **rep}
+        return {"calibration": calib.describe(), **rep}
 
     def unstructured(self, step: Step) -> dict:
         from prunekit import api

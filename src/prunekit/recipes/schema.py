@@ -4,7 +4,8 @@
     calibration: {source: python, samples: 64, seq_len: 512, seed: 0}
     steps:
       - vocabulary: {corpus: python}
-      - depth: {remove: 4, criterion: kl, source: instruct:python}  # or answered:python
+      - depth: {remove: 4, criterion: kl, source: answered:python}  # any step takes a source:
+      # a corpus, instruct:CORPUS, answered:CORPUS, a path, or a mixture (python,answered:python)
       - width: {ffn_keep: 0.9, criterion: activation}
       - structured: {heads: 0.25, ffn: 0.25, importance: fused, ratios: adaptive}
       - unstructured: {method: wanda, sparsity: 0.5, allocation: owl, allocation_options: {lambda: 0.08},
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from prunekit.allocation.build import OPTIONS as ALLOCATIONS
-from prunekit.data.sources import ANSWERED
 from prunekit.errors import PrunekitError
 from prunekit.methods.oneshot import STREAMS
 from prunekit.methods.pruners import PRUNERS
@@ -161,18 +161,47 @@ def _step(index: int, item) -> Step:
     if opts.get("source") is not None and not isinstance(opts["source"], str):
         _fail(
             where,
-            f"source must be a corpus name, instruct:CORPUS, answered:CORPUS (depth) or a path, "
-            f"got {opts['source']!r}",
+            f"source must be a corpus name, instruct:CORPUS, answered:CORPUS, a path or a comma "
+            f"mixture of these, got {opts['source']!r}",
         )
-    if str(opts.get("source")).startswith(ANSWERED) and (name != "depth" or opts["last_token"]):
-        _fail(
-            where,
-            "source answered:CORPUS (weighted on the model's own answers) is for depth steps "
-            "without last_token; give this step a corpus or instruct:CORPUS",
-        )
+    if opts.get("source") is not None:
+        _parts(where, opts["source"])
     if spec.check is not None:
         spec.check(where, opts)
     return Step(name, opts)
+
+
+def _parts(where: str, source: str) -> None:
+    """A calibration spec's parts parse (no empty spec, no part named twice)."""
+    from prunekit.calibration.sets import parse_spec
+
+    try:
+        parse_spec(source)
+    except PrunekitError as exc:
+        _fail(where, str(exc))
+
+
+def _check_answered(where: str, step: Step, calibration: str) -> None:
+    """Steps that cannot read an `answered:` part (of their own source or the recipe's): depth
+    with last_token (answers are weighted per position), NeuroAL (equal-length search windows)
+    and a vocabulary without its own corpus (answers are generated, not a corpus)."""
+    from prunekit.calibration.sets import check_neuroal, has_answered
+
+    if not has_answered(step.options.get("source") or calibration):
+        return
+    if step.name == "depth" and step.options["last_token"]:
+        _fail(
+            where,
+            "answered:CORPUS (weighted on the model's own answers) does not go with last_token; "
+            "drop last_token or give this step a corpus or instruct:CORPUS",
+        )
+    if step.name == "unstructured":
+        try:
+            check_neuroal(step.options["allocation"], step.options.get("source") or calibration)
+        except PrunekitError as exc:
+            _fail(where, str(exc))
+    if step.name == "vocabulary" and step.options["corpus"] is None:
+        _fail(where, "give it a corpus: the calibration source's answered part is not a corpus")
 
 
 def _check_vocabulary(where: str, opts: dict) -> None:
@@ -358,8 +387,12 @@ def validate(data) -> Recipe:
     if not isinstance(calib["source"], str):
         _fail(
             "calibration",
-            f"source must be a built-in corpus name or a path, got {calib['source']!r}",
+            f"source must be a corpus name, instruct:CORPUS, answered:CORPUS, a path or a comma "
+            f"mixture of these, got {calib['source']!r}",
         )
+    _parts("calibration", calib["source"])
+    for i, step in enumerate(parsed, 1):
+        _check_answered(f"step {i} ({step.name})", step, calib["source"])
     ev = _mapping("evaluate", data.get("evaluate"), "evaluate")
     _known("evaluate", ev, EVALUATE_DEFAULTS)
     ev = {**EVALUATE_DEFAULTS, **ev}
