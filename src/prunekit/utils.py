@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -30,8 +32,9 @@ WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACC
 
 def check_output_dir(path: Path, force: bool) -> None:
     """Refuse an existing non-empty output folder unless `force`, or a location this process
-    cannot write (checked before any work); remove what interrupted runs left next to it."""
+    cannot write (checked before any work). Deletes nothing: see `remove_stale_partials`."""
     path = Path(path)
+    restore_set_aside(path)
     if path.exists() and not path.is_dir():
         raise PrunekitError(f"output '{path}' exists and is not a folder; choose another -o path")
     if path.is_dir() and any(path.iterdir()) and not force:
@@ -39,7 +42,6 @@ def check_output_dir(path: Path, force: bool) -> None:
             f"output folder '{path}' already exists and is not empty; pass --force to replace it"
         )
     check_writable(path)
-    remove_stale_partials(path)
 
 
 def check_writable(path: Path) -> None:
@@ -57,15 +59,61 @@ def check_writable(path: Path) -> None:
         ) from None
 
 
-def _partial_owner(name: str) -> int | None:
-    """The pid in a `.NAME.partial-PID-XXXX` folder name (None for older names)."""
-    head = name.rsplit(".partial-", 1)[-1].rsplit(".old-", 1)[-1].split("-", 1)[0]
-    return int(head) if head.isdigit() else None
+PARTIAL_MARKER = ".prunekit-partial"  # inside every temporary folder prunekit makes
 
 
-def _alive(pid: int | None) -> bool:
-    if pid is None or pid == os.getpid():
-        return pid is not None
+def _host_ids() -> dict:
+    """This boot and PID namespace: a pid means the same process only where both match."""
+    ids = {}
+    for key, read in (
+        ("boot", lambda: Path("/proc/sys/kernel/random/boot_id").read_text().strip()),
+        ("pidns", lambda: os.readlink("/proc/self/ns/pid")),
+    ):
+        try:
+            ids[key] = read()
+        except OSError:
+            ids[key] = None
+    return ids
+
+
+def _make_temp_dir(path: Path, kind: str) -> Path:
+    """A hidden `.NAME.KIND-PID-XXXX` folder beside `path`, marked as this process's own."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{kind}-{os.getpid()}-", dir=path.parent))
+    mark = {"prunekit": kind, "folder": tmp.name, "pid": os.getpid(), **_host_ids()}
+    mark["id"] = secrets.token_hex(8)
+    (tmp / PARTIAL_MARKER).write_text(json.dumps(mark))
+    return tmp
+
+
+def _read_marker(folder: Path, kind: str) -> dict | None:
+    """The marker of a folder prunekit made (None for anything else: never ours to delete)."""
+    marker = folder / PARTIAL_MARKER
+    try:
+        if folder.is_symlink() or not folder.is_dir() or marker.is_symlink():
+            return None
+        mark = json.loads(marker.read_text()[:4096])
+    except (OSError, ValueError):
+        return None
+    if not isinstance(mark, dict) or mark.get("prunekit") != kind:
+        return None
+    if mark.get("folder") != folder.name or not isinstance(mark.get("pid"), int):
+        return None
+    return mark
+
+
+def _owner_gone(mark: dict) -> bool:
+    """True only if the process that made the folder is certainly dead."""
+    here = _host_ids()
+    if mark.get("boot") and here["boot"] and mark["boot"] != here["boot"]:
+        return True  # rebooted since
+    if mark.get("pidns") != here["pidns"]:
+        return False  # another container's pid: cannot tell
+    return not _alive(mark["pid"])
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -75,22 +123,42 @@ def _alive(pid: int | None) -> bool:
     return True
 
 
-def remove_stale_partials(path: Path) -> list[Path]:
-    """Delete the temporary folders that killed runs (SIGKILL, power loss) left beside `path`;
-    folders of runs still alive are kept. Says on stderr what it removed."""
-    path = Path(path)
-    if not path.parent.is_dir():
+def _stale(path: Path, kind: str) -> list[Path]:
+    """The marked `.NAME.KIND-*` folders beside `path` whose maker is dead (names compared as
+    plain prefixes: glob characters in NAME match only themselves)."""
+    prefix = f".{path.name}.{kind}-"
+    try:
+        names = sorted(e.name for e in os.scandir(path.parent) if e.name.startswith(prefix))
+    except OSError:
         return []
-    stale = [
-        p
-        for pattern in (f".{path.name}.partial-*", f".{path.name}.old-*")
-        for p in path.parent.glob(pattern)
-        if p.is_dir() and not _alive(_partial_owner(p.name))
-    ]
-    for p in stale:
-        shutil.rmtree(p, ignore_errors=True)
-        print(f"prunekit: removed '{p}', left by an interrupted run", file=sys.stderr)
-    return stale
+    marks = ((path.parent / n, _read_marker(path.parent / n, kind)) for n in names)
+    return [folder for folder, mark in marks if mark is not None and _owner_gone(mark)]
+
+
+def restore_set_aside(path: Path) -> Path | None:
+    """Put back an output that a killed run had set aside to replace it, if `path` is empty
+    of anything else (the only copy left); removes nothing."""
+    path = Path(path)
+    if os.path.lexists(path):
+        return None
+    for holder in _stale(path, "old"):
+        previous = holder / "previous"
+        if os.path.lexists(previous):
+            previous.rename(path)
+            print(f"prunekit: restored '{path}', set aside by an interrupted run", file=sys.stderr)
+            return path
+    return None
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Delete the temporary folders that killed runs (SIGKILL, power loss) left beside `path`:
+    only folders holding prunekit's marker whose maker is dead, never by name alone."""
+    path = Path(path)
+    removed = [*_stale(path, "partial"), *_stale(path, "old")]
+    for folder in removed:
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"prunekit: removed '{folder}', left by an interrupted run", file=sys.stderr)
+    return removed
 
 
 @contextlib.contextmanager
@@ -115,12 +183,13 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def atomic_output_dir(path: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder; rename it to `path` only if the block completes.
     Interrupts (Ctrl-C, SIGTERM) and errors remove it; a folder another run put at `path`
-    meanwhile is never replaced without `force` (this run's result is kept beside it)."""
+    meanwhile is never replaced without `force` (this run's result is kept beside it). Once
+    the result is in place, what killed runs left beside it is removed."""
     path = Path(path)
     check_output_dir(path, force)
     path.parent.mkdir(parents=True, exist_ok=True)
     with _sigterm_as_interrupt():
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-{os.getpid()}-", dir=path.parent))
+        tmp = _make_temp_dir(path, "partial")
         try:
             yield tmp
         except BaseException as exc:
@@ -132,6 +201,7 @@ def atomic_output_dir(path: Path, force: bool = False) -> Iterator[Path]:
                 ) from exc
             raise
         _move_into_place(tmp, path, force)
+    remove_stale_partials(path)
 
 
 def rescue_dir(path: Path) -> Path:
@@ -164,20 +234,24 @@ def write_output(path: Path, write: Callable[[Path], None], force: bool = False)
 
 
 def _move_into_place(tmp: Path, path: Path, force: bool) -> None:
+    """Rename the finished `tmp` (its marker dropped) to `path`; an output already there is
+    set aside in a marked `.NAME.old-*` folder until the new one is in place."""
     if path.exists() and not force and (not path.is_dir() or any(path.iterdir())):
         kept = path.with_name(f"{path.name}.{os.getpid()}")
+        (tmp / PARTIAL_MARKER).unlink()
         tmp.rename(kept)
         raise PrunekitError(
             f"'{path}' was written by another run meanwhile and was left as it is; "
             f"this run's output is in '{kept}'"
         )
+    holder = None
     if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(path)
+        holder = _make_temp_dir(path, "old")
+        path.rename(holder / "previous")
+    (tmp / PARTIAL_MARKER).unlink()
+    tmp.rename(path)
+    if holder is not None:
+        shutil.rmtree(holder, ignore_errors=True)
 
 
 def peak_rss_mb() -> float:

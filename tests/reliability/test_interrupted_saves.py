@@ -64,6 +64,8 @@ def test_interrupt_during_save_leaves_nothing(tmp_path, sig):
 
 
 def test_killed_mid_save_is_cleaned_by_the_next_run(tmp_path, capsys):
+    """The partial is removed once the next run's result is in place, not before: a next run
+    that fails deletes nothing."""
     out = tmp_path / "out"
     proc = _start_saver(out)
     proc.kill()
@@ -71,7 +73,13 @@ def test_killed_mid_save_is_cleaned_by_the_next_run(tmp_path, capsys):
     [partial] = _leftovers(tmp_path)
     assert partial.startswith(".out.partial-")
     check_output_dir(out, force=False)  # what the next run does before any work
-    assert _leftovers(tmp_path) == []
+    with pytest.raises(RuntimeError), atomic_output_dir(out):
+        raise RuntimeError("the next run fails")
+    assert _leftovers(tmp_path) == [partial]
+    with atomic_output_dir(out) as tmp:
+        (tmp / "model.safetensors").write_bytes(b"x")
+    assert _leftovers(tmp_path) == ["out"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.safetensors"]
     assert "left by an interrupted run" in capsys.readouterr().err
 
 
