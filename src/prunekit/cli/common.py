@@ -169,9 +169,26 @@ def ppl_rows(report: dict) -> list[list[str]]:
     ]
 
 
+def calibration_rows(report: dict) -> list[list[str]]:
+    """One row per calibration part: sequences and tokens it gave, HumanEval overlap dropped."""
+    rows = []
+    for p in report.get("calibration", {}).get("parts", []):
+        removed = p.get("removed_humaneval_overlap")
+        dropped = f", {removed} dropped for HumanEval overlap" if removed else ""
+        rows.append(
+            [
+                f"calibration {p['source']}",
+                f"{p['sequences']} of {p['share']} sequences, {p['tokens']:,} tokens{dropped}",
+            ]
+        )
+    return rows
+
+
 def print_summary(rows: list[list], report: dict, out: Path) -> None:
-    """A command's closing table: `rows`, then its stage timings, peak RSS and output folder."""
-    rows = rows + [[f"time {k} (s)", f"{v:.1f}"] for k, v in report["timings_s"].items()]
+    """A command's closing table: `rows`, the calibration parts, then its stage timings, peak RSS
+    and output folder."""
+    rows = rows + calibration_rows(report)
+    rows += [[f"time {k} (s)", f"{v:.1f}"] for k, v in report["timings_s"].items()]
     rows += [["peak RSS (MiB)", f"{report['peak_rss_mb']:.0f}"], ["output", str(out)]]
     print_table(["", "value"], rows)
 
