@@ -18,7 +18,14 @@ from sandbox_probes import NEEDS_NAMESPACES, POSIX, PROBES, TIGHT
 from prunekit.errors import PrunekitError
 from prunekit.evaluation import sandbox
 from prunekit.evaluation.humaneval import data_file
-from prunekit.evaluation.sandbox import Check, Limits, run_check, run_many, run_program
+from prunekit.evaluation.sandbox import (
+    Check,
+    ExecResult,
+    Limits,
+    run_check,
+    run_many,
+    run_program,
+)
 
 PROBE_SCRIPT = Path(__file__).with_name("sandbox_probes.py")
 NOBODY = 65534
@@ -202,6 +209,54 @@ def test_unsafe_mode_is_refused_before_any_work(monkeypatch):
     assert "\n" not in str(err.value) and "user namespaces" in str(err.value)
     monkeypatch.setenv(sandbox.UNSAFE_SAME_UID, "1")
     sandbox.check_sandbox_can_score()
+
+
+def _judge_peak_mb(check: Check, limits: Limits) -> tuple[ExecResult, float]:
+    """Run `check` with the judge's peak RSS read from its /proc/<pid>/status as it ends."""
+    import threading
+    import time
+
+    peaks: dict[int, int] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    if b"sandbox_judge.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                        status = Path(f"/proc/{pid}/status").read_text()
+                        hwm = int(status.split("VmHWM:")[1].split()[0])
+                        peaks[int(pid)] = max(peaks.get(int(pid), 0), hwm)
+                except (OSError, IndexError, ValueError):
+                    continue
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = run_check(check, limits)
+    finally:
+        done.set()
+        watcher.join()
+    return result, max(peaks.values(), default=0) / 1024
+
+
+def test_a_huge_answer_is_refused_before_the_judge_decodes_it():
+    """An answer of 900k ints (13 MB, within the 32 MB frame) once cost the judge hundreds of
+    MB to decode; now any answer over 1 MB is refused unread."""
+    big = Check("def f(x):\n    return list(range(900_000))\n", "assert candidate(1) == 2\n", "f")
+    r, peak = _judge_peak_mb(big, Limits(wall_s=10.0, cpu_s=5, memory_mb=512))
+    assert (r.passed, r.error) == (False, "bad_return") and "cap" in r.detail
+    assert peak < 100, peak
+
+
+def test_the_judge_has_its_own_memory_limit():
+    """Even the trusted tests cannot grow the judge past `judge_memory_mb`."""
+    check = Check(
+        "def f(x):\n    return x\n", "x = bytearray(1 << 30)\nassert candidate(1) == 1\n", "f"
+    )
+    r = run_check(check, Limits(wall_s=5.0, cpu_s=2, memory_mb=256, judge_memory_mb=256))
+    assert (r.passed, r.error) == (False, "exception") and "MemoryError" in r.detail
 
 
 def test_limits_default_fit_humaneval():

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from prunekit.evaluation.sandbox_wire import (
+    MAX_ANSWER,
     MAX_DEPTH,
     MAX_FRAME,
     WireError,
@@ -114,3 +115,15 @@ def test_frames_roundtrip_and_oversized_frames_are_refused_unread():
         os.close(r)
         if w >= 0:
             os.close(w)
+
+
+def test_a_smaller_cap_refuses_a_frame_before_reading_it():
+    r, w = os.pipe()
+    try:
+        os.write(w, (MAX_ANSWER + 1).to_bytes(4, "big") + b"xxxx")
+        with pytest.raises(WireError, match=f"exceeds the {MAX_ANSWER}-byte cap"):
+            read_frame(r, MAX_ANSWER)
+        assert os.read(r, 4) == b"xxxx"
+    finally:
+        os.close(r)
+        os.close(w)

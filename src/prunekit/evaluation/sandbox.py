@@ -85,6 +85,8 @@ class Limits:
     memory_mb: int = 1024
     file_mb: int = 16
     nproc: int = 64
+    judge_memory_mb: int = 512  # the trusted judge's address space (answers are capped at 1 MB)
+    judge_cpu_s: int = 30
 
 
 @dataclass(frozen=True)
@@ -292,10 +294,10 @@ def _signal_name(sig: int) -> str:
 
 def _why_it_stopped(end: dict | None, oom: bool, limits: Limits) -> tuple[str, str, int | None]:
     """Error kind, detail and return code from the supervisor's account of the candidate."""
+    if oom or (end is not None and end["ended"] == "memory"):  # before timeout: a tree that
+        return "memory", f"the process tree exceeded {limits.memory_mb} MB", None  # lost one
     if end is None:
         return "sandbox_error", "the supervisor did not report", None
-    if end["ended"] == "memory" or oom:  # before timeout: a tree that lost a process to the
-        return "memory", f"the process tree exceeded {limits.memory_mb} MB", None  # budget
     if end["ended"] == "timeout":
         return "timeout", f"wall-time limit {limits.wall_s:g}s", None
     sig, code = end["signal"], end["code"]
@@ -463,6 +465,8 @@ class _Run:
                 "entry_point": self.check.entry_point,
                 "req_fd": req_w,
                 "resp_fd": resp_r,
+                "memory_mb": self.limits.judge_memory_mb,
+                "cpu_s": self.limits.judge_cpu_s,
             }
             _send(judge, (json.dumps(spec) + "\n").encode())  # before any candidate exists
             box = subprocess.Popen(

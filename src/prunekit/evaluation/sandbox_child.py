@@ -345,6 +345,9 @@ def candidate_main(cfg: dict, program: str) -> None:
     """In the forked child: drop privileges, limit, guard, run."""
     try:
         os.setpgid(0, 0)
+        # the kernel's OOM killer picks the candidate's tree first, never its supervisor
+        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")
         if cfg["namespaces"]:
             drop_privileges()
         elif cfg["uid"] is not None:

@@ -20,7 +20,14 @@ import os
 import sys
 
 with contextlib.suppress(ImportError):  # launched with -I: sandbox_wire's source ran first
-    from prunekit.evaluation.sandbox_wire import WireError, decode, encode, read_frame, write_frame
+    from prunekit.evaluation.sandbox_wire import (
+        MAX_ANSWER,
+        WireError,
+        decode,
+        encode,
+        read_frame,
+        write_frame,
+    )
 
 
 class CandidateError(Exception):
@@ -50,7 +57,7 @@ class Proxy:
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         write_frame(self.req_fd, {"args": encode(list(args)), "kwargs": encode(kwargs)})
-        answer = read_frame(self.resp_fd)
+        answer = read_frame(self.resp_fd, MAX_ANSWER)
         if answer is None:
             raise NoAnswer("the candidate stopped answering")
         if "value" in answer:
@@ -64,7 +71,7 @@ def judge(spec: dict) -> dict:
     """The verdict on one candidate: {'passed', 'error', 'detail'}."""
     resp_fd, req_fd = spec["resp_fd"], spec["req_fd"]
     try:
-        hello = read_frame(resp_fd)
+        hello = read_frame(resp_fd, MAX_ANSWER)
     except WireError as exc:
         return _fail("bad_return", str(exc))
     if hello is None:
@@ -110,9 +117,27 @@ def seal() -> bool:
         return False
 
 
+def set_limits(spec: dict) -> None:
+    """Address space and CPU time for the judge itself (answers are capped before decoding;
+    these bound what the trusted tests do with them)."""
+    import resource
+
+    for kind, value in (
+        (resource.RLIMIT_AS, spec.get("memory_mb", 0) << 20),
+        (resource.RLIMIT_CPU, spec.get("cpu_s", 0)),
+        (resource.RLIMIT_CORE, 0),
+    ):
+        hard = resource.getrlimit(kind)[1]
+        if value or kind == resource.RLIMIT_CORE:
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(kind, (value, value if kind != resource.RLIMIT_CPU else hard))
+
+
 def main() -> None:
     seal()
     spec = json.loads(sys.stdin.readline())
+    set_limits(spec)
     verdict = judge(spec)
     os.close(spec["req_fd"])  # the candidate sees end of input and exits
     sys.stdout.write(f"{spec['nonce']} {json.dumps(verdict)}\n")

@@ -16,6 +16,7 @@ import os
 import struct
 
 MAX_FRAME = 32 << 20  # bytes; a longer frame is refused unread
+MAX_ANSWER = 1 << 20  # bytes of one candidate answer: decoding costs ~25x its size in the judge
 MAX_DEPTH = 200
 MAX_ITEMS = 1_000_000
 
@@ -119,14 +120,15 @@ def write_frame(fd: int, message: dict) -> None:
         data = data[os.write(fd, data) :]
 
 
-def read_frame(fd: int) -> dict | None:
-    """Receive one message (None at end of stream); never reads more than MAX_FRAME bytes."""
+def read_frame(fd: int, cap: int = MAX_FRAME) -> dict | None:
+    """Receive one message (None at end of stream); a frame over `cap` bytes is refused
+    before any of it is read or decoded."""
     head = _read_exact(fd, _HEADER.size)
     if head is None:
         return None
     (size,) = _HEADER.unpack(head)
-    if size > MAX_FRAME:
-        raise WireError(f"frame of {size} bytes exceeds the {MAX_FRAME}-byte cap")
+    if size > cap:
+        raise WireError(f"frame of {size} bytes exceeds the {cap}-byte cap")
     body = _read_exact(fd, size)
     if body is None:
         raise WireError("stream ended inside a frame")
