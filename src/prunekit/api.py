@@ -108,6 +108,10 @@ def prune(
 ) -> PruneResult:
     """Prune every decoder Linear of `model` in place with one method at one sparsity.
 
+    `calib`: token ids or any spec of `prunekit.calibration.sets` — a corpus, `instruct:CORPUS`,
+    `answered:CORPUS` (answered by `model` itself), a path, or a comma mixture with even shares of
+    `calib_samples`; the report's `calibration.parts` counts what each part gave.
+
     `allocation` (uniform / owl / neuroal) decides how many weights each layer and row loses;
     `allocation_options` are its parameters (see `prunekit.allocation.build.OPTIONS`).
     `forward_dtype` ("bfloat16", "float16" or "auto"): calibration forwards autocast to it while
@@ -176,6 +180,7 @@ def structured(
 ) -> PruneResult:
     """Remove attention head groups and MLP channels in place with per-block ratios (SAAP).
 
+    `calib` takes every form `prune` does (answered sequences give gradients unweighted).
     `options` are `prunekit.structural.saap.SaapConfig` fields, e.g. `heads=0.25, ffn=0.25,
     importance="fused", ratios="adaptive"` or `target=0.2` (of the non-embedding parameters).
     """
