@@ -6,9 +6,12 @@ kept where the answer runs in the sandbox), a path, or several of these joined b
 (`python,answered:python`). A mixture splits `samples` evenly: each of k parts asks for
 samples // k, and the first samples % k parts one more. Corpus and instruct parts give that many
 windows of `seq_len` tokens (N × T batches of `batch_size`); an answered part asks that many
-instructions and gives one 1 × T sequence per kept answer (T ≤ seq_len). A spec without an
-answered part gives exactly the windows and batches it gave before parts were counted, unless a
-window shares a 13-gram with HumanEval: such windows are dropped and counted.
+instructions and gives one 1 × T sequence per kept answer (T ≤ seq_len). A single corpus, path
+or instruct spec gives exactly the windows and batches it gave before parts were counted.
+
+HumanEval: an instruction or answer sharing a 13-gram with a HumanEval prompt or solution is
+dropped and counted per part (`removed_humaneval_overlap`); a corpus or path is used as given (None:
+on windows the check also flags generic code such as `[1, 2, 3, 4, 5, 6, 7`).
 
 Weights: steps that only read activation statistics or gradients (Wanda, SparseGPT, magnitude,
 OWL, NeuroAL, width, SAAP) use every position of every sequence unweighted: the whole chat
@@ -136,7 +139,7 @@ class CalibrationPart:
     sequences: int = 0
     tokens: int = 0
     scored_tokens: int = 0
-    removed_humaneval_overlap: int | None = None  # instructions, answers or windows dropped
+    removed_humaneval_overlap: int | None = None  # instructions or answers dropped; None: corpus
     answers: dict | None = None  # answered parts: asked, kept, verdicts, cache
 
     def to_dict(self) -> dict:
@@ -220,15 +223,6 @@ class _Texts:
         yield from self.texts
 
 
-def _clean_windows(windows: torch.Tensor, tokenizer) -> tuple[torch.Tensor, int]:
-    """The windows that share no 13-gram with HumanEval (unchanged when none does), and how many
-    were dropped."""
-    from prunekit.data.decontam import decontaminate
-
-    keep, removed = decontaminate(tokenizer.batch_decode(windows))
-    return (windows[keep] if removed else windows), removed
-
-
 @dataclass(frozen=True)
 class _Request:
     """What every part is built with."""
@@ -245,17 +239,11 @@ def _window_part(part: PartSpec, share: int, req: _Request) -> tuple[torch.Tenso
     from prunekit.data.windows import calibration_windows
 
     source = _resolve(part)
-    removed = 0
+    removed = None  # a corpus or path is used as given (a 13-gram check flags generic code too)
     if isinstance(source, InstructionSource):  # the same documents, with the dropped ones counted
         texts, removed = source.clean_texts(req.tokenizer)
         source = _Texts(source.name, tuple(texts), source.description, source.licence)
     windows = calibration_windows(source, req.tokenizer, share, req.seq_len, req.seed)
-    windows, dropped = _clean_windows(windows, req.tokenizer)
-    if not len(windows):
-        raise PrunekitError(
-            f"calibration part '{part.text}': every window shares text with HumanEval; "
-            "calibrate on other data"
-        )
     described = CalibrationPart(
         part.text,
         part.kind,
@@ -265,7 +253,7 @@ def _window_part(part: PartSpec, share: int, req: _Request) -> tuple[torch.Tenso
         sequences=windows.shape[0],
         tokens=int(windows.numel()),
         scored_tokens=int(windows.numel()),
-        removed_humaneval_overlap=removed + dropped,
+        removed_humaneval_overlap=removed,
     )
     return windows, described
 
