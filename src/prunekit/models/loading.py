@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,33 +112,186 @@ def _verify_builtin(folder: Path, name: str) -> dict:
     }
 
 
-def _load_folder(folder: Path, dtype: torch.dtype, trust_remote_code: bool):
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:120]}" if text else type(exc).__name__
 
+
+def _read_json_object(path: Path, what: str) -> dict:
+    """A model folder's JSON file as a dict, or one line naming the file and what is wrong."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PrunekitError(
+            f"'{path}' is not readable JSON ({_first_line(exc)}); the {what} is damaged, "
+            "re-create or re-download it"
+        ) from None
+    if not isinstance(data, dict):
+        raise PrunekitError(
+            f"'{path}' is not a {what} (expected a JSON object); re-create or re-download it"
+        )
+    return data
+
+
+def check_model_folder(folder: Path) -> dict:
+    """The cheap checks of a model folder (readable config.json and tokenizer files, safetensors
+    present): one line before anything loads. Returns config.json's contents."""
+    folder = Path(folder)
     if not (folder / "config.json").is_file():
         raise PrunekitError(f"'{folder}' has no config.json; point at a Hugging Face model folder")
+    config = _read_json_object(folder / "config.json", "model config")
+    text_config = config.get("text_config")
+    nested = text_config if isinstance(text_config, dict) else {}
+    layers = config.get("num_hidden_layers", nested.get("num_hidden_layers"))
+    if layers is not None and (
+        not isinstance(layers, int) or isinstance(layers, bool) or layers < 1
+    ):
+        raise PrunekitError(
+            f"'{folder / 'config.json'}': num_hidden_layers must be a positive whole number, "
+            f"got {layers!r}; fix config.json"
+        )
+    for name, what in (
+        ("tokenizer.json", "tokenizer"),
+        ("tokenizer_config.json", "tokenizer config"),
+    ):
+        if (folder / name).exists():
+            _read_json_object(folder / name, what)
     if not any(folder.glob("*.safetensors")):
         raise PrunekitError(
             f"'{folder}' has no .safetensors weights; prunekit never unpickles .bin files — "
             "convert them to safetensors first"
         )
-    config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    return config
+
+
+def weight_files(folder: Path) -> list[Path]:
+    """The safetensors files transformers loads from `folder`: model.safetensors, else the shards
+    its index lists, else every *.safetensors file."""
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return [single]
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        weight_map = _read_json_object(index, "weights index").get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise PrunekitError(f"'{index}' has no weight_map; re-create or re-download the model")
+        return [folder / name for name in sorted(set(weight_map.values()))]
+    return sorted(folder.glob("*.safetensors"))
+
+
+LAYER_INDEX = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+def check_layer_count(folder: Path, num_layers: int) -> None:
+    """The weights hold exactly layers 0..num_layers-1 (read from the safetensors headers only):
+    a config claiming more layers than the weights have would otherwise get random ones."""
+    from safetensors import safe_open
+
+    found: set[int] = set()
+    for file in weight_files(folder):
+        if not file.is_file():
+            raise PrunekitError(
+                f"'{file}' is listed in the weights index but missing; re-download the model"
+            )
+        try:
+            with safe_open(str(file), framework="pt") as handle:
+                keys = list(handle.keys())
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types
+            raise PrunekitError(
+                f"could not read the weights in '{file}' ({_first_line(exc)}); the file may be "
+                "corrupted, re-create or re-download it"
+            ) from None
+        found.update(int(m.group(1)) for key in keys if (m := LAYER_INDEX.search(key)))
+    if not found:
+        return
+    expected = set(range(num_layers))
+    if found != expected:
+        missing = sorted(expected - found)
+        extra = sorted(found - expected)
+        detail = "; ".join(
+            part
+            for part in (
+                f"no weights for layer(s) {_ranges(missing)}" if missing else "",
+                f"weights for layer(s) {_ranges(extra)} it does not describe" if extra else "",
+            )
+            if part
+        )
+        raise PrunekitError(
+            f"'{folder}': config.json says {num_layers} layers but the weights hold "
+            f"{len(found)} ({detail}); fix num_hidden_layers in config.json or re-export the model"
+        )
+
+
+def _ranges(values: list[int]) -> str:
+    """[3, 4, 5, 9] → '3-5, 9'."""
+    parts: list[str] = []
+    for v in values:
+        if parts and parts[-1][1] == v - 1:
+            parts[-1][1] = v
+        else:
+            parts.append([v, v])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
+
+
+def check_loading_info(folder: Path, info: dict) -> None:
+    """Every weight the config implies was in the files, and no file weight went unused."""
+    problems = {k: sorted(v) for k, v in info.items() if k.endswith("_keys") and v}
+    if problems or info.get("error_msgs"):
+        detail = (
+            "; ".join(
+                f"{kind.removesuffix('_keys')}: {', '.join(map(str, keys[:4]))}"
+                + (f" and {len(keys) - 4} more" if len(keys) > 4 else "")
+                for kind, keys in problems.items()
+            )
+            or "; ".join(map(str, info["error_msgs"]))[:200]
+        )
+        raise PrunekitError(
+            f"'{folder}': the weights do not match config.json ({detail}); a model built from "
+            "it would hold random weights, re-export or re-download the model"
+        )
+
+
+def _load_folder(folder: Path, dtype: torch.dtype, trust_remote_code: bool):
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    check_model_folder(folder)
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types for a bad config
+        raise PrunekitError(
+            f"'{folder / 'config.json'}' is not a usable model config ({_first_line(exc)}); "
+            "fix or re-download it"
+        ) from None
     adapter_for(config.model_type)
+    num_layers = getattr(config, "num_hidden_layers", None)
+    if isinstance(num_layers, int):
+        check_layer_count(folder, num_layers)
     try:
         if has_layer_widths(config):
             model = load_per_layer(folder, config, dtype)
         else:
-            model = AutoModelForCausalLM.from_pretrained(
-                folder, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            model, info = AutoModelForCausalLM.from_pretrained(
+                folder,
+                dtype=dtype,
+                use_safetensors=True,
+                trust_remote_code=trust_remote_code,
+                output_loading_info=True,
             )
+            check_loading_info(folder, info)
     except PrunekitError:
         raise
     except Exception as exc:  # noqa: BLE001 - safetensors/transformers raise many types
         raise PrunekitError(
-            f"could not read the weights in '{folder}' ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+            f"could not read the weights in '{folder}' ({_first_line(exc)}); "
             "the files may be corrupted, re-create or re-download them"
         ) from exc
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except Exception as exc:  # noqa: BLE001 - tokenizers raise many types for damaged files
+        raise PrunekitError(
+            f"could not read the tokenizer in '{folder}' ({_first_line(exc)}); "
+            "the tokenizer files may be damaged, re-create or re-download them"
+        ) from None
     return model, tokenizer
 
 
