@@ -134,6 +134,8 @@ def test_a_path_with_a_comma_is_one_part(tmp_path, tiny):
         ("answered:instruct:python", "takes a corpus name or a path"),
         ("python,python", "names 'python' twice"),
         (" , ", "names no data"),
+        ("", "names no data"),
+        ("answered:", "takes a corpus name or a path"),
     ],
 )
 def test_a_bad_part_is_one_line_before_any_model(spec, needle, tmp_path):

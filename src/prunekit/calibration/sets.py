@@ -62,7 +62,7 @@ def parse_spec(spec: str) -> list[PartSpec]:
     """The parts of a spec: the whole spec where it (or what follows its `instruct:`/`answered:`)
     is an existing path, since a path may hold a comma; else its comma-separated parts."""
     whole = _part(spec.strip())
-    if Path(whole.data).expanduser().exists():
+    if whole.data and Path(whole.data).expanduser().exists():
         return [whole]
     parts = [_part(p.strip()) for p in spec.split(",") if p.strip()]
     if not parts:
