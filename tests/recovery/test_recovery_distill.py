@@ -13,6 +13,7 @@ from prunekit.recovery.data import Sample, TrainingData
 from prunekit.recovery.lora import MaskedLoRALinear
 from prunekit.recovery.masks import SparsityMasks
 from prunekit.recovery.run import recover
+from prunekit.recovery.state import latest_state
 from prunekit.recovery.trainable import select_trainable
 from prunekit.recovery.trainer import Distiller
 
@@ -88,7 +89,7 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(
     with pytest.raises(KeyboardInterrupt):
         recover(part, tok, teacher, tok, cfg, progress=False, state_dir=state)
     monkeypatch.setattr(Distiller, "_step", step)
-    assert json.loads((state / "state.json").read_text())["step"] == 3
+    assert json.loads((latest_state(state) / "state.json").read_text())["step"] == 3
     _, resumed, _ = _peaky_teacher(tiny_model_dir)
     magnitude_prune(resumed, 0.5)
     result = recover(resumed, tok, teacher, tok, cfg, progress=False, state_dir=state, resume=True)

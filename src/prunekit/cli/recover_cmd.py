@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
+import sys
 from pathlib import Path
 
 from prunekit.cli.common import (
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.recovery.distributed import check_fsdp, is_writer, join_from_env, leave
     from prunekit.recovery.report import param_summary, plot_losses
     from prunekit.recovery.run import recover
-    from prunekit.recovery.state import state_dir_for
+    from prunekit.recovery.state import has_state, latest_state, remove_state, state_dir_for
     from prunekit.reports.report import new_report, write_report
     from prunekit.utils import Timer, check_output_dir, peak_rss_mb, write_output
 
@@ -120,10 +120,14 @@ def run(args: argparse.Namespace) -> int:
     ppl_sets = held_out_sets(args.eval_ppl)
     teacher_name = teacher_of(args.model, args.teacher)
     state_dir = state_dir_for(args.output)
-    if state_dir.exists() and not args.resume:
+    if has_state(state_dir) and not args.resume:
         raise PrunekitError(
             f"an interrupted run left {state_dir}; pass --resume to continue it, or delete it"
         )
+    if args.resume and is_writer():
+        found = latest_state(state_dir)
+        where = f"from '{found}'" if found else "from step 0 (no complete checkpoint was left)"
+        print(f"prunekit: resuming {where}", file=sys.stderr)
 
     timer, report = Timer(), new_report()
     with timer("load"):
@@ -171,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         write_report(tmp, report)
 
     write_output(args.output, _write, force=args.force)
-    shutil.rmtree(state_dir, ignore_errors=True)
+    remove_state(state_dir)
     leave()
     _summary(report, args.output)
     return 0

@@ -26,7 +26,7 @@ from prunekit.recovery.data import TrainingData, collate
 from prunekit.recovery.distributed import check_fsdp, gathered, shard
 from prunekit.recovery.losses import kl_sum, teacher_log_probs
 from prunekit.recovery.masks import SparsityMasks
-from prunekit.recovery.state import load_state, save_state
+from prunekit.recovery.state import latest_state, load_state, save_state
 
 
 @dataclass
@@ -232,7 +232,7 @@ class Distiller:
     ) -> TrainLog:
         cfg, log = self.cfg, TrainLog(compute_dtype=self.compute_dtype)
         total = planned_steps(cfg, data)
-        if resume and state_dir is not None and (state_dir / "state.json").is_file():
+        if resume and state_dir is not None and latest_state(state_dir) is not None:
             meta = load_state(state_dir, self.named, self.optimizer)
             log.steps, log.tokens, log.losses = meta["step"], meta["tokens"], meta["losses"]
             log.resumed_from = log.steps
