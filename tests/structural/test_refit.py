@@ -18,6 +18,7 @@ from prunekit.structural.refit import (
     keep_and_refit,
     output_errors,
     refit_columns,
+    refit_linear,
 )
 from prunekit.structural.saap import SaapConfig, apply_scores, prune_structured, score_groups
 from prunekit.structural.width import prune_width
@@ -78,6 +79,14 @@ def test_refit_never_increases_the_output_error(seed, n, damp):
     assert errors["after"] == pytest.approx(float(explicit), rel=1e-6, abs=1e-12)
     assert errors["before"] == pytest.approx(float(sliced), rel=1e-6, abs=1e-12)
     assert errors["after"] <= errors["before"] + 1e-12
+    # refit_linear writes the same weights and reads the same errors from the solve's by-products
+    linear = torch.nn.Linear(len(keep), w.shape[0], dtype=torch.float64)
+    bias = linear.bias.detach().clone()
+    got = refit_linear(linear, w, gram, keep, damp)
+    torch.testing.assert_close(linear.weight.detach(), new)
+    assert torch.equal(linear.bias.detach(), bias)
+    assert got["before"] == pytest.approx(errors["before"], rel=1e-5, abs=1e-9)
+    assert got["after"] == pytest.approx(errors["after"], rel=1e-4, abs=1e-7)
 
 
 def test_refit_bad_input_is_one_line():
