@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -30,10 +31,37 @@ def sha256_file(path: Path) -> str:
 WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM)
 
 
-def check_output_dir(path: Path, force: bool) -> None:
-    """Refuse an existing non-empty output folder unless `force`, or a location this process
-    cannot write (checked before any work). Deletes nothing: see `remove_stale_partials`."""
+_INPUTS: set[Path] = set()  # resolved model folders/files this process has read
+
+
+def protect_input(path: Path) -> None:
+    """Record a model folder or file this process read: no output may replace it (or a folder
+    holding it), --force or not."""
+    _INPUTS.add(Path(path).resolve())
+
+
+def input_in(path: Path, inputs: Iterator[Path] | list[Path] = ()) -> Path | None:
+    """The input (given, or recorded by `protect_input`) that `path` is or holds, if any."""
+    target = Path(path).resolve()
+    for given in [*inputs, *_INPUTS]:
+        resolved = Path(given).resolve()
+        if resolved == target or target in resolved.parents:
+            return resolved
+    return None
+
+
+def check_output_dir(path: Path, force: bool, inputs: list[Path] | tuple = ()) -> None:
+    """Refuse an existing non-empty output folder unless `force`, an output that is (or holds)
+    one of the `inputs` (e.g. the model folder), or a location this process cannot write
+    (checked before any work). Deletes nothing: see `remove_stale_partials`."""
     path = Path(path)
+    check_path_resolves(path)
+    clash = input_in(path, [Path(i) for i in inputs if os.path.exists(i)])
+    if clash is not None:
+        raise PrunekitError(
+            f"output '{path}' would replace the model this run reads ('{clash}'), --force or "
+            "not; choose another -o path"
+        )
     restore_set_aside(path)
     if path.exists() and not path.is_dir():
         raise PrunekitError(f"output '{path}' exists and is not a folder; choose another -o path")
@@ -44,12 +72,63 @@ def check_output_dir(path: Path, force: bool) -> None:
     check_writable(path)
 
 
+def check_path_resolves(path: Path, flag: str = "-o") -> None:
+    """Every existing part of `path` resolves: no symlink loop, no dangling symlink (a save
+    would fail there only at the end), no file where a folder must be."""
+    path = Path(path).absolute()
+    parts = [*reversed(path.parents), path]
+    for i, part in enumerate(parts):
+        try:
+            info = os.lstat(part)
+        except FileNotFoundError:
+            return  # the rest will be created
+        except OSError as exc:
+            raise PrunekitError(
+                f"cannot use '{path}' as output: '{part}' cannot be reached ({exc.strerror}); "
+                f"choose another {flag} path"
+            ) from None
+        if stat.S_ISLNK(info.st_mode):
+            try:
+                info = os.stat(part)
+            except OSError as exc:
+                what = "a symlink loop" if exc.errno == errno.ELOOP else "a dangling symlink"
+                raise PrunekitError(
+                    f"cannot use '{path}' as output: '{part}' is {what} "
+                    f"(-> {os.readlink(part)}); remove it or choose another {flag} path"
+                ) from None
+        if i < len(parts) - 1 and not stat.S_ISDIR(info.st_mode):
+            raise PrunekitError(
+                f"cannot use '{path}' as output: '{part}' is a file, not a folder; "
+                f"choose another {flag} path"
+            )
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """A file an option names can be written (or replaced) there: not a folder, every part of
+    the path resolves, the place writable; one line naming `flag`, checked before any work."""
+    path = Path(path)
+    check_path_resolves(path, flag)
+    if path.is_dir():
+        raise PrunekitError(f"{flag} '{path}' is a folder; give a file path inside it")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PrunekitError(f"{flag} '{path}' is not writable; choose another path")
+    try:
+        check_writable(path)
+    except PrunekitError as exc:
+        raise PrunekitError(f"{flag}: {exc}") from None
+
+
 def check_writable(path: Path) -> None:
     """Create and remove a folder where the output will go: the only test that also holds
     for root on a read-only filesystem."""
     anchor = path.absolute().parent
-    while not anchor.exists():
+    while not os.path.lexists(anchor):
         anchor = anchor.parent
+    if not anchor.is_dir():
+        raise PrunekitError(
+            f"cannot write '{path}': '{anchor}' is not a folder (or a broken symlink); "
+            "choose another path"
+        )
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".prunekit-write-test-", dir=anchor))
     except OSError as exc:
@@ -213,6 +292,15 @@ def write_output(path: Path, write: Callable[[Path], None], force: bool = False)
     """Fill a result folder atomically with `write(folder)`. If the location refuses the write
     (full disk, quota, read-only), the result is written once more to `rescue_dir(path)`, so hours
     of pruning are not lost, and the one error line says where it is."""
+    clash = input_in(path)
+    if clash is not None:  # found only now (the model loaded after the early checks)
+        beside = Path(path).with_name(f"{Path(path).name}.{os.getpid()}")
+        with atomic_output_dir(beside) as tmp:
+            write(tmp)
+        raise PrunekitError(
+            f"output '{path}' would replace the model this run read ('{clash}'), so it was left "
+            f"as it is; this run's output is in '{beside}'"
+        )
     try:
         with atomic_output_dir(path, force=force) as tmp:
             write(tmp)

@@ -27,7 +27,10 @@ def register(sub) -> None:
 
 def _check_content(entry, table, problem_diffs) -> None:
     """Tabulate one report alone first, so unexpected content names its file in one line."""
+    from prunekit.reports.compare import check_numbers
+
     try:
+        check_numbers(entry.report)
         table([entry])
         problem_diffs([entry, entry])
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
@@ -46,7 +49,12 @@ def run(args: argparse.Namespace) -> int:
         render_text,
         table,
     )
+    from prunekit.utils import check_output_file
 
+    if not args.no_plot:
+        check_output_file(args.plot, "--plot")
+    if args.markdown is not None:
+        check_output_file(args.markdown, "--markdown")
     entries = [load_entry(r) for r in args.runs]
     for entry in entries:
         _check_content(entry, table, problem_diffs)

@@ -17,6 +17,7 @@ from prunekit.cli.common import (
     print_table,
     read_report,
 )
+from prunekit.errors import PrunekitError
 
 
 def _code_eval():
@@ -52,21 +53,54 @@ def _check_target(target: Path | None) -> dict | None:
     """Before the model loads: the report to update parses, and its folder is writable."""
     if target is None:
         return None
-    from prunekit.utils import check_writable
+    from prunekit.utils import check_output_file
 
-    check_writable(target)
+    check_output_file(target, "--report")
+    if not target.parent.is_dir():
+        raise PrunekitError(
+            f"the folder of --report '{target}' does not exist; create it first "
+            f"(mkdir -p {target.parent}) or choose another path"
+        )
     return read_report(target) if target.is_file() else None
+
+
+def _write_report(target: Path, report: dict) -> Path:
+    """report.json (and report.md beside it) replaced whole; if the location fails now (disk
+    full, read-only), the results go to the temp directory instead and one line says where."""
+    import tempfile
+
+    from prunekit.reports.report import render_markdown
+
+    text = json.dumps(report, indent=2, default=str)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    try:
+        try:
+            tmp.write_text(text)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        if target.name == "report.json":
+            (target.parent / "report.md").write_text(render_markdown(report))
+        return target
+    except OSError as exc:
+        fd, rescue = tempfile.mkstemp(prefix=f"prunekit-{target.stem}-", suffix=".json")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        raise PrunekitError(
+            f"could not write '{target}' ({exc.strerror}); the evaluation was saved to "
+            f"'{rescue}' instead (move it where it belongs)"
+        ) from None
 
 
 def run(args: argparse.Namespace) -> int:
     from prunekit.models.loading import load_model, resolve_device
-    from prunekit.reports.report import new_report, render_markdown
+    from prunekit.reports.report import new_report
 
     device = resolve_device(args.device)
     ppl_sets = held_out_sets(args.ppl)
     code = _code_eval()
     if code is not None:
-        code.check_args(args)
+        code.check_args(args)  # the sandbox can score, the results file is writable, ...
     check_at_least(args, **PPL_MINIMUMS)
     folder = _run_folder(args.model)
     target = args.report or (folder / "report.json" if folder else None)
@@ -81,8 +115,6 @@ def run(args: argparse.Namespace) -> int:
             code.run(args, lm, device, folder or (args.report.parent if args.report else None))
         )
     if not results:
-        from prunekit.errors import PrunekitError
-
         raise PrunekitError("nothing to evaluate; ask for e.g. --ppl python")
     dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
     for entry in [*results.get("perplexity", {}).values(), results.get("humaneval")]:
@@ -97,11 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 evaluation[key].update(value)
             else:
                 evaluation[key] = value
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(report, indent=2, default=str))
-        tmp.replace(target)
-        if target.name == "report.json":
-            (target.parent / "report.md").write_text(render_markdown(report))
+        _write_report(target, report)
     rows = [
         [d, f"{r['ppl']:.4f}", r["tokens"], r["seq_len"]]
         for d, r in results.get("perplexity", {}).items()

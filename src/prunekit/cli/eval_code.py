@@ -7,13 +7,17 @@ returned sections are merged into `report["evaluation"]`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from prunekit.errors import PrunekitError
 
+UNSAFE_SAME_UID = "PRUNEKIT_UNSAFE_SAME_UID_SANDBOX"  # as prunekit.evaluation.sandbox names it
 PROBLEMS_FILE = "humaneval_problems.jsonl"
 
 
@@ -72,6 +76,14 @@ def register_args(parser: argparse.ArgumentParser) -> None:
         help="candidates executed in parallel (default: min(4, cores))",
     )
     g.add_argument(
+        "--unsafe-same-uid-sandbox",
+        action="store_true",
+        help="score generated code even where it would run as your own uid (not root, no user "
+        "namespaces): it could then forge its verdict or change your files, so only for code "
+        f"you trust; sets {UNSAFE_SAME_UID}=1 for this run (the README's sandbox section says "
+        "what each mode guarantees)",
+    )
+    g.add_argument(
         "--humaneval-jsonl",
         type=Path,
         default=None,
@@ -127,6 +139,34 @@ def check_args(args: argparse.Namespace) -> None:
             raise PrunekitError(f"--{name.replace('_', '-')} must be positive")
     if args.exec_timeout <= 0 or args.exec_memory_mb < 64:
         raise PrunekitError("--exec-timeout must be > 0 and --exec-memory-mb at least 64")
+    if args.exec_workers is not None and args.exec_workers < 1:
+        raise PrunekitError(f"--exec-workers must be at least 1, got {args.exec_workers}")
+    if getattr(args, "humaneval", False):
+        from prunekit.evaluation.humaneval import check_results_file
+        from prunekit.evaluation.sandbox import check_sandbox_can_score
+
+        with unsafe_same_uid(getattr(args, "unsafe_same_uid_sandbox", False)):
+            check_sandbox_can_score()
+        if args.humaneval_jsonl is not None:
+            check_results_file(Path(args.humaneval_jsonl))
+
+
+@contextlib.contextmanager
+def unsafe_same_uid(enabled: bool) -> Iterator[None]:
+    """With `enabled` (--unsafe-same-uid-sandbox), PRUNEKIT_UNSAFE_SAME_UID_SANDBOX=1 within the
+    block only, restored after."""
+    if not enabled:
+        yield
+        return
+    before = os.environ.get(UNSAFE_SAME_UID)
+    os.environ[UNSAFE_SAME_UID] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(UNSAFE_SAME_UID, None)
+        else:
+            os.environ[UNSAFE_SAME_UID] = before
 
 
 def _jsonl_path(args: argparse.Namespace, out_dir: Path | None) -> Path:
@@ -160,7 +200,10 @@ def run(args: argparse.Namespace, loaded, device, out_dir: Path | None) -> dict:
             memory_mb=args.exec_memory_mb,
         )
         jsonl = _jsonl_path(args, out_dir)
-        with EnergyMeter(device=str(device)) as meter:
+        with (
+            unsafe_same_uid(getattr(args, "unsafe_same_uid_sandbox", False)),
+            EnergyMeter(device=str(device)) as meter,
+        ):
             he = run_humaneval(
                 loaded.model,
                 loaded.tokenizer,
@@ -177,7 +220,10 @@ def run(args: argparse.Namespace, loaded, device, out_dir: Path | None) -> dict:
                 model_name=f"model '{args.model}'",
                 progress=progress,
             )
-        if out_dir is None or args.humaneval_jsonl is not None:
+        moved = he["problems_file"] != jsonl.name  # the location failed: written elsewhere
+        if moved:
+            jsonl = Path(he["problems_file"])
+        if out_dir is None or args.humaneval_jsonl is not None or moved:
             he["problems_file"] = str(jsonl.resolve())
         sections["humaneval"] = he
         sections["energy"] = {"scope": "HumanEval run (generation + execution)", **meter.result}

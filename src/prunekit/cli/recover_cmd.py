@@ -113,12 +113,12 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.utils import Timer, check_output_dir, peak_rss_mb, write_output
 
     cfg = config_from_args(args, RecoveryConfig)
-    check_output_dir(args.output, args.force)
+    teacher_name = teacher_of(args.model, args.teacher)
+    check_output_dir(args.output, args.force, inputs=[args.model, teacher_name])
     device = join_from_env(resolve_device(args.device))
     if cfg.shard == "fsdp":
         check_fsdp(cfg.batch_size)
     ppl_sets = held_out_sets(args.eval_ppl)
-    teacher_name = teacher_of(args.model, args.teacher)
     state_dir = state_dir_for(args.output)
     if has_state(state_dir) and not args.resume:
         raise PrunekitError(

@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         save=args.save,
     )
     cfg.validate()
-    check_output_dir(args.output, args.force)
+    check_output_dir(args.output, args.force, inputs=[args.model])
     device = resolve_device(args.device)
 
     lm, timer, report = load_reported(args)
@@ -147,6 +147,57 @@ def _print_summary(report: dict, out: Path) -> None:
     print(f"\noutput: {out} (report.md, matrix_*.png, overlap/*.png)")
 
 
+def _get(d, *keys):
+    """d[k1][k2]... or None where a level is missing or not a dict."""
+    for key in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def _read_sweep(path: Path) -> tuple[dict, dict]:
+    """A sweep's report.json and its submodels config, or one line saying what is wrong."""
+    from prunekit.errors import PrunekitError
+
+    try:
+        sweep = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise PrunekitError(
+            f"'{path}' is not readable JSON ({type(exc).__name__}); pass the folder "
+            "`prunekit submodels MODEL ... -o RUN` wrote"
+        ) from None
+    if not isinstance(sweep, dict):
+        sweep = {}
+    cfg = (
+        sweep.get("submodels", {}).get("config")
+        if isinstance(sweep.get("submodels"), dict)
+        else None
+    )
+    model = sweep.get("model")
+    problems = []
+    if not isinstance(cfg, dict):
+        problems.append("no submodels.config")
+    else:
+        langs = cfg.get("languages")
+        if not isinstance(langs, (list, dict)) or not all(isinstance(x, str) for x in langs):
+            problems.append("submodels.config.languages does not name the languages")
+        for key in ("method", "pattern", "calib_samples", "seq_len", "seed"):
+            if key not in cfg:
+                problems.append(f"no submodels.config.{key}")
+    if not isinstance(model, dict) or not isinstance(model.get("id"), str):
+        problems.append("no model.id")
+    data = sweep.get("submodels", {}).get("data") if isinstance(cfg, dict) else None
+    if isinstance(cfg, dict) and not isinstance(data, dict):
+        problems.append("no submodels.data")
+    if problems:
+        raise PrunekitError(
+            f"'{path}' is not a submodels sweep report ({'; '.join(problems[:3])}); "
+            "pass the folder `prunekit submodels MODEL ... -o RUN` wrote"
+        )
+    return sweep, cfg
+
+
 def materialize(args: argparse.Namespace) -> int:
     """Apply a saved sub-model's masks to the run's base model and save a standard checkpoint."""
     from prunekit.errors import PrunekitError
@@ -165,8 +216,7 @@ def materialize(args: argparse.Namespace) -> int:
             "usage: prunekit submodels materialize RUN_DIR --language L --sparsity S -o OUT, "
             "where RUN_DIR holds a sweep's report.json"
         )
-    sweep = json.loads((run_dir / "report.json").read_text())
-    cfg = sweep["submodels"]["config"]
+    sweep, cfg = _read_sweep(run_dir / "report.json")
     sparsities = _floats(args.sparsity)
     if args.language is None or len(sparsities) != 1:
         raise PrunekitError("materialize needs one --language and one --sparsity of the sweep")
@@ -185,9 +235,19 @@ def materialize(args: argparse.Namespace) -> int:
             f"no masks for {args.language} at sparsity {sparsities[0]:g} in {run_dir} "
             f"(saved: {', '.join(have) or 'none — the sweep ran without --save masks'})"
         )
-    check_output_dir(args.output, args.force)
-    masks, meta = load_masks(path)
-    lm = load_model(sweep["model"]["id"], sweep.get("dtype", args.dtype), args.trust_remote_code)
+    check_output_dir(args.output, args.force, inputs=[run_dir, sweep["model"]["id"]])
+    try:
+        masks, meta = load_masks(path)
+    except PrunekitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors/json raise many types for a bad file
+        raise PrunekitError(
+            f"'{path}' is not a readable mask file ({type(exc).__name__}); re-run the sweep"
+        ) from None
+    dtype = sweep.get("dtype", args.dtype)
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        dtype = args.dtype
+    lm = load_model(sweep["model"]["id"], dtype, args.trust_remote_code)
     apply_masks(lm.model, adapter_for(lm.model), masks)
     report = new_report()
     report.update(
@@ -198,9 +258,9 @@ def materialize(args: argparse.Namespace) -> int:
                 cfg["method"], cfg["pattern"], sparsity=sparsities[0]
             ).to_dict(),
             "calibration": {
-                "description": sweep["submodels"]["data"][args.language]
-                .get("calibration", {})
-                .get("description"),
+                "description": _get(
+                    sweep["submodels"]["data"], args.language, "calibration", "description"
+                ),
                 "samples": cfg["calib_samples"],
                 "seq_len": cfg["seq_len"],
                 "seed": cfg["seed"],

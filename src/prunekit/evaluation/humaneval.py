@@ -9,7 +9,10 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import os
 import re
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +169,38 @@ def build_check(problem: Problem, completion: str, mode: str) -> Check:
     return Check(solution, test, problem.entry_point, context=problem.prompt + "\n    pass\n")
 
 
+def check_results_file(path: Path) -> None:
+    """The per-problem results file can be written (checked before any generation)."""
+    from prunekit.utils import check_output_file
+
+    check_output_file(path, "--humaneval-jsonl")
+
+
+def write_results(path: Path, rows: list[dict]) -> Path:
+    """Write the per-problem rows to `path` (whole or not at all); if that location fails now
+    (disk full, read-only), to the temp directory instead, saying where. Returns the file used."""
+    text = "".join(json.dumps(row) + "\n" for row in rows)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+    except OSError as exc:
+        fd, rescue = tempfile.mkstemp(prefix="prunekit-humaneval-", suffix=".jsonl")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        print(
+            f"prunekit: could not write '{path}' ({exc.strerror}); the per-problem results are "
+            f"in '{rescue}' instead",
+            file=sys.stderr,
+        )
+        return Path(rescue)
+
+
 def run_humaneval(
     model,
     tokenizer,
@@ -192,7 +227,13 @@ def run_humaneval(
 
     from prunekit.evaluation.generation import generate_batched
     from prunekit.evaluation.passk import ks_for, mean_pass_at_k
-    from prunekit.evaluation.sandbox import Limits, run_many, sandbox_identity
+    from prunekit.evaluation.sandbox import (
+        Limits,
+        check_sandbox_can_score,
+        check_workers,
+        run_many,
+        sandbox_identity,
+    )
 
     if samples < 1:
         raise PrunekitError(f"--samples must be at least 1, got {samples}")
@@ -204,9 +245,13 @@ def run_humaneval(
         raise PrunekitError(f"--max-new-tokens must be positive, got {max_new_tokens}")
     if batch_size < 1:
         raise PrunekitError(f"--gen-batch-size must be positive, got {batch_size}")
+    check_workers(workers)
     limits = limits or Limits()
     mode = resolve_mode(mode, tokenizer, model_name)
     problems = load_problems(limit)
+    check_sandbox_can_score()  # before generating: the completions could not be scored
+    if jsonl_path is not None:
+        check_results_file(Path(jsonl_path))
     start = time.perf_counter()
     prompts = [build_prompt(p, mode, tokenizer) for p in problems]
     stops = stop_sequences(mode)
@@ -264,12 +309,10 @@ def run_humaneval(
         else:
             row["samples"] = cands
         rows.append(row)
+    problems_file = None
     if jsonl_path is not None:
-        jsonl_path = Path(jsonl_path)
-        jsonl_path.parent.mkdir(parents=True, exist_ok=True)
-        with jsonl_path.open("w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row) + "\n")
+        written = write_results(Path(jsonl_path), rows)
+        problems_file = written.name if written == Path(jsonl_path) else str(written)
     pass_at = {f"pass@{k}": round(mean_pass_at_k(counts, k), 6) for k in ks_for(samples)}
     return {
         "benchmark": "HumanEval",
@@ -296,5 +339,5 @@ def run_humaneval(
             "cpu_s": limits.cpu_s,
             "memory_mb": limits.memory_mb,
         },
-        "problems_file": jsonl_path.name if jsonl_path is not None else None,
+        "problems_file": problems_file,  # a full path when it had to go elsewhere
     }

@@ -534,6 +534,12 @@ def run_program(program: str, limits: Limits = Limits()) -> ExecResult:
     return run_check(Check(program, "", None), limits)
 
 
+def check_workers(workers: int | None) -> None:
+    """None (the default count) or a whole number >= 1, else one line naming --exec-workers."""
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise PrunekitError(f"--exec-workers must be at least 1, got {workers}")
+
+
 def run_many(
     items: Sequence[Check | str],
     limits: Limits = Limits(),
@@ -542,6 +548,7 @@ def run_many(
 ) -> list[ExecResult]:
     """Run checks (or self-contained programs) concurrently, each in its own sandbox; results
     in input order."""
+    check_workers(workers)
     sandbox_identity()  # probe once, before the threads start
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     checks = [c if isinstance(c, Check) else Check(c, "", None) for c in items]

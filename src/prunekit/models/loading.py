@@ -22,7 +22,7 @@ from prunekit.errors import PrunekitError
 from prunekit.export.per_layer import has_layer_widths, load_per_layer
 from prunekit.models.adapters import adapter_for
 from prunekit.models.registry import BUILTIN_MODELS, builtin_dir, is_installed
-from prunekit.utils import sha256_file
+from prunekit.utils import protect_input, sha256_file
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -377,6 +377,8 @@ def load_model(
             f"model '{spec_str}' not found: not a built-in ({', '.join(BUILTIN_MODELS)}), "
             "a local folder, a .gguf file or a hub id; run `prunekit models` to see the built-ins"
         )
+    if info["source"] in ("folder", "gguf", "builtin"):  # an output must never replace these
+        protect_input(builtin_dir(spec_str) if info["source"] == "builtin" else Path(info["id"]))
     model.eval()
     info.update(
         architecture=model.config.model_type,

@@ -79,8 +79,9 @@ def generate_answers(
 ) -> list[dict]:
     """Generate (greedy) and sandbox-check one answer per instruction; rows with provenance."""
     from prunekit.evaluation.generation import generate_batched
-    from prunekit.evaluation.sandbox import run_many
+    from prunekit.evaluation.sandbox import check_sandbox_can_score, run_many
 
+    check_sandbox_can_score()  # before generating: the answers could not be checked anyway
     mode = default_mode(tokenizer)
     problems = [Problem(i.source, _prompt(i), _entry_point(i), "") for i in items]
     gens, _ = generate_batched(

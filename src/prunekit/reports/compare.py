@@ -37,9 +37,9 @@ def load_entry(spec: str | Path) -> Entry:
         )
         raise PrunekitError(f"no report.json in '{spec}'{hint}")
     try:
-        report = json.loads(file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise PrunekitError(f"'{file}' is not a readable JSON report ({exc})") from exc
+        report = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PrunekitError(f"'{file}' is not a readable JSON report ({exc})") from None
     if not isinstance(report, dict):
         raise PrunekitError(f"'{file}' is not a prunekit report (expected a JSON object)")
     label = file.parent.name if file.name == "report.json" else file.stem
@@ -108,6 +108,32 @@ def metrics(report: dict) -> dict:
         "energy_j": _get(ev, "energy", "energy_j"),
         "energy_estimate": _get(ev, "energy", "measured") is False,
     }
+
+
+NUMBERS = (
+    "params_total",
+    "params_nonzero",
+    "sparsity",
+    "pass@1",
+    "he_problems",
+    "prefill_tps",
+    "decode_b1_tps",
+    "decode_bN",
+    "decode_bN_tps",
+    "peak_rss_mb",
+    "disk_bytes",
+    "energy_j",
+)
+
+
+def check_numbers(report: dict) -> None:
+    """Every value the table and plot compute with is a number (or absent): a ValueError
+    naming the first that is not."""
+    m = metrics(report)
+    values = {k: m[k] for k in NUMBERS} | {f"ppl {k}": v for k, v in m["ppl"].items()}
+    for key, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{key} is {value!r}, not a number")
 
 
 def _fmt(value, spec: str = "", suffix: str = "") -> str:
