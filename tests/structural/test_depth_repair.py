@@ -89,8 +89,14 @@ def test_fit_equals_float64_lstsq_and_errors_by_hand():
     lam = 0.3 * float((dm * dm).sum(0).mean())
     aug = torch.cat([dm, lam**0.5 * torch.eye(d, dtype=torch.float64)])
     rhs = torch.cat([y, torch.zeros(d, d, dtype=torch.float64)])
-    t_ridge = fit.solve(0.3)
+    t_ridge = fit.solve(0.3, prior="zero")
     torch.testing.assert_close(t_ridge, torch.linalg.lstsq(aug, rhs).solution)
+    # prior I: [D; √λ I] T = [Y; √λ I], shrinking towards no repair
+    rhs_i = torch.cat([y, lam**0.5 * torch.eye(d, dtype=torch.float64)])
+    t_id = fit.solve(0.3, prior="identity")
+    torch.testing.assert_close(t_id, torch.linalg.lstsq(aug, rhs_i).solution)
+    assert identity_distance(t_id) < identity_distance(t)
+    assert identity_distance(fit.solve(1e6)) < 1e-4  # a huge ridge leaves block p as it was
     before, after = fit.errors(t_ridge)
     resid = lm - y  # r
     assert before == pytest.approx(float(((resid + dm - lm) ** 2).sum() / (lm**2).sum()))
@@ -110,6 +116,8 @@ def test_fit_equals_float64_lstsq_and_errors_by_hand():
 def test_fit_refuses_bad_ridge_and_singular_gram():
     with pytest.raises(PrunekitError, match="ridge"):
         fit_linear_map(torch.eye(3), torch.eye(3), -1.0)
+    with pytest.raises(PrunekitError, match="prior"):
+        fit_linear_map(torch.eye(3), torch.eye(3), 0.1, "one")
     with pytest.raises(PrunekitError, match="singular"):
         fit_linear_map(torch.zeros(3, 3), torch.eye(3), 0.0)
 

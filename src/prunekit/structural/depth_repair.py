@@ -5,8 +5,13 @@ model's input of block b.
 Block p ends with h = r + D, r the residual stream after p's attention and D = s · M the MLP
 branch (M = down_proj output, s = 1, or Granite's `residual_multiplier`). T minimises
 Σ‖r + D·T − L‖² over calibration tokens (L = the dense model's input of block b, or its final
-hidden state before the norm when b is the last layer), ridge-regularised:
-T = (DᵀD + λI)⁻¹ Dᵀ(L − r), λ = ridge · mean(diag DᵀD), accumulated and solved in float64.
+hidden state before the norm when b is the last layer), ridge-regularised towards a prior P:
+T = (DᵀD + λI)⁻¹ (Dᵀ(L − r) + λP), λ = ridge · mean(diag DᵀD), accumulated and solved in
+float64. P = I (default) shrinks towards no repair, P = 0 is the plain ridge; they agree at
+ridge 0. With few calibration tokens per hidden dimension a weak ridge overfits: smollm2-135m
+(d = 576) without layers 13–14, held-out python ppl 26.56 unrepaired; 1,024 calibration tokens:
+33.0 at ridge 1e-4, 25.7 at 0.1, 24.5 at 1 (prior I); 4,096 tokens: 23.9 / 23.7 / 23.8 at
+0.01 / 0.1 / 1 (dense 21.8). Hence the default 0.1 with P = I.
 Folding D·T into down_proj (y = x Wᵀ + c ↦ y T) is W ← Tᵀ W, c ← c T: the export stays stock.
 
 Memory: the walk over the layers holds four streams of N × T × d values (the dense stream,
@@ -26,8 +31,10 @@ from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.structural.depth import _Stack, check_layers
 
-RIDGE = 1e-4  # default ridge, relative to the mean diagonal of DᵀD
+RIDGE = 0.1  # default ridge, relative to the mean diagonal of DᵀD (see the module docstring)
 # families whose MLP branch enters the residual stream linearly: h = r + s · down_proj(...)
+PRIORS = ("zero", "identity")  # what the ridge shrinks T towards: nothing, or no repair
+PRIOR = "identity"
 EXACT_FAMILIES = ("llama", "qwen2", "qwen3", "mistral", "phi3", "starcoder2", "granite")
 
 
@@ -55,14 +62,27 @@ def maximal_runs(drop: list[int]) -> list[tuple[int, int]]:
     return runs
 
 
-def fit_linear_map(gram: torch.Tensor, cross: torch.Tensor, ridge: float = RIDGE) -> torch.Tensor:
-    """T = (G + λI)⁻¹ C in float64, λ = ridge · mean(diag G), from G = DᵀD and C = Dᵀ(L − r)."""
-    if ridge < 0 or not math.isfinite(ridge):
+def check_fit(ridge: float, prior: str) -> None:
+    """A finite ridge ≥ 0 and a known prior, or one clear error."""
+    if prior not in PRIORS:
+        raise PrunekitError(
+            f"unknown depth repair prior '{prior}'; choose one of: {', '.join(PRIORS)}"
+        )
+    if not isinstance(ridge, int | float) or ridge < 0 or not math.isfinite(ridge):
         raise PrunekitError(f"depth repair ridge must be a finite number ≥ 0, got {ridge!r}")
+
+
+def fit_linear_map(
+    gram: torch.Tensor, cross: torch.Tensor, ridge: float = RIDGE, prior: str = PRIOR
+) -> torch.Tensor:
+    """T = (G + λI)⁻¹ (C + λP) in float64, λ = ridge · mean(diag G), from G = DᵀD and
+    C = Dᵀ(L − r); the ridge shrinks T towards P = 0 (`prior="zero"`) or P = I ("identity")."""
+    check_fit(ridge, prior)
     gram, cross = gram.double(), cross.double()
     lam = ridge * float(gram.diagonal().mean())
     eye = torch.eye(gram.shape[0], dtype=torch.float64, device=gram.device)
-    t, info = torch.linalg.solve_ex(gram + lam * eye, cross)
+    rhs = cross + lam * eye if prior == "identity" else cross
+    t, info = torch.linalg.solve_ex(gram + lam * eye, rhs)
     if int(info) != 0 or not torch.isfinite(t).all():
         raise PrunekitError(
             "depth repair: the MLP outputs' Gram matrix is singular; raise ridge (e.g. 1e-4) "
@@ -103,8 +123,8 @@ class LinearFit:
         self.dd += float((d * d).sum())
         self.rows += d.shape[0]
 
-    def solve(self, ridge: float = RIDGE) -> torch.Tensor:
-        return fit_linear_map(self.gram, self.cross, ridge)
+    def solve(self, ridge: float = RIDGE, prior: str = PRIOR) -> torch.Tensor:
+        return fit_linear_map(self.gram, self.cross, ridge, prior)
 
     def errors(self, t: torch.Tensor) -> tuple[float, float]:
         """Relative squared error Σ‖r + D·X − L‖² / Σ‖L‖² for X = I (no repair) and X = T."""
@@ -159,14 +179,15 @@ def fit_run(
     outputs: list[torch.Tensor],
     branches: list[torch.Tensor],
     targets: list[torch.Tensor],
-    ridge: float,
+    ridge: float = RIDGE,
     weights: list[torch.Tensor] | None = None,
+    prior: str = PRIOR,
 ) -> tuple[torch.Tensor, dict]:
     """T for one run from block p's outputs, branches D and the targets L; with its fit report."""
     fit = LinearFit(branches[0].shape[-1], branches[0].device)
     for b, (out, d, target) in enumerate(zip(outputs, branches, targets)):
         fit.add(d, out.double() - d.double(), target, None if weights is None else weights[b])
-    t = fit.solve(ridge)
+    t = fit.solve(ridge, prior)
     before, after = fit.errors(t)
     return t, {
         "fit_before": before,
@@ -198,6 +219,7 @@ def repair_runs(
     device: torch.device | str = "cpu",
     progress: bool = True,
     skip_layer0: bool = False,
+    prior: str = PRIOR,
 ) -> list[dict]:
     """Fit and fold T for every maximal run of `drop` into the block before it (in place).
 
@@ -210,6 +232,7 @@ def repair_runs(
     """
     num_layers = len(adapter.layers(model))
     check_layers(list(drop), num_layers)
+    check_fit(ridge, prior)
     runs = maximal_runs(drop)
     if runs[0][0] == 0 and not skip_layer0:
         raise PrunekitError(
@@ -243,7 +266,7 @@ def repair_runs(
                 pruned = dense if same else stack.run(idx, pruned)
             if held is not None and held[0][1] == idx + 1:  # dense is now the run's target L
                 (a, b), p_in, outs, branches, t0 = held
-                t, report = fit_run(outs, branches, dense, ridge, weights)
+                t, report = fit_run(outs, branches, dense, ridge, weights, prior)
                 fold_into_down(stack.layers[a - 1], adapter, t)
                 pruned = stack.run(a - 1, p_in)  # block p as folded
                 reports.append(

@@ -35,8 +35,10 @@ from prunekit.structural.depth import (
     remove_layers,
 )
 from prunekit.structural.depth_repair import (
+    PRIOR,
     RIDGE,
     branch_scale,
+    check_fit,
     fit_run,
     maximal_runs,
     repair_runs,
@@ -94,6 +96,7 @@ def best_run(
     last_token: bool = False,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    prior: str = PRIOR,
 ) -> RunResult:
     """Score every run of `k` consecutive layers and choose the lowest (the model is not edited).
 
@@ -114,6 +117,8 @@ def best_run(
             f"no run of {k} layers after layer 0 in {num_layers} layers can be repaired; "
             f"choose depth remove ≤ {num_layers - 1 - first}"
         )
+    if repair:
+        check_fit(ridge, prior)
     scale = branch_scale(model, adapter) if repair else 1.0
     device = torch.device(device)
     home = next(model.parameters()).device
@@ -138,7 +143,7 @@ def best_run(
             h = streams[i]  # without the run: what enters block i + k
             if repair:
                 t, result.fits[i] = fit_run(
-                    streams[i], branches[i - 1], streams[i + k], ridge, weights
+                    streams[i], branches[i - 1], streams[i + k], ridge, weights, prior
                 )
                 h = repaired_stream(streams[i], branches[i - 1], t)
             if head is None:
@@ -182,6 +187,7 @@ def prune_depth(
     last_token: bool = False,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    prior: str = PRIOR,
 ) -> dict:
     """Choose `remove` layers (greedy single removals or the best run), repair, remove; in place.
 
@@ -197,7 +203,8 @@ def prune_depth(
     num_layers = len(adapter.layers(model))
     check_remove(remove, num_layers)
     if repair == "linear":
-        branch_scale(model, adapter)  # refuse an unsupported family before any work
+        branch_scale(model, adapter)  # refuse bad input before any work
+        check_fit(ridge, prior)
     t0 = time.perf_counter()
     common = dict(last_token=last_token, weights=weights, device=device, progress=progress)
     if selection == "greedy":
@@ -205,7 +212,15 @@ def prune_depth(
         order = list(chosen.removed)
     else:
         chosen = best_run(
-            model, adapter, batches, remove, criterion, repair == "linear", ridge=ridge, **common
+            model,
+            adapter,
+            batches,
+            remove,
+            criterion,
+            repair == "linear",
+            ridge=ridge,
+            prior=prior,
+            **common,
         )
         order = chosen.removed
     t_select = time.perf_counter() - t0
@@ -214,7 +229,16 @@ def prune_depth(
     repaired: list[dict] = []
     if repair == "linear" and any(a > 0 for a, _ in runs):
         repaired = repair_runs(
-            model, adapter, batches, drop, ridge, weights, device, progress, skip_layer0=True
+            model,
+            adapter,
+            batches,
+            drop,
+            ridge,
+            weights,
+            device,
+            progress,
+            skip_layer0=True,
+            prior=prior,
         )
     t_repair = time.perf_counter() - t0 - t_select
     remove_layers(model, adapter, drop)
@@ -223,6 +247,7 @@ def prune_depth(
         "criterion": criterion,
         "repair": repair,
         "ridge": ridge if repair == "linear" else None,
+        "prior": prior if repair == "linear" else None,
         "layers_before": num_layers,
         "layers_after": num_layers - len(drop),
         "removed": drop,
