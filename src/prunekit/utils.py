@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -48,6 +49,38 @@ def input_in(path: Path, inputs: Iterator[Path] | list[Path] = ()) -> Path | Non
         if resolved == target or target in resolved.parents:
             return resolved
     return None
+
+
+def write_error(exc: BaseException) -> OSError | None:
+    """The OSError behind a failed write when it is one of WRITE_ERRORS (full disk, quota,
+    read-only, file too large); safetensors reports these as '... (os error 28)'."""
+    if isinstance(exc, OSError):
+        return exc if exc.errno in WRITE_ERRORS else None
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    if found and int(found.group(1)) in WRITE_ERRORS:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code))
+    return None
+
+
+def check_free_space(folder: Path, needed: int, what: str = "the weights") -> None:
+    """Raise ENOSPC (an OSError, so the callers' rescue applies) when `folder`'s filesystem
+    has less than `needed` bytes free, plus a margin, before anything is written."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    margin = needed // 50 + (16 << 20)
+    if free < needed + margin:
+        raise OSError(
+            errno.ENOSPC,
+            f"No space left on device ({_mib(needed + margin)} needed for {what}, "
+            f"{_mib(free)} free there)",
+        )
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.0f} MiB"
 
 
 def check_output_dir(path: Path, force: bool, inputs: list[Path] | tuple = ()) -> None:
@@ -273,11 +306,12 @@ def atomic_output_dir(path: Path, force: bool = False) -> Iterator[Path]:
             yield tmp
         except BaseException as exc:
             shutil.rmtree(tmp, ignore_errors=True)
-            if isinstance(exc, OSError) and exc.errno in WRITE_ERRORS:
+            cause = write_error(exc)
+            if cause is not None:
                 raise PrunekitError(
-                    f"could not write '{path}': {exc.strerror}; nothing was left behind; "
+                    f"could not write '{path}': {cause.strerror}; nothing was left behind; "
                     "free some space or choose another -o path"
-                ) from exc
+                ) from cause
             raise
         _move_into_place(tmp, path, force)
     remove_stale_partials(path)
@@ -314,11 +348,35 @@ def write_output(path: Path, write: Callable[[Path], None], force: bool = False)
             with atomic_output_dir(rescue, force=True) as tmp:
                 write(tmp)
         except (PrunekitError, OSError):
-            raise exc from cause
+            kept = _salvage(path, write)
+            if kept is None:
+                raise exc from cause
+            raise PrunekitError(
+                f"could not write '{path}' nor '{rescue}': {cause.strerror}; everything but "
+                f"the weights (report, config, tokenizer) was saved to '{kept}'; free some "
+                "space and run again"
+            ) from cause
         raise PrunekitError(
             f"could not write '{path}': {cause.strerror}; the result was saved to '{rescue}' "
             "instead (move it where it belongs)"
         ) from cause
+
+
+def _salvage(path: Path, write: Callable[[Path], None]) -> Path | None:
+    """When no place takes the whole result: `write` once more without the weights (report,
+    config, tokenizer: what a failed save can still keep), beside `path` or else in the temp
+    directory. Returns where, or None if even that failed."""
+    from prunekit.export.checkpoint import weights_skipped
+
+    name = f"{Path(path).name}.no-weights-{os.getpid()}"
+    for place in (Path(path).with_name(name), Path(tempfile.gettempdir()) / f"prunekit-{name}"):
+        try:
+            with weights_skipped(), atomic_output_dir(place, force=True) as tmp:
+                write(tmp)
+            return place
+        except (PrunekitError, OSError):
+            continue
+    return None
 
 
 def _move_into_place(tmp: Path, path: Path, force: bool) -> None:

@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from prunekit.errors import PrunekitError
 from prunekit.recovery.distributed import gathered, local_like
+from prunekit.utils import check_free_space, write_error
 
 WEIGHTS, META = "state.safetensors", "state.json"
 
@@ -105,12 +106,38 @@ def save_state(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"step-{int(meta['step']):09d}"
+    try:
+        _write_checkpoint(folder, target, tensors, {**meta, "optimizer_steps": steps})
+    except Exception as exc:
+        cause = write_error(exc)
+        if cause is None:
+            raise
+        kept = latest_state(folder)
+        where = f"the last complete one, '{kept}', is kept" if kept else "none was kept"
+        raise PrunekitError(
+            f"could not save the training checkpoint in '{folder}' ({cause.strerror}); {where}; "
+            "free some space and continue with --resume"
+        ) from None
+    for old in _candidates(folder):
+        if old not in (folder, target):
+            shutil.rmtree(old, ignore_errors=True)
+    for name in (WEIGHTS, META):  # the earlier layout's files in the folder itself
+        with contextlib.suppress(OSError):
+            (folder / name).unlink()
+    for stray in folder.glob(".incoming-*"):
+        shutil.rmtree(stray, ignore_errors=True)
+
+
+def _write_checkpoint(folder: Path, target: Path, tensors: dict, record: dict) -> None:
+    """Write `target` whole under a temporary name (space checked first), sync, rename."""
+    check_free_space(
+        folder, sum(t.numel() * t.element_size() for t in tensors.values()), "the checkpoint"
+    )
     tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=folder))
     try:
         save_file(tensors, str(tmp / WEIGHTS))
         _fsync(tmp / WEIGHTS)
-        size = (tmp / WEIGHTS).stat().st_size
-        record = {**meta, "optimizer_steps": steps, "weights_bytes": size}
+        record["weights_bytes"] = (tmp / WEIGHTS).stat().st_size
         (tmp / META).write_text(json.dumps(record))
         _fsync(tmp / META)
         if target.exists():  # the same step saved again (a resumed run): replace it whole
@@ -120,14 +147,6 @@ def save_state(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in _candidates(folder):
-        if old not in (folder, target):
-            shutil.rmtree(old, ignore_errors=True)
-    for name in (WEIGHTS, META):  # the earlier layout's files in the folder itself
-        with contextlib.suppress(OSError):
-            (folder / name).unlink()
-    for stray in folder.glob(".incoming-*"):
-        shutil.rmtree(stray, ignore_errors=True)
 
 
 def load_state(folder: Path, named: dict[str, torch.nn.Parameter], optimizer) -> dict:
