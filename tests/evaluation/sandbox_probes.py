@@ -253,6 +253,31 @@ def answer_key_unreadable() -> tuple[bool, str]:
     )
 
 
+def installed_packages_invisible() -> tuple[bool, str]:
+    """The interpreter's and the system's site-/dist-packages show nothing (stdlib only)."""
+    import glob
+    import site
+    import sys
+
+    roots = {*site.getsitepackages(), sys.base_prefix + "/lib/python3*/site-packages"}
+    roots |= {"/usr/lib/python3/dist-packages", "/usr/local/lib/python3*/dist-packages"}
+    seen = sorted({p for r in roots for p in glob.glob(r) if os.path.isdir(p) and os.listdir(p)})
+    if not seen:
+        return True, "no installed packages on this host to hide"
+    return _holds(
+        "import collections, json, os, re\n"
+        "def f(paths):\n"
+        "    out = {}\n"
+        "    for p in paths:\n"
+        "        try:\n"
+        "            out[p] = len(os.listdir(p))\n"
+        "        except OSError:\n"
+        "            out[p] = 0\n"
+        "    return out\n",
+        f"assert not any(candidate({seen!r}).values())\n",
+    )
+
+
 def aggregate_memory_budget() -> tuple[bool, str]:
     """Four children of 100 MB each (touched) under a 256 MB budget for the whole tree."""
     r = run_check(
@@ -373,6 +398,7 @@ PROBES: dict[str, Callable[[], tuple[bool, str]]] = {
         kernel_knobs_read_only,
         environment_not_passed,
         answer_key_unreadable,
+        installed_packages_invisible,
         aggregate_memory_budget,
         process_budget,
         cpu_limit_is_not_the_wall_limit,
@@ -388,6 +414,7 @@ NEEDS_NAMESPACES = {
     "host_processes_invisible",
     "kernel_knobs_read_only",
     "answer_key_unreadable",
+    "installed_packages_invisible",
     "process_budget",
 }
 

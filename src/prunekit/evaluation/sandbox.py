@@ -194,6 +194,33 @@ def _interpreter_paths(interp: str) -> list[str]:
     return kept
 
 
+SITE_PATTERNS = (
+    "lib/python3*/site-packages",
+    "lib/python3*/dist-packages",
+    "lib/python3/dist-packages",
+    "local/lib/python3*/site-packages",
+    "local/lib/python3*/dist-packages",
+)
+
+
+def _hidden_paths(ro_paths: list[str]) -> list[str]:
+    """Installed-package folders inside the mounted system and interpreter paths (real paths,
+    no symlinks): the sandbox covers each with an empty read-only tmpfs, so a candidate sees the
+    standard library only, not the packages (or an answer key) installed beside it."""
+    found: set[str] = set()
+    for base in ro_paths:
+        for root in (Path(base), Path(base) / ".."):  # /usr and a prefix's own lib/
+            for pattern in SITE_PATTERNS:
+                for hit in root.glob(pattern):
+                    real = os.path.realpath(hit)
+                    inside = any(
+                        real == b or real.startswith(b.rstrip("/") + "/") for b in ro_paths
+                    )
+                    if inside and os.path.isdir(real):
+                        found.add(real)
+    return sorted(found)
+
+
 @lru_cache(maxsize=1)
 def _namespace_prefix() -> tuple[str, ...]:
     """`unshare` arguments for fresh user/PID/network/IPC/UTS/mount namespaces, if allowed."""
@@ -217,6 +244,7 @@ def sandbox_identity() -> dict:
         raise RuntimeError("no Python interpreter usable for the sandbox was found")
     cgroup = cgroup_support()
     same_uid = not namespaces and drop is None
+    ro_paths = [*SYSTEM_PATHS, *_interpreter_paths(interp)] if namespaces else []
     missing = (
         []
         if namespaces
@@ -237,7 +265,8 @@ def sandbox_identity() -> dict:
         "pid_namespace": namespaces,
         "cgroup": cgroup,
         "missing": missing,
-        "ro_paths": [*SYSTEM_PATHS, *_interpreter_paths(interp)] if namespaces else [],
+        "ro_paths": ro_paths,
+        "hidden_paths": _hidden_paths(ro_paths) if namespaces else [],
     }
 
 
@@ -417,6 +446,7 @@ class _Run:
             "root": str(self.root),
             "workdir": str(self.workdir),
             "ro_paths": ident["ro_paths"],
+            "hidden_paths": ident.get("hidden_paths", []),
             "layers": BASE_LAYERS if ident["namespaces"] else [],
             "cgroup_procs": self.cgroup.procs_files if self.cgroup else [],
             "aggregate_memory": self.cgroup is None,

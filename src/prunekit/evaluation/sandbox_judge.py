@@ -63,7 +63,12 @@ class Proxy:
         if "value" in answer:
             return decode(answer["value"])
         if "raise" in answer:
-            raise _raised(str(answer["raise"]), str(answer.get("detail", ""))[:300])
+            name, detail = str(answer["raise"]), str(answer.get("detail", ""))[:300]
+            if name in ("StopIteration", "StopAsyncIteration"):
+                # as PEP 479 does for generators: raised here it would read as the end of the
+                # test's map()/filter()/zip() and let all(map(candidate, ...)) pass unchecked
+                raise CandidateError(f"{name} escaped the candidate: {detail}")
+            raise _raised(name, detail)
         raise WireError(str(answer.get("detail", "bad answer"))[:300])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from prunekit.errors import PrunekitError
@@ -21,6 +22,15 @@ DEFAULT_LR = {
     ("reconstruct", "lora"): 1e-3,
     ("reconstruct", "full"): 2e-3,
 }
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    """A finite real number (not a bool, not NaN or infinity)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass
@@ -105,6 +115,23 @@ class RecoveryConfig:
             raise PrunekitError("recover: seq_len must be at least 2")
         if not (isinstance(self.lr, int | float) and 0 < self.lr < 1):
             raise PrunekitError(f"recover: lr must be in (0, 1), got {self.lr!r}")
+        if not _whole(self.warmup_steps) or self.warmup_steps < 0:
+            raise PrunekitError(
+                f"recover: warmup_steps must be a whole number >= 0, got {self.warmup_steps!r}"
+            )
+        if not _number(self.lora_alpha) or self.lora_alpha <= 0:
+            raise PrunekitError(
+                f"recover: lora_alpha must be a positive number (the LoRA scale is alpha/rank), "
+                f"got {self.lora_alpha!r}"
+            )
+        for name in ("max_steps", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and not _whole(value):
+                raise PrunekitError(f"recover: {name} must be a whole number, got {value!r}")
+        if self.time_budget_s is not None and not _number(self.time_budget_s):
+            raise PrunekitError(
+                f"recover: time_budget_s must be a finite number of seconds, got {self.time_budget_s!r}"
+            )
         budgets = (self.max_steps, self.max_tokens, self.time_budget_s)
         if all(b is None for b in budgets):
             raise PrunekitError(

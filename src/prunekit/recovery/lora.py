@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from prunekit.errors import PrunekitError
+
 
 class MaskedLoRALinear(nn.Module):
     """y = x·(W + s·(B·A) ⊙ M)ᵀ + b; without a mask the update runs factorised, x·Aᵀ·Bᵀ·s."""
@@ -21,6 +23,11 @@ class MaskedLoRALinear(nn.Module):
         self, base: nn.Linear, rank: int, alpha: float, keep: torch.Tensor | None = None
     ) -> None:
         super().__init__()
+        if not (isinstance(rank, int) and rank >= 1) or not (math.isfinite(alpha) and alpha > 0):
+            raise PrunekitError(
+                f"LoRA needs rank >= 1 and alpha > 0 (scale alpha/rank), got rank {rank!r}, "
+                f"alpha {alpha!r}; fix --lora-rank / --lora-alpha"
+            )
         self.base = base
         base.weight.requires_grad_(False)
         w = base.weight
