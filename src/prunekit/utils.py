@@ -197,6 +197,18 @@ def _make_temp_dir(path: Path, kind: str) -> Path:
     return tmp
 
 
+def make_partial_dir(path: Path) -> Path:
+    """A marked temporary `.NAME.partial-*` folder beside `path`, for a caller that renames it
+    into place itself: `remove_stale_partials(path)` deletes it once this process is gone.
+    Call `unmark_partial_dir` on it just before the rename."""
+    return _make_temp_dir(Path(path), "partial")
+
+
+def unmark_partial_dir(tmp: Path) -> None:
+    """Drop the marker of a finished `make_partial_dir` folder (it becomes a result)."""
+    (Path(tmp) / PARTIAL_MARKER).unlink(missing_ok=True)
+
+
 def _read_marker(folder: Path, kind: str) -> dict | None:
     """The marker of a folder prunekit made (None for anything else: never ours to delete)."""
     marker = folder / PARTIAL_MARKER

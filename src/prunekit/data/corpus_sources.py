@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import struct
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from prunekit.errors import PrunekitError
 from prunekit.models.registry import cache_root
+from prunekit.utils import make_partial_dir, remove_stale_partials, unmark_partial_dir
 
 MARKER = ".prunekit-corpus.json"
 BUILD_VERSION = 2  # bump when a build function changes, so old caches are rebuilt
@@ -64,10 +64,12 @@ def _prepared(name: str, source: Path, build: Callable[[Path], None]) -> Path:
         except (OSError, json.JSONDecodeError):
             pass
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=root.parent))
+    remove_stale_partials(root)  # what a killed build left (marked as prunekit's, maker dead)
+    tmp = make_partial_dir(root)
     try:
         build(tmp)
         (tmp / MARKER).write_text(json.dumps(want))
+        unmark_partial_dir(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
