@@ -529,7 +529,24 @@ class _Run:
     def close(self) -> None:
         if self.cgroup:
             self.cgroup.destroy()
-        shutil.rmtree(self.base, ignore_errors=True)
+        remove_tree(self.base)
+
+
+def remove_tree(top: Path) -> None:
+    """Delete a sandbox's folder whatever modes the candidate left (a chmod-000 folder stops
+    rmtree for a non-root owner): folders are made searchable top-down first."""
+    shutil.rmtree(top, ignore_errors=True)
+    if not os.path.lexists(top):
+        return
+    with contextlib.suppress(OSError):
+        os.chmod(top, 0o700)
+    for dirpath, dirnames, _ in os.walk(top):
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                with contextlib.suppress(OSError):
+                    os.chmod(path, 0o700)
+    shutil.rmtree(top, ignore_errors=True)
 
 
 def _user_process_count() -> int:

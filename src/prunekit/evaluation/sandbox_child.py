@@ -107,10 +107,9 @@ def build_root(cfg: dict) -> list[str]:
         if os.path.isdir(root + path) and not os.path.islink(root + path):
             flags = MS_NOSUID | MS_NODEV | MS_RDONLY
             _mount("tmpfs", root + path, "tmpfs", flags, "mode=555,size=4k")
-    box = _mkdirs(root, BOX)
-    _mount(cfg["workdir"], box, None, MS_BIND)
-    _mount(None, box, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | _locked_flags(box))
     tmp_opts = f"mode=1777,size={cfg['file_mb']}m"
+    # the work directory: a tmpfs of the file-size limit, so many files cannot fill a host disk
+    _mount("tmpfs", _mkdirs(root, BOX), "tmpfs", MS_NOSUID | MS_NODEV, tmp_opts)
     _mount("tmpfs", _mkdirs(root, "/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, tmp_opts)
     _mount("tmpfs", _mkdirs(root, "/dev"), "tmpfs", MS_NOSUID, "mode=755,size=64k")
     for dev in DEVICES:
