@@ -33,6 +33,9 @@ HELP = {
     "max_ratio": "most of any block's groups that may go",
     "multiple": "channels go in whole multiples of this (e.g. 64 for kernel-friendly widths)",
     "min_channels": "MLP channels that stay in every block",
+    "refit": "re-solve the kept columns of o_proj / down_proj by least squares so each pruned "
+    "block's output tracks the dense one on the calibration data (no training)",
+    "refit_damp": "refit ridge, relative to the mean diagonal of the kept inputs' XᵀX",
 }
 
 

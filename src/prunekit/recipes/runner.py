@@ -114,36 +114,61 @@ class _Run:
         return {"corpus": source.description, **rep}
 
     def depth(self, step: Step) -> dict:
-        from prunekit.structural.depth import check_layers, greedy_depth, remove_layers
+        """Remove layers (given, or chosen greedily / as the best run) and, with `repair: linear`,
+        fold a least-squares map of each removed run into the block before it."""
+        from prunekit.structural.depth import DepthResult, check_layers, remove_layers
+        from prunekit.structural.depth_repair import repair_runs
+        from prunekit.structural.depth_runs import prune_depth
 
         o = step.options
         before = len(self.adapter.layers(self.model))
+        fit = {"ridge": o["ridge"], "prior": o["prior"]}
         if o["layers"] is not None:  # given by the user: nothing to score
             check_layers(o["layers"], before)
+            out: dict = {"removed": sorted(o["layers"]), "repair": o["repair"]}
+            if o["repair"] == "linear":
+                calib = self.calibration(step)
+                out["calibration"] = calib.describe()
+                out["runs_repaired"] = repair_runs(
+                    self.model,
+                    self.adapter,
+                    calib.batches,
+                    o["layers"],
+                    weights=calib.weights,
+                    device=self.device,
+                    progress=self.progress,
+                    skip_layer0=True,
+                    **fit,
+                )
             remove_layers(self.model, self.adapter, o["layers"])
             after = len(self.adapter.layers(self.model))
-            return {"layers_before": before, "layers_after": after, "removed": sorted(o["layers"])}
+            return {"layers_before": before, "layers_after": after, **out}
         calib = self.calibration(step)
         torch.manual_seed(self.recipe.calibration["seed"])
-        result = greedy_depth(
+        rep = prune_depth(
             self.model,
             self.adapter,
             calib.batches,
             o["remove"],
             o["criterion"],
-            o["last_token"],
-            self.device,
-            self.progress,
+            o["selection"],
+            o["repair"],
             weights=calib.weights,  # answer positions only; None without an answered part
+            last_token=o["last_token"],
+            device=self.device,
+            progress=self.progress,
+            **fit,
         )
-        remove_layers(self.model, self.adapter, result.removed)
-        self.depth_results.append(result)
-        return {
-            "calibration": calib.describe(),
-            "layers_before": before,
-            "layers_after": len(self.adapter.layers(self.model)),
-            **result.to_dict(),
-        }
+        chosen = rep.pop("selection_result")
+        if o["selection"] == "greedy":  # rounds and stability, as the report always had them
+            rounds = [{int(k): v for k, v in r.items()} for r in chosen["rounds"]]
+            self.depth_results.append(
+                DepthResult(o["criterion"], o["last_token"], rep["order"], rounds)
+            )
+        else:
+            rep["run_scores"] = chosen
+        rep["removed"] = rep.pop("order")  # in the order chosen
+        return {"calibration": calib.describe(), **chosen, **rep}
 
     def width(self, step: Step) -> dict:
         from prunekit.structural.width import prune_width
@@ -159,6 +184,8 @@ class _Run:
             o["multiple"],
             self.device,
             self.progress,
+            refit=o["refit"],
+            refit_damp=o["refit_damp"],
         )
         return {"calibration": calib.describe(), **rep}
 
@@ -427,9 +454,23 @@ def _details(s: dict) -> str:
             if "criterion" in s
             else "given"
         )
-        return f"{how}: layers {s['layers_before']} → {s['layers_after']}, removed in order {s['removed']}"
+        if s.get("selection") == "run":
+            how += " best run"
+        fixed = s.get("runs_repaired") or []
+        repair = "".join(
+            f", run {r['run']} repaired into layer {r['layer']} (error {r['fit_before']:.3g} → {r['fit_after']:.3g})"
+            for r in fixed
+        )
+        return f"{how}: layers {s['layers_before']} → {s['layers_after']}, removed in order {s['removed']}{repair}"
     if s["step"] == "width":
-        return f"{s['criterion']}: FFN {s['intermediate_size_before']} → {s['intermediate_size_after']} (multiple {s['multiple']})"
+        refit = ""
+        if s.get("refit"):
+            err = s["refit_error"]
+            mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+            refit = (
+                f", refit: mean layer error {mean(err['before']):.3g} → {mean(err['after']):.3g}"
+            )
+        return f"{s['criterion']}: FFN {s['intermediate_size_before']} → {s['intermediate_size_after']} (multiple {s['multiple']}){refit}"
     if s["step"] == "structured":
         kinds = ", ".join(
             f"{name} {k['removed_params']:,} params (groups per block {k['groups_after']})"

@@ -28,8 +28,16 @@ from prunekit.methods.oneshot import STREAMS
 from prunekit.methods.pruners import PRUNERS
 from prunekit.models.loading import DTYPE_CHOICES
 from prunekit.structural.depth import CRITERIA as DEPTH_CRITERIA
+from prunekit.structural.depth_repair import PRIOR as DEPTH_PRIOR
+from prunekit.structural.depth_repair import PRIORS as DEPTH_PRIORS
+from prunekit.structural.depth_repair import RIDGE as DEPTH_RIDGE
+from prunekit.structural.depth_repair import check_fit
+from prunekit.structural.depth_runs import REPAIRS as DEPTH_REPAIRS
+from prunekit.structural.depth_runs import SELECTIONS as DEPTH_SELECTIONS
 from prunekit.structural.importance import REGISTRY as IMPORTANCES
 from prunekit.structural.ratios import RATIOS
+from prunekit.structural.refit import DAMP as REFIT_DAMP
+from prunekit.structural.refit import check_damp
 from prunekit.structural.width import CRITERIA as WIDTH_CRITERIA
 
 TOP_KEYS = (
@@ -226,6 +234,12 @@ def _check_depth(where: str, opts: dict) -> None:
             where, f"layers must be a list of distinct layer indices ≥ 0, e.g. [10], got {given!r}"
         )
     _bool(where, "last_token", opts["last_token"])
+    if given is not None and opts["selection"] != "greedy":
+        _fail(where, "selection chooses which layers go; with layers: [...] leave it out")
+    try:
+        check_fit(opts["ridge"], opts["prior"])
+    except PrunekitError as exc:
+        _fail(where, str(exc).replace("depth repair ", ""))
 
 
 def _check_width(where: str, opts: dict) -> None:
@@ -233,6 +247,11 @@ def _check_width(where: str, opts: dict) -> None:
     if not _number(keep) or not 0 < keep <= 1:
         _fail(where, f"ffn_keep must be a number in (0, 1], got {keep!r}")
     _int(where, "multiple", opts["multiple"])
+    _bool(where, "refit", opts["refit"])
+    try:
+        check_damp(opts["refit_damp"], "refit_damp")
+    except PrunekitError as exc:
+        _fail(where, str(exc))
 
 
 def _check_unstructured(where: str, opts: dict) -> None:
@@ -300,12 +319,36 @@ STEPS: dict[str, StepSpec] = {
     "vocabulary": StepSpec({"corpus": None, "min_count": 1}, check=_check_vocabulary),
     "depth": StepSpec(
         # remove: N scored by criterion; or layers: [i, ...] removed as given (no scoring)
-        {"remove": None, "layers": None, "criterion": "kl", "last_token": False, **_WINDOWS},
-        choices={"criterion": DEPTH_CRITERIA},
+        # selection: greedy single removals or the best run of `remove` consecutive layers;
+        # repair: linear folds a least-squares map of each removed run into the block before it
+        {
+            "remove": None,
+            "layers": None,
+            "criterion": "kl",
+            "last_token": False,
+            "selection": "greedy",
+            "repair": "none",
+            "ridge": DEPTH_RIDGE,
+            "prior": DEPTH_PRIOR,
+            **_WINDOWS,
+        },
+        choices={
+            "criterion": DEPTH_CRITERIA,
+            "selection": DEPTH_SELECTIONS,
+            "repair": DEPTH_REPAIRS,
+            "prior": DEPTH_PRIORS,
+        },
         check=_check_depth,
     ),
     "width": StepSpec(
-        {"ffn_keep": None, "criterion": "output", "multiple": 64, **_WINDOWS},
+        {
+            "ffn_keep": None,
+            "criterion": "output",
+            "multiple": 64,
+            "refit": False,
+            "refit_damp": REFIT_DAMP,
+            **_WINDOWS,
+        },
         required=("ffn_keep",),
         choices={"criterion": WIDTH_CRITERIA},
         check=_check_width,
