@@ -267,3 +267,20 @@ def test_a_loaded_model_folder_is_never_replaced_at_save(tmp_path):
     assert _entries(model) == ["config.json"]
     beside = Path(str(err.value).split("output is in '")[1].rstrip("'"))
     assert (beside / "result").read_text() == "new"
+
+
+@pytest.mark.parametrize("command", ["prune", "structured", "run"])
+def test_prune_structured_run_refuse_the_model_folder_before_loading(
+    capsys, tmp_path, tiny_model_dir, no_model_load, command
+):
+    """The same refusal for the pruning commands, before the model is loaded (no_model_load)."""
+    if command == "run":
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text(f"model: {tiny_model_dir}\nsteps:\n  - depth: {{layers: [1]}}\n")
+        argv = ["run", str(recipe)]
+    elif command == "prune":
+        argv = ["prune", str(tiny_model_dir), "--sparsity", "0.5"]
+    else:
+        argv = ["structured", str(tiny_model_dir), "--heads", "0.5"]
+    err = one_line_error(capsys, *argv, "-o", str(tiny_model_dir), "--force")
+    assert "would replace the model this run reads" in err

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_sparsity(args.sparsity, parse_pattern(args.pattern))
     check_at_least(args, **CALIB_MINIMUMS, **PPL_MINIMUMS)
     alloc_options = _allocation_options(args)
-    check_output_dir(args.output, args.force)
+    check_output_dir(args.output, args.force, inputs=[args.model])
     device = resolve_device(args.device)
     if args.method != "magnitude" or args.allocation != "uniform":
         check_spec(args.calib)

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.output or (Path(recipe.output) if recipe.output else None)
     if out is None:
         raise PrunekitError("no output folder: pass -o OUT or set 'output:' in the recipe")
-    check_output_dir(out, args.force)
+    check_output_dir(out, args.force, inputs=[recipe.model])
     precheck(recipe)
     if args.check:
         print(f"recipe {args.recipe} is valid: {' → '.join(s.name for s in recipe.steps)}")

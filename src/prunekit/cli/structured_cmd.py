@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(args, SaapConfig)
     check_at_least(args, **CALIB_MINIMUMS, **PPL_MINIMUMS)
-    check_output_dir(args.output, args.force)
+    check_output_dir(args.output, args.force, inputs=[args.model])
     device = resolve_device(args.device)
     check_spec(args.calib)
     ppl_sets = held_out_sets(args.eval_ppl)
