@@ -1,7 +1,7 @@
 """prunekit: prune code LLMs layer by layer, measure what each cut costs, export standard checkpoints.
 
-Python API: `prunekit.prune(...)`, `prunekit.structured(...)`, `prunekit.recover(...)`, `prunekit.load_model(...)`,
-`prunekit.perplexity(...)`.
+Python API: `prunekit.prune(...)`, `prunekit.structured(...)`, `prunekit.depth(...)`,
+`prunekit.width(...)`, `prunekit.recover(...)`, `prunekit.load_model(...)`, `prunekit.perplexity(...)`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ __all__ = [
     "load_model",
     "prune",
     "structured",
+    "depth",
+    "width",
     "perplexity",
     "recover",
     "RecoveryConfig",
@@ -22,7 +24,7 @@ __all__ = [
 
 def __getattr__(name: str):
     # Lazy: `import prunekit` must stay cheap (the CLI imports torch only when it needs it).
-    if name in ("prune", "structured", "perplexity", "save"):
+    if name in ("prune", "structured", "depth", "width", "perplexity", "save"):
         from prunekit import api
 
         return getattr(api, name)

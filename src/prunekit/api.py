@@ -212,6 +212,117 @@ def structured(
     return PruneResult(model, tokenizer, {}, report)
 
 
+def _structural_calibration(model, tokenizer, calib, size: dict, device, progress, timer):
+    """The calibration set of a structural step, timed, and its report description."""
+    with timer("calibration_data"):
+        cal = calibration_set(model, tokenizer, calib, size, device, progress)
+    return cal, cal.describe()
+
+
+def depth(
+    model: nn.Module,
+    tokenizer=None,
+    *,
+    remove: int,
+    criterion: str = "kl",
+    selection: str = "greedy",
+    repair: str = "none",
+    ridge: float | None = None,
+    prior: str | None = None,
+    calib: str | torch.Tensor = "answered:python",
+    calib_samples: int = 32,
+    seq_len: int = 1024,
+    seed: int = 0,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> PruneResult:
+    """Remove `remove` decoder layers in place: greedy single removals or the best run of
+    consecutive layers (`selection="run"`), optionally repaired by a least-squares linear map
+    folded into the block before each removed run (`repair="linear"`, no training).
+
+    `calib` takes every form `prune` does; with `answered:` parts, layers are scored (and the
+    maps fitted) on the answer tokens of the model's own checked answers.
+    """
+    from prunekit.structural import depth_repair
+    from prunekit.structural.depth_runs import prune_depth
+
+    fit = {
+        "ridge": depth_repair.RIDGE if ridge is None else ridge,
+        "prior": depth_repair.PRIOR if prior is None else prior,
+    }
+    depth_repair.check_fit(**fit)
+    adapter = adapter_for(model)
+    timer = Timer()
+    size = {"samples": calib_samples, "seq_len": seq_len, "seed": seed, "batch_size": batch_size}
+    cal, described = _structural_calibration(model, tokenizer, calib, size, device, progress, timer)
+    torch.manual_seed(seed)
+    with timer("prune"):
+        rep = prune_depth(
+            model,
+            adapter,
+            cal.batches,
+            remove,
+            criterion,
+            selection,
+            repair,
+            weights=cal.weights,
+            device=device,
+            progress=progress,
+            **fit,
+        )
+    report = {"seed": seed, "calibration": described, "depth": rep}
+    report["params"] = param_counts(model)
+    report["timings_s"] = timer.stages
+    return PruneResult(model, tokenizer, {}, report)
+
+
+def width(
+    model: nn.Module,
+    tokenizer=None,
+    *,
+    ffn_keep: float,
+    criterion: str = "output",
+    multiple: int = 64,
+    refit: bool = False,
+    refit_damp: float | None = None,
+    calib: str | torch.Tensor = "python",
+    calib_samples: int = 64,
+    seq_len: int = 512,
+    seed: int = 0,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+) -> PruneResult:
+    """Keep `ffn_keep` of every MLP's channels (the same width in every layer, a stock config);
+    with `refit`, each down projection's kept columns are re-solved by least squares so the
+    block output tracks the dense one on the calibration data (no training)."""
+    from prunekit.structural.refit import DAMP
+    from prunekit.structural.width import prune_width
+
+    adapter = adapter_for(model)
+    timer = Timer()
+    size = {"samples": calib_samples, "seq_len": seq_len, "seed": seed, "batch_size": batch_size}
+    cal, described = _structural_calibration(model, tokenizer, calib, size, device, progress, timer)
+    with timer("prune"):
+        rep = prune_width(
+            model,
+            adapter,
+            cal.batches,
+            ffn_keep,
+            criterion,
+            multiple,
+            device,
+            progress,
+            refit=refit,
+            refit_damp=DAMP if refit_damp is None else refit_damp,
+        )
+    report = {"seed": seed, "calibration": described, "width": rep}
+    report["params"] = param_counts(model)
+    report["timings_s"] = timer.stages
+    return PruneResult(model, tokenizer, {}, report)
+
+
 def _forward_dtype(name: str | None, device) -> torch.dtype | None:
     """A forward dtype name ('auto': bfloat16 where the device computes in it) as a torch dtype."""
     if name is None:
