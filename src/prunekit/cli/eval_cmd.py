@@ -1,4 +1,5 @@
-"""`prunekit eval MODEL ...`: perplexity per corpus (and, with eval_code, HumanEval and speed)."""
+"""`prunekit eval MODEL ...`: perplexity per corpus (and, with eval_code, code benchmarks such as
+HumanEval and HumanEval-X, and speed)."""
 
 from __future__ import annotations
 
@@ -117,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if not results:
         raise PrunekitError("nothing to evaluate; ask for e.g. --ppl python")
     dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
-    for entry in [*results.get("perplexity", {}).values(), results.get("humaneval")]:
+    code_keys = code.benchmark_keys(args) if code is not None else []
+    for entry in [*results.get("perplexity", {}).values(), *(results.get(k) for k in code_keys)]:
         if isinstance(entry, dict):
             entry["dtype"] = dtype  # both depend on the dtype the forwards ran in
 

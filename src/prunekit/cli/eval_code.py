@@ -1,4 +1,5 @@
-"""The code-evaluation part of `prunekit eval`: HumanEval pass@k by execution, and speed.
+"""The code-evaluation part of `prunekit eval`: pass@k by execution on the registered code
+benchmarks (`--benchmark humaneval`, `--benchmark humaneval-x:java`, ...), and speed.
 
 `eval_cmd` calls `register_args(parser)` and `run(args, loaded, device, out_dir)`; the
 returned sections are merged into `report["evaluation"]`.
@@ -22,11 +23,21 @@ PROBLEMS_FILE = "humaneval_problems.jsonl"
 
 
 def register_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("code evaluation (HumanEval pass@k) and speed")
+    from prunekit.evaluation.benchmarks import benchmark_names
+
+    g = parser.add_argument_group("code evaluation (pass@k by execution) and speed")
+    g.add_argument(
+        "--benchmark",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="run a code benchmark and execute its code in a sandbox; repeatable; one of: "
+        f"{', '.join(benchmark_names())} (humaneval-x = all its languages)",
+    )
     g.add_argument(
         "--humaneval",
         action="store_true",
-        help="run HumanEval (164 problems) and execute the code in a sandbox",
+        help="run HumanEval (164 problems): the same as --benchmark humaneval",
     )
     g.add_argument(
         "--mode",
@@ -85,10 +96,13 @@ def register_args(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--humaneval-jsonl",
+        "--problems-jsonl",
+        dest="humaneval_jsonl",
         type=Path,
         default=None,
-        help=f"where to write per-problem results (default: {PROBLEMS_FILE} beside "
-        "the report, or a temporary file when there is no report)",
+        help=f"where to write per-problem results of the one benchmark run (default: "
+        f"{PROBLEMS_FILE}, or <benchmark>_problems.jsonl, beside the report, or a temporary "
+        "file when there is no report)",
     )
     g.add_argument(
         "--speed",
@@ -141,14 +155,32 @@ def check_args(args: argparse.Namespace) -> None:
         raise PrunekitError("--exec-timeout must be > 0 and --exec-memory-mb at least 64")
     if args.exec_workers is not None and args.exec_workers < 1:
         raise PrunekitError(f"--exec-workers must be at least 1, got {args.exec_workers}")
-    if getattr(args, "humaneval", False):
-        from prunekit.evaluation.humaneval import check_results_file
+    names = benchmark_keys(args)
+    if names:
+        from prunekit.evaluation.benchmarks import get_benchmark
+        from prunekit.evaluation.runner import check_results_file
         from prunekit.evaluation.sandbox import check_sandbox_can_score
 
+        if args.humaneval_jsonl is not None and len(names) > 1:
+            raise PrunekitError(
+                f"--humaneval-jsonl names one file but {len(names)} benchmarks were asked for "
+                f"({', '.join(names)}); drop it (each writes <benchmark>_problems.jsonl)"
+            )
+        for name in names:
+            get_benchmark(name).preflight()  # data present, compilers installed
         with unsafe_same_uid(getattr(args, "unsafe_same_uid_sandbox", False)):
             check_sandbox_can_score()
         if args.humaneval_jsonl is not None:
             check_results_file(Path(args.humaneval_jsonl))
+
+
+def benchmark_keys(args: argparse.Namespace) -> list[str]:
+    """The registered benchmarks asked for (--humaneval is --benchmark humaneval), in order;
+    an unknown name is one PrunekitError listing the valid ones."""
+    from prunekit.evaluation.benchmarks import expand
+
+    names = ["humaneval"] if getattr(args, "humaneval", False) else []
+    return expand(names + list(getattr(args, "benchmark", None) or []))
 
 
 @contextlib.contextmanager
@@ -169,65 +201,83 @@ def unsafe_same_uid(enabled: bool) -> Iterator[None]:
             os.environ[UNSAFE_SAME_UID] = before
 
 
-def _jsonl_path(args: argparse.Namespace, out_dir: Path | None) -> Path:
+def _jsonl_path(args: argparse.Namespace, out_dir: Path | None, bench) -> Path:
     if args.humaneval_jsonl is not None:
         return Path(args.humaneval_jsonl)
     if out_dir is not None:
-        return Path(out_dir) / PROBLEMS_FILE
+        return Path(out_dir) / bench.problems_file
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(args.model)).strip("_")[-60:] or "model"
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(tempfile.gettempdir()) / f"prunekit-humaneval-{slug}-{stamp}.jsonl"
+    kind = bench.name.replace(":", "-")
+    return Path(tempfile.gettempdir()) / f"prunekit-{kind}-{slug}-{stamp}.jsonl"
+
+
+def _run_one(args: argparse.Namespace, bench, loaded, device, out_dir: Path | None) -> tuple:
+    """One benchmark: its report section, its energy, and where its rows went."""
+    from prunekit.evaluation.energy import EnergyMeter
+    from prunekit.evaluation.runner import RunSettings, run_benchmark
+    from prunekit.evaluation.sandbox import Limits
+
+    bench.load(limit=1)  # fail fast (install hint) before any generation
+    limits = Limits(
+        wall_s=args.exec_timeout,
+        cpu_s=max(1, int(round(args.exec_timeout))),
+        memory_mb=args.exec_memory_mb,
+    )
+    settings = RunSettings(
+        mode=args.mode,
+        samples=args.samples,
+        temperature=args.temperature,
+        limit=args.limit,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.gen_batch_size,
+        limits=limits,
+        workers=args.exec_workers,
+        device=device,
+        progress=not args.no_progress,
+    )
+    jsonl = _jsonl_path(args, out_dir, bench)
+    with (
+        unsafe_same_uid(getattr(args, "unsafe_same_uid_sandbox", False)),
+        EnergyMeter(device=str(device)) as meter,
+    ):
+        result = run_benchmark(
+            bench,
+            loaded.model,
+            loaded.tokenizer,
+            settings,
+            jsonl_path=jsonl,
+            model_name=f"model '{args.model}'",
+        )
+    moved = result["problems_file"] != jsonl.name  # the location failed: written elsewhere
+    if moved:
+        jsonl = Path(result["problems_file"])
+    if out_dir is None or args.humaneval_jsonl is not None or moved:
+        result["problems_file"] = str(jsonl.resolve())
+    energy = {"scope": f"{bench.title} run (generation + execution)", **meter.result}
+    return result, energy, jsonl
 
 
 def run(args: argparse.Namespace, loaded, device, out_dir: Path | None) -> dict:
-    """Run what was asked (HumanEval, speed); return report sections (empty if neither)."""
-    want_he = getattr(args, "humaneval", False)
+    """Run what was asked (code benchmarks, speed); return report sections (empty if none)."""
+    names = benchmark_keys(args)
     want_speed = getattr(args, "speed", False)
-    if not (want_he or want_speed):
+    if not (names or want_speed):
         return {}
     check_args(args)
     progress = not args.no_progress
     sections: dict = {}
-    if want_he:
-        from prunekit.evaluation.energy import EnergyMeter
-        from prunekit.evaluation.humaneval import load_problems, run_humaneval
-        from prunekit.evaluation.sandbox import Limits
+    for name in names:
+        from prunekit.evaluation.benchmarks import get_benchmark
 
-        load_problems(limit=1)  # fail fast (install hint) before any generation
-        limits = Limits(
-            wall_s=args.exec_timeout,
-            cpu_s=max(1, int(round(args.exec_timeout))),
-            memory_mb=args.exec_memory_mb,
-        )
-        jsonl = _jsonl_path(args, out_dir)
-        with (
-            unsafe_same_uid(getattr(args, "unsafe_same_uid_sandbox", False)),
-            EnergyMeter(device=str(device)) as meter,
-        ):
-            he = run_humaneval(
-                loaded.model,
-                loaded.tokenizer,
-                device=device,
-                mode=args.mode,
-                samples=args.samples,
-                temperature=args.temperature,
-                limit=args.limit,
-                max_new_tokens=args.max_new_tokens,
-                batch_size=args.gen_batch_size,
-                limits=limits,
-                workers=args.exec_workers,
-                jsonl_path=jsonl,
-                model_name=f"model '{args.model}'",
-                progress=progress,
-            )
-        moved = he["problems_file"] != jsonl.name  # the location failed: written elsewhere
-        if moved:
-            jsonl = Path(he["problems_file"])
-        if out_dir is None or args.humaneval_jsonl is not None or moved:
-            he["problems_file"] = str(jsonl.resolve())
-        sections["humaneval"] = he
-        sections["energy"] = {"scope": "HumanEval run (generation + execution)", **meter.result}
-        _print_humaneval(he, sections["energy"], jsonl)
+        bench = get_benchmark(name)
+        result, energy, jsonl = _run_one(args, bench, loaded, device, out_dir)
+        sections[bench.report_key] = result
+        if name == "humaneval":
+            sections["energy"] = energy  # where HumanEval's energy has always been
+        else:
+            result["energy"] = energy
+        _print_humaneval(result, energy, jsonl)
     if want_speed:
         from prunekit.evaluation.speed import measure_speed
 
@@ -252,7 +302,8 @@ def _print_humaneval(he: dict, energy: dict, jsonl: Path) -> None:
         else f"{he['problems']} problems"
     )
     ks = ", ".join(f"{k} {v * 100:.1f}%" for k, v in he.items() if k.startswith("pass@"))
-    print(f"HumanEval [{he['mode']}, {he['decoding']}, {scope}]: {ks} ({he['solved']} solved)")
+    title = he["benchmark"]
+    print(f"{title} [{he['mode']}, {he['decoding']}, {scope}]: {ks} ({he['solved']} solved)")
     print(
         f"  generated {he['generated_tokens']} tokens in {he['generation_s']:.1f}s "
         f"({he['tokens_per_s']} tok/s); execution {he['execution_s']:.1f}s; "
@@ -267,6 +318,11 @@ def _print_humaneval(he: dict, energy: dict, jsonl: Path) -> None:
         f"  energy ({label}, {energy['method']}): {energy['energy_j'] / 1000:.2f} kJ, "
         f"{energy['co2_kg'] * 1000:.2f} g CO2"
     )
+    if he.get("toolchain"):
+        tools = ", ".join(
+            f"{v}" for k, v in he["toolchain"].items() if k not in ("language", "package")
+        )
+        print(f"  toolchain: {tools}")
     print(f"  per-problem results: {jsonl}")
 
 

@@ -178,8 +178,11 @@ def _js_program(problem: Problem, completion: str, marker: str) -> dict[str, str
 
 
 def go_imports(problem: Problem, completion: str) -> str:
-    """An import block for the helper packages the code names and the test setup lacks."""
-    setup, code = problem.get("test_setup"), problem.declaration + completion
+    """An import block for the helper packages the code or the test names and the test setup
+    lacks. (HumanEval-X looks at the completion only, so a correct body that does not itself
+    use `math` fails to compile where the test calls math.Abs: Go/2, 4, 44 and 151)"""
+    setup = problem.get("test_setup")
+    code = problem.declaration + completion + "\n" + problem.test
     wanted = [
         p for p in GO_PACKAGES if f'"{p}"' not in setup and p.rsplit("/", 1)[-1] + "." in code
     ]

@@ -191,7 +191,7 @@ def warm_go_cache(go: str) -> str:
 
 
 TOOLCHAINS = {
-    "cpp": Toolchain("cpp", "C++", ("g++",), "g++ libssl-dev"),
+    "cpp": Toolchain("cpp", "C++", ("g++",), "g++ libssl-dev libboost-dev"),
     "java": Toolchain("java", "Java", ("javac", "java"), "openjdk-17-jdk-headless"),
     "js": Toolchain("js", "JavaScript", ("node",), "nodejs"),
     "go": Toolchain("go", "Go", ("go",), "golang-go golang-github-stretchr-testify-dev"),
