@@ -32,7 +32,7 @@ def test_run_humaneval_cuts_and_extracts_before_assembling(monkeypatch):
         return [ExecResult(False, "assertion", "stand-in") for _ in checks]
 
     monkeypatch.setattr(sandbox, "run_many", fake_run_many)
-    monkeypatch.setattr(sandbox, "sandbox_identity", lambda: {})
+    monkeypatch.setattr(sandbox, "sandbox_identity", lambda: {"same_uid": False})
     chat_tok = SimpleNamespace(
         chat_template="stand-in",
         apply_chat_template=lambda messages, **_: "<user>" + messages[0]["content"] + "<bot>",
