@@ -53,6 +53,12 @@ def _depth(remove: int, **extra) -> dict:
     return {"steps": [{"depth": {"remove": remove, **_DEPTH, **extra}}]}
 
 
+def _same_layers(cell: str, **extra) -> dict:
+    """The layers another depth cell's greedy selection removed, given as `layers:` (greedy KL
+    does not depend on the repair that follows it, so re-scoring would only repeat its ~20-40 min)."""
+    return {"layers_from": cell, "steps": [{"depth": {**_DEPTH, **extra}}]}
+
+
 def _width(keep: float, **extra) -> dict:
     return {
         "steps": [{"width": {"ffn_keep": keep, "criterion": "output", "multiple": 64, **extra}}]
@@ -73,16 +79,28 @@ def _prune(method: str, calib: str, *pattern: str) -> list[str]:
 CELLS: dict[str, tuple[str, str | None, dict | list[str]]] = {
     "dense": ("the built-in model unchanged", None, []),
     "depth1": ("−1 layer, greedy KL (answered)", "dense", _depth(1)),
-    "depth1-repair": ("−1 layer, greedy KL + linear repair", "depth1", _depth(1, repair="linear")),
+    "depth1-repair": (
+        "−1 layer as depth1 chose it + linear repair",
+        "depth1",
+        _same_layers("depth1", repair="linear"),
+    ),
     "depth2": ("−2 layers, greedy KL (answered)", "dense", _depth(2)),
-    "depth2-repair": ("−2 layers, greedy KL + linear repair", "depth2", _depth(2, repair="linear")),
+    "depth2-repair": (
+        "−2 layers as depth2 chose them + linear repair",
+        "depth2",
+        _same_layers("depth2", repair="linear"),
+    ),
     "depth2-run-repair": (
         "−2 layers, best run after repair + linear repair",
         "depth2-repair",
         _depth(2, selection="run", repair="linear"),
     ),
     "depth4": ("−4 layers, greedy KL (answered)", "dense", _depth(4)),
-    "depth4-repair": ("−4 layers, greedy KL + linear repair", "depth4", _depth(4, repair="linear")),
+    "depth4-repair": (
+        "−4 layers as depth4 chose them + linear repair",
+        "depth4",
+        _same_layers("depth4", repair="linear"),
+    ),
     "depth4-run-repair": (
         "−4 layers, best run after repair + linear repair",
         "depth4-repair",
@@ -103,7 +121,8 @@ CELLS: dict[str, tuple[str, str | None, dict | list[str]]] = {
     "wanda50-answered": (
         "Wanda 50%, calib answered:python",
         "wanda50-python",
-        _prune("wanda", "answered:python"),
+        # the 32 instructions the depth cells answered (cached); answers up to 1024 tokens
+        [*_prune("wanda", "answered:python"), "--calib-samples", "32", "--seq-len", "1024"],
     ),
     "sg24-python": ("SparseGPT 2:4, calib python", "dense", _prune("sparsegpt", "python", "2:4")),
     "sg24-instruct": (
@@ -114,7 +133,13 @@ CELLS: dict[str, tuple[str, str | None, dict | list[str]]] = {
     "sg24-answered": (
         "SparseGPT 2:4, calib answered:python",
         "sg24-python",
-        _prune("sparsegpt", "answered:python", "2:4"),
+        [
+            *_prune("sparsegpt", "answered:python", "2:4"),
+            "--calib-samples",
+            "32",
+            "--seq-len",
+            "1024",
+        ],
     ),
     "seed": ("recipes/seed_structural.yaml", "dense", ["recipes/seed_structural.yaml"]),
     "seed-repair": (
@@ -144,6 +169,12 @@ def _recipe_args(name: str, spec: dict | list[str]) -> list[str]:
 
     if isinstance(spec, dict):
         recipe = {"model": MODEL, **spec}
+        source = recipe.pop("layers_from", None)
+        if source:
+            chosen = _report(RUNS / f"r-{source}").get("steps", [{}])[0].get("removed")
+            if not chosen:
+                sys.exit(f"cell {name} takes the layers cell {source} removed: run {source} first")
+            recipe["steps"][0]["depth"]["layers"] = sorted(chosen)
     else:
         recipe = yaml.safe_load((ROOT / spec[0]).read_text())
         recipe.pop("evaluate", None)
