@@ -180,6 +180,18 @@ ENTRIES: tuple[Entry, ...] = (
         "recorded cell",
     ),
     Entry(
+        "repair",
+        (
+            "python benchmarks/repair.py --run dense depth2 depth2-repair width80-refit "
+            "depth4-run-repair wanda50-answered width80 wanda50-python",
+        ),
+        files(f"repair_{Q}", ".json", ".md", ".png"),
+        150,
+        note="issue 27's table: each cell is a prune + full HumanEval (10-40 min on 2 cores); "
+        "reuses runs/r-<cell> folders when present; `--list` shows every cell, the rest can be "
+        "added to --run",
+    ),
+    Entry(
         "saap",
         (
             "python benchmarks/saap.py --targets 0.2,0.35 --export "
