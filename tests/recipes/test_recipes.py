@@ -108,6 +108,8 @@ def test_defaults_and_shipped_recipes_validate():
         "ffn_keep": 0.5,
         "criterion": "output",
         "multiple": 64,
+        "refit": False,
+        "refit_damp": 0.3,
         "source": None,
         "samples": None,
         "seq_len": None,
