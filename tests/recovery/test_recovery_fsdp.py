@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from prunekit.errors import PrunekitError
 from prunekit.recovery.run import recover
+from prunekit.recovery.state import latest_state
 
 
 def test_fsdp_two_gloo_processes_match_one_process_and_resume(tiny_model_dir, tmp_path):
@@ -20,7 +21,8 @@ def test_fsdp_two_gloo_processes_match_one_process_and_resume(tiny_model_dir, tm
     fsdp, resumed, state = (tmp_path / n for n in ("fsdp.safetensors", "resumed.st", "state"))
     run_ranks(tmp_path / "rendezvous-1", model, str(fsdp), "fsdp")
     run_ranks(tmp_path / "rendezvous-2", model, str(resumed), "fsdp", str(state), "stop")
-    assert json.loads((state / "state.json").read_text())["step"] == 2 and not resumed.exists()
+    assert json.loads((latest_state(state) / "state.json").read_text())["step"] == 2
+    assert not resumed.exists()
     run_ranks(tmp_path / "rendezvous-3", model, str(resumed), "fsdp", str(state), "resume")
 
     a, b, c = load_file(str(single)), load_file(str(fsdp)), load_file(str(resumed))
