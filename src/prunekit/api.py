@@ -219,6 +219,14 @@ def _structural_calibration(model, tokenizer, calib, size: dict, device, progres
     return cal, cal.describe()
 
 
+def _structural_result(model, tokenizer, seed: int, described: dict, step: dict, timer):
+    """The PruneResult of a structural step: seed, calibration, the step's report, params, timings."""
+    report = {"seed": seed, "calibration": described, **step}
+    report["params"] = param_counts(model)
+    report["timings_s"] = timer.stages
+    return PruneResult(model, tokenizer, {}, report)
+
+
 def depth(
     model: nn.Module,
     tokenizer=None,
@@ -271,10 +279,7 @@ def depth(
             progress=progress,
             **fit,
         )
-    report = {"seed": seed, "calibration": described, "depth": rep}
-    report["params"] = param_counts(model)
-    report["timings_s"] = timer.stages
-    return PruneResult(model, tokenizer, {}, report)
+    return _structural_result(model, tokenizer, seed, described, {"depth": rep}, timer)
 
 
 def width(
@@ -317,10 +322,7 @@ def width(
             refit=refit,
             refit_damp=DAMP if refit_damp is None else refit_damp,
         )
-    report = {"seed": seed, "calibration": described, "width": rep}
-    report["params"] = param_counts(model)
-    report["timings_s"] = timer.stages
-    return PruneResult(model, tokenizer, {}, report)
+    return _structural_result(model, tokenizer, seed, described, {"width": rep}, timer)
 
 
 def _forward_dtype(name: str | None, device) -> torch.dtype | None:

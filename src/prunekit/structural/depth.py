@@ -194,6 +194,17 @@ class _Stack:
         self.layer_passes = 0  # one = one decoder layer over the whole calibration stream
         self.head_rows = 0  # hidden rows through the final norm + output head
 
+    def cost(self, num_layers: int, total: float, forward_s: float | None) -> dict:
+        """Layer and head passes so far, and `total` seconds as a multiple of one forward."""
+        return {
+            "layer_passes": self.layer_passes,
+            "forwards_by_layer_passes": self.layer_passes / num_layers,
+            "head_rows": self.head_rows,
+            "seconds": total,
+            "one_forward_s": forward_s,
+            "forwards_by_time": total / forward_s if forward_s else None,
+        }
+
     @torch.no_grad()
     def run(self, idx: int, stream: list[torch.Tensor]) -> list[torch.Tensor]:
         layer = self.layers[idx]
@@ -332,15 +343,7 @@ def greedy_depth(
             best = min(scores, key=lambda i: (scores[i], i))
             wins = {} if result.stability is None else {"wins": f"{result.stability[-1][best]:.0%}"}
             bar.set_postfix(removed=result.removed[-1], **wins)
-        total = time.perf_counter() - t0
-        result.cost = {
-            "layer_passes": stack.layer_passes,
-            "forwards_by_layer_passes": stack.layer_passes / num_layers,
-            "head_rows": stack.head_rows,
-            "seconds": total,
-            "one_forward_s": forward_s,
-            "forwards_by_time": total / forward_s if forward_s else None,
-        }
+        result.cost = stack.cost(num_layers, time.perf_counter() - t0, forward_s)
         return result
     finally:
         if device != home:

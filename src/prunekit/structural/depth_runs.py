@@ -159,15 +159,7 @@ def best_run(
             result.scores[i] = _mean(per_batch)
         best = min(result.scores, key=lambda i: (result.scores[i], i))
         result.run = (best, best + k)
-        total = time.perf_counter() - t0
-        result.cost = {
-            "layer_passes": stack.layer_passes,
-            "forwards_by_layer_passes": stack.layer_passes / num_layers,
-            "head_rows": stack.head_rows,
-            "seconds": total,
-            "one_forward_s": forward_s,
-            "forwards_by_time": total / forward_s if forward_s else None,
-        }
+        result.cost = stack.cost(num_layers, time.perf_counter() - t0, forward_s)
         return result
     finally:
         if device != home:
