@@ -15,6 +15,8 @@ EPILOG = """examples:
   prunekit submodels qwen2.5-coder-0.5b --languages python,java,cpp,javascript,text --sparsity 0.5,0.6 -o runs/langs
   prunekit submodels smollm2-135m --languages python,mine=./my_code --save checkpoints -o runs/mine
   prunekit submodels materialize runs/langs --language java --sparsity 0.5 -o runs/java50
+  prunekit submodels qwen2.5-coder-0.5b --languages python,java,cpp,javascript --sparsity 0.5 \
+      --benchmark humaneval-x:cpp,java,js,python -o runs/langs-gen
 """
 
 
@@ -64,8 +66,67 @@ def register(sub) -> None:
         "checkpoint per sub-model (fp32 0.5B ≈ 2 GB each); none: only the reports",
     )
     p.add_argument("--language", default=None, help="(materialize) which sub-model")
+    _add_generation_args(p)
     add_output_args(p)
     p.set_defaults(func=run)
+
+
+def _add_generation_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "judged by generation (pass@1 matrix with paired tests of the diagonal; greedy)"
+    )
+    g.add_argument(
+        "--benchmark",
+        default=None,
+        help="also judge the dense model and every sub-model on these code benchmarks: "
+        "humaneval-x (all five languages), humaneval-x:cpp,java,js,python, humaneval, ...",
+    )
+    g.add_argument("--mode", default="auto", choices=["auto", "chat", "completion"])
+    g.add_argument("--limit", type=int, default=None, help="only the first K problems")
+    g.add_argument("--max-new-tokens", type=int, default=512)
+    g.add_argument("--gen-batch-size", type=int, default=16, help="sequences decoded together")
+    g.add_argument(
+        "--gen-dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="generate in this dtype (a copy of each sub-model); auto = bfloat16 where the "
+        "CPU/GPU has it, else float32",
+    )
+    g.add_argument("--exec-timeout", type=float, default=10.0, help="seconds per candidate run")
+    g.add_argument("--exec-memory-mb", type=int, default=1024)
+    g.add_argument("--exec-workers", type=int, default=None)
+    g.add_argument("--no-progress", action="store_true", help="hide generation progress bars")
+
+
+def _judge(args: argparse.Namespace, device):
+    """The generation judge the flags ask for (None without --benchmark), checked before loading."""
+    if args.benchmark is None:
+        return None
+    from prunekit.errors import PrunekitError
+    from prunekit.evaluation.runner import RunSettings
+    from prunekit.evaluation.sandbox import Limits
+    from prunekit.submodels.by_generation import Judge, parse_benchmarks
+
+    if args.exec_timeout <= 0 or args.exec_memory_mb < 64:
+        raise PrunekitError("--exec-timeout must be > 0 and --exec-memory-mb at least 64")
+    limits = Limits(
+        wall_s=args.exec_timeout,
+        cpu_s=max(1, int(round(args.exec_timeout))),
+        memory_mb=args.exec_memory_mb,
+    )
+    settings = RunSettings(
+        mode=args.mode,
+        limit=args.limit,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.gen_batch_size,
+        limits=limits,
+        workers=args.exec_workers,
+        device=device,
+        progress=not args.no_progress,
+    )
+    judge = Judge(parse_benchmarks(args.benchmark), settings, dtype=args.gen_dtype)
+    judge.preflight()
+    return judge
 
 
 def _floats(text: str) -> list[float]:
@@ -113,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
     cfg.validate()
     check_output_dir(args.output, args.force, inputs=[args.model])
     device = resolve_device(args.device)
+    judge = _judge(args, device)
 
     lm, timer, report = load_reported(args)
     report["dtype"] = args.dtype
@@ -120,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_seq_len(lm.model, max(args.seq_len, args.ppl_seq_len))
     with atomic_output_dir(args.output, force=args.force) as tmp:
-        result = run_sweep(lm.model, lm.tokenizer, cfg, tmp, device)
+        result = run_sweep(lm.model, lm.tokenizer, cfg, tmp, device, judge=judge)
         report.update(result)
         report["timings_s"] = {**timer.stages, **result["timings_s"]}
         report["peak_rss_mb"] = peak_rss_mb()
@@ -141,10 +203,19 @@ def _print_summary(report: dict, out: Path) -> None:
         rows = [["dense", *(f"{m['dense'][c]:.3f}" for c in m["evaluation"])]]
         rows += [[r, *(f"{m['ppl'][r][c]:.3f}" for c in m["evaluation"])] for r in m["calibration"]]
         print_table(["calib \\ eval", *m["evaluation"]], rows)
+    for g in sub.get("generation", []):
+        print(f"\nsparsity {g['sparsity']:g}: pass@1 (rows = calibration, columns = benchmark)")
+        rows = [[r, *(_pct(g["cells"][r][b]) for b in g["benchmarks"])] for r in g["rows"]]
+        print_table(["calib \\ judged", *g["benchmarks"]], rows)
     print()
     for line in sub["summary"]:
         print(line)
-    print(f"\noutput: {out} (report.md, matrix_*.png, overlap/*.png)")
+    extra = ", generation_*.png, generation/" if sub.get("generation") else ""
+    print(f"\noutput: {out} (report.md, matrix_*.png, overlap/*.png{extra})")
+
+
+def _pct(cell: dict | None) -> str:
+    return "—" if cell is None else f"{100 * cell['pass@1']:.1f}%"
 
 
 def _get(d, *keys):

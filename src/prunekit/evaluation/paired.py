@@ -64,7 +64,8 @@ def mcnemar_exact(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def _outcomes(rows: list[dict], bench: str) -> dict[str, bool]:
+def outcomes(rows: list[dict], bench: str) -> dict[str, bool]:
+    """task_id -> passed from one benchmark's per-problem rows (one greedy sample each)."""
     out = {}
     for row in rows:
         if row.get("n", 1) != 1 or not isinstance(row.get("passed"), bool):
@@ -76,7 +77,8 @@ def _outcomes(rows: list[dict], bench: str) -> dict[str, bool]:
     return out
 
 
-def _count(a: dict[str, bool], b: dict[str, bool]) -> dict:
+def count(a: dict[str, bool], b: dict[str, bool]) -> dict:
+    """Paired counts of two models' outcomes on the task ids both have (the rest: unpaired)."""
     shared = a.keys() & b.keys()
     both = sum(a[t] and b[t] for t in shared)
     only_a = sum(a[t] and not b[t] for t in shared)
@@ -97,8 +99,8 @@ def pooled_paired(a: Rows, b: Rows) -> PairedCounts:
     per benchmark; pairs scored for one model only are counted as `unpaired`, not compared."""
     per = {}
     for bench in sorted(a.keys() | b.keys()):
-        per[bench] = _count(_outcomes(a.get(bench, []), bench), _outcomes(b.get(bench, []), bench))
-    totals = {k: sum(c[k] for c in per.values()) for k in _count({}, {})}
+        per[bench] = count(outcomes(a.get(bench, []), bench), outcomes(b.get(bench, []), bench))
+    totals = {k: sum(c[k] for c in per.values()) for k in count({}, {})}
     if totals["pairs"] == 0:
         raise PrunekitError("the two models share no scored problems; nothing to compare")
     for counts in per.values():

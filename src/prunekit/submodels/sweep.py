@@ -31,6 +31,7 @@ from prunekit.methods.patterns import Pattern, parse_pattern, resolve_sparsity
 from prunekit.methods.pruners import Pruner, get_pruner
 from prunekit.models.adapters import DecoderAdapter, adapter_for
 from prunekit.reports import mask_overlap
+from prunekit.submodels import by_generation
 from prunekit.submodels.languages import Language
 from prunekit.submodels.masks import named_linears, pack, save_masks, unpack
 from prunekit.utils import Timer
@@ -186,10 +187,14 @@ def run_sweep(
     out: Path,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    judge: by_generation.Judge | None = None,
 ) -> dict:
     """Build every sub-model, fill the matrices and overlaps, write artefacts into `out`.
 
-    `out` must be an empty (temporary) folder; the model is left dense on return.
+    With `judge`, the dense model and every sub-model are also judged by generation on its code
+    benchmarks (per-problem rows under out/generation/), giving one pass@1 matrix per sparsity
+    with paired tests of the diagonal. `out` must be an empty (temporary) folder; the model is
+    left dense on return.
     """
     pattern = cfg.validate()
     pruner = get_pruner(cfg.method)
@@ -249,6 +254,12 @@ def run_sweep(
     dense = DenseWeights(model, adapter)
     with timer("eval_dense"):
         dense_ppl = ppl_row("dense")
+    generated: dict[str, dict[str, list[dict]]] = {}
+    if judge is not None:
+        with timer("generate_dense"):
+            generated[by_generation.DENSE] = judge(
+                model, tokenizer, by_generation.DENSE, out / "generation" / "dense"
+            )
 
     stats: dict[str, dict[str, LinearStats]] = {}
     if cfg.stream == "dense":
@@ -264,7 +275,7 @@ def run_sweep(
                     desc=f"statistics {lang}",
                 )
 
-    matrices, overlaps, submodels = [], {}, {}
+    matrices, overlaps, submodels, judged = [], {}, {}, []
     for s in cfg.sparsities:
         tag = sparsity_tag(s)
         packed: dict[str, dict[str, tuple[torch.Tensor, tuple[int, ...]]]] = {}  # 1 bit per weight
@@ -283,6 +294,11 @@ def run_sweep(
                 entry.update(_save_submodel(model, tokenizer, masks, out, lang, s, cfg))
             with timer(f"eval_{tag}"):
                 rows[lang] = ppl_row(f"{lang} {tag}")
+            if judge is not None:
+                with timer(f"generate_{tag}"):
+                    generated[lang] = judge(
+                        model, tokenizer, f"{lang}@{s:g}", out / "generation" / f"{lang}_{tag}"
+                    )
             submodels[f"{lang}@{s:g}"] = entry
             packed[lang] = {k: (pack(m), tuple(m.shape)) for k, m in masks.items()}
             del masks
@@ -295,6 +311,13 @@ def run_sweep(
             )
 
         (out / f"matrix_{tag}.md").write_text(cross_eval.render_markdown(matrix))
+        if judge is not None:
+            by_gen = by_generation.build_matrix(
+                {r: generated[r] for r in [by_generation.DENSE, *langs]}, s
+            )
+            judged.append(by_gen)
+            (out / f"generation_{tag}.md").write_text(by_generation.render_markdown(by_gen))
+            by_generation.plot_heatmap(by_gen, out / f"generation_{tag}.png")
         cross_eval.plot_heatmap(matrix, out / f"matrix_{tag}.png")
         if overlaps[f"{s:g}"]:
             (out / "overlap").mkdir(exist_ok=True)
@@ -309,6 +332,16 @@ def run_sweep(
 
     (out / "matrix.json").write_text(json.dumps(matrices, indent=2))
     (out / "overlap.json").write_text(json.dumps(overlaps, indent=2))
+    summary = cross_eval.summarize(matrices, overlaps)
+    extra = {}
+    if judge is not None:
+        (out / "generation.json").write_text(json.dumps(judged, indent=2))
+        summary += [line for m in judged for line in by_generation.summarize(m)]
+        extra = {
+            "generation": judged,
+            "generation_runs": judge.results,
+            "generation_config": judge.describe(),
+        }
     return {
         "submodels": {
             "config": cfg.to_dict(),
@@ -317,7 +350,8 @@ def run_sweep(
             "submodels": submodels,
             "matrices": matrices,
             "overlap_summary": _overlap_summary(overlaps),
-            "summary": cross_eval.summarize(matrices, overlaps),
+            "summary": summary,
+            **extra,
         },
         "timings_s": timer.stages,
     }
@@ -386,6 +420,15 @@ def render_report(report: dict) -> str:
             f"![matrix](matrix_{tag}.png)",
             "",
         ]
+        for g in sub.get("generation", []):
+            if g["sparsity"] == m["sparsity"]:
+                lines += [
+                    "### Judged by generation",
+                    "",
+                    by_generation.render_markdown(g),
+                    f"![generation](generation_{tag}.png)",
+                    "",
+                ]
         pairs = sub["overlap_summary"].get(f"{m['sparsity']:g}", {})
         if pairs:
             projs = list(next(iter(pairs.values()))["by_projection"])
