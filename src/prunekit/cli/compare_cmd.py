@@ -11,7 +11,8 @@ from prunekit.errors import PrunekitError
 def register(sub) -> None:
     p = sub.add_parser(
         "compare",
-        help="compare run reports side by side (perplexity, pass@1, speed, memory, size)",
+        help="compare run reports side by side (perplexity, pass@1, speed, memory, size); "
+        "reports with several code benchmarks also get a pooled pass@1 and a paired test",
     )
     p.add_argument("runs", nargs="+", help="run folders holding report.json (or report files)")
     p.add_argument(
@@ -27,12 +28,13 @@ def register(sub) -> None:
 
 def _check_content(entry, table, problem_diffs) -> None:
     """Tabulate one report alone first, so unexpected content names its file in one line."""
-    from prunekit.reports.compare import check_numbers
+    from prunekit.reports.compare import check_numbers, pooled_tests
 
     try:
         check_numbers(entry.report)
         table([entry])
         problem_diffs([entry, entry])
+        pooled_tests([entry, entry])
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise PrunekitError(
             f"'{entry.path}' has content a prunekit report does not ({type(exc).__name__}: "
@@ -44,8 +46,10 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.reports.compare import (
         load_entry,
         plot,
+        pooled_tests,
         problem_diffs,
         render_markdown,
+        render_pooled,
         render_text,
         table,
     )
@@ -66,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
             f"HumanEval vs {d['against']}: {d['run']} lost {len(d['lost'])}, gained "
             f"{len(d['gained'])} of {d['common']} common problems ({d['both_pass']} pass in both)"
         )
+    pooled = pooled_tests(entries)
+    for t in pooled:
+        print(render_pooled(t))
     if args.markdown:
         text = render_markdown(headers, rows) + "\n"
+        text += "".join(f"\n{render_pooled(t)}.\n" for t in pooled)
         for d in diffs:
             text += (
                 f"\nHumanEval vs {d['against']}: {d['run']} lost {len(d['lost'])} "

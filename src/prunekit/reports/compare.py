@@ -1,6 +1,9 @@
 """Side-by-side comparison of run reports: one table, a quality-vs-cost plot, problem diffs.
 
 Every value is read from report.json (data first); a section a report lacks prints "—".
+Reports that carry several code benchmarks (e.g. every HumanEval-X language) also get a pass@1
+column per benchmark, a pooled pass@1 over the benchmarks every report has, and a paired
+McNemar test over the union of (benchmark, problem) pairs (`evaluation.paired.pooled_paired`).
 """
 
 from __future__ import annotations
@@ -71,6 +74,31 @@ def params_of(report: dict) -> dict:
     return report.get("params") or _get(report, "evaluation", "speed", "params") or {}
 
 
+def code_sections(report: dict) -> dict[str, dict]:
+    """The registered code benchmarks this report was scored on: name -> its section."""
+    from prunekit.evaluation.benchmarks import REGISTRY
+
+    ev = report.get("evaluation") or {}
+    return {k: v for k, v in ev.items() if k in REGISTRY and isinstance(v, dict) and "pass@1" in v}
+
+
+def pooled_benchmarks(entries: list[Entry]) -> list[str]:
+    """The code benchmarks every report carries (pooled only when there are several)."""
+    sets = [list(code_sections(e.report)) for e in entries]
+    common = [b for b in sets[0] if all(b in s for s in sets[1:])] if sets else []
+    return common if len(common) > 1 else []
+
+
+def pooled_pass(report: dict, benchmarks: list[str]) -> float | None:
+    """pass@1 over all problems of `benchmarks` (each benchmark weighted by its problems)."""
+    secs = code_sections(report)
+    if not benchmarks or any(b not in secs for b in benchmarks):
+        return None
+    problems = [secs[b]["problems"] for b in benchmarks]
+    solved = sum(secs[b]["pass@1"] * n for b, n in zip(benchmarks, problems))
+    return solved / sum(problems) if sum(problems) else None
+
+
 def metrics(report: dict) -> dict:
     """The comparable numbers of one report (None where absent)."""
     ev = report.get("evaluation") or {}
@@ -107,6 +135,11 @@ def metrics(report: dict) -> dict:
         "disk_bytes": _get(sp, "disk", "bytes"),
         "energy_j": _get(ev, "energy", "energy_j"),
         "energy_estimate": _get(ev, "energy", "measured") is False,
+        "benchmarks": {
+            k: {"pass@1": v.get("pass@1"), "problems": v.get("problems")}
+            for k, v in code_sections(report).items()
+            if k != "humaneval"
+        },
     }
 
 
@@ -131,6 +164,8 @@ def check_numbers(report: dict) -> None:
     naming the first that is not."""
     m = metrics(report)
     values = {k: m[k] for k in NUMBERS} | {f"ppl {k}": v for k, v in m["ppl"].items()}
+    for bench, sec in m["benchmarks"].items():
+        values |= {f"{bench} {k}": v for k, v in sec.items()}
     for key, value in values.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
             raise ValueError(f"{key} is {value!r}, not a number")
@@ -149,11 +184,14 @@ def table(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
     """Headers and rows of the comparison table (all strings)."""
     ms = [metrics(e.report) for e in entries]
     langs = sorted({lang for m in ms for lang in m["ppl"]})
+    benches = list(dict.fromkeys(b for m in ms for b in m["benchmarks"]))
+    pooled = pooled_benchmarks(entries)
     bN = next((m["decode_bN"] for m in ms if m["decode_bN"]), None)
     headers = ["run", "method", "params (M)", "non-zero (M)", "sparsity"]
     headers += [f"ppl {lang}" for lang in langs]
+    headers += ["pass@1", *(f"pass@1 {b}" for b in benches)]
+    headers += [f"pooled pass@1 ({len(pooled)} benchmarks)"] if pooled else []
     headers += [
-        "pass@1",
         "prefill tok/s",
         "decode b1 tok/s",
         f"decode b{bN or 'N'} tok/s",
@@ -177,8 +215,13 @@ def table(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
             _fmt(m["sparsity"] if m["sparsity"] is None else m["sparsity"] * 100, ".1f", "%"),
         ]
         row += [_fmt(m["ppl"].get(lang), ".3f") for lang in langs]
+        row += [p1]
+        for b in benches:
+            sec = m["benchmarks"].get(b) or {}
+            row.append(_fmt(_scaled(sec.get("pass@1")), ".1f", "%"))
+        if pooled:
+            row.append(_fmt(_scaled(pooled_pass(e.report, pooled)), ".1f", "%"))
         row += [
-            p1,
             _fmt(m["prefill_tps"], ".1f"),
             _fmt(m["decode_b1_tps"], ".2f"),
             _fmt(m["decode_bN_tps"], ".2f"),
@@ -187,6 +230,10 @@ def table(entries: list[Entry]) -> tuple[list[str], list[list[str]]]:
         ]
         rows.append(row)
     return headers, rows
+
+
+def _scaled(v: float | None) -> float | None:
+    return None if v is None else v * 100
 
 
 def render_text(headers: list[str], rows: list[list[str]]) -> str:
@@ -201,6 +248,62 @@ def render_markdown(headers: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def rows_file(entry: Entry, bench: str) -> Path | None:
+    """The per-problem JSONL a report's section `bench` points to (None if absent)."""
+    name = _get(entry.report, "evaluation", bench, "problems_file")
+    if not name:
+        return None
+    path = Path(name)
+    if not path.is_absolute():
+        path = entry.path.parent / path
+    return path if path.is_file() else None
+
+
+def pooled_tests(entries: list[Entry]) -> list[dict]:
+    """Against the first report: the pooled paired counts over every code benchmark both have
+    per-problem rows for (pairs one of them lacks are `unpaired`), when that is more than one."""
+    from prunekit.evaluation.paired import pooled_paired, read_rows
+
+    if len(entries) < 2:
+        return []
+
+    def files(e: Entry) -> dict[str, Path]:
+        found = {b: rows_file(e, b) for b in code_sections(e.report)}
+        return {b: p for b, p in found.items() if p is not None}
+
+    base = files(entries[0])
+    out = []
+    for e in entries[1:]:
+        other = files(e)
+        shared = [b for b in base if b in other]
+        if len(shared) < 2:
+            continue
+        try:
+            counts = pooled_paired(
+                read_rows({b: base[b] for b in shared}), read_rows({b: other[b] for b in shared})
+            )
+        except PrunekitError as exc:  # sampled rows, no common problems: say so, compare the rest
+            out.append({"run": e.label, "against": entries[0].label, "error": str(exc)})
+            continue
+        out.append({"run": e.label, "against": entries[0].label, **counts.as_dict()})
+    return out
+
+
+def render_pooled(test: dict) -> str:
+    """One line: the pooled paired result of `run` against `against`."""
+    head = f"pooled code benchmarks, {test['run']} vs {test['against']}"
+    if "error" in test:
+        return f"{head}: not compared ({test['error']})"
+    benches = ", ".join(test["by_benchmark"])
+    unpaired = f", {test['unpaired']} unpaired" if test["unpaired"] else ""
+    return (
+        f"{head} ({benches}): {test['pairs']} paired problems{unpaired}; pass@1 "
+        f"{100 * test['pass_b']:.1f}% vs {100 * test['pass_a']:.1f}%; {test['run']} solves "
+        f"{test['only_b']} that {test['against']} does not and loses {test['only_a']} "
+        f"(exact McNemar p = {test['p_value']:.3g})"
+    )
 
 
 def problem_results(entry: Entry) -> dict[str, bool] | None:
