@@ -192,6 +192,19 @@ ENTRIES: tuple[Entry, ...] = (
         "added to --run",
     ),
     Entry(
+        "humaneval_x",
+        (
+            "python benchmarks/humaneval_x.py --run dense wanda50-python wanda50-java wanda50-cpp "
+            "wanda50-javascript",
+        ),
+        (f"humaneval_x_{Q}.json", f"humaneval_x_{Q}.md", f"humaneval_x_{Q}*.png"),
+        330,
+        note="issue 30: dense in 5 languages, then 4 Wanda 50% cells (prune ~10 min + 4 "
+        "languages) judged in cpp/java/js/python; each (cell, language) is one `prunekit eval` "
+        "of 10-20 min on 2 cores and resumes alone (CELL:lang); reuses runs/hx-<cell>; `--list` "
+        "shows the vocabulary cells too",
+    ),
+    Entry(
         "saap",
         (
             "python benchmarks/saap.py --targets 0.2,0.35 --export "

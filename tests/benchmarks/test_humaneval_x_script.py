@@ -1,0 +1,115 @@
+"""benchmarks/humaneval_x.py, its pure parts: cell/language parsing, the tables and heatmaps it
+renders from a recorded JSON (hand-made here; the real cells run on the benchmark lane)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "humaneval_x.py"
+
+
+def _load():
+    sys.path.insert(0, str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("humaneval_x_bench", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["humaneval_x_bench"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+hx = _load()
+PREFIX = {"cpp": "CPP", "java": "Java", "js": "JavaScript", "go": "Go", "python": "Python"}
+
+
+def _eval(lang: str, solved: list[bool]) -> dict:
+    tasks = {f"{PREFIX[lang]}/{i}": p for i, p in enumerate(solved)}
+    return {
+        "pass@1": sum(solved) / len(solved),
+        "problems": len(solved),
+        "dtype": "bfloat16",
+        "solved": tasks,
+    }
+
+
+@pytest.fixture
+def recorded(tmp_path, monkeypatch):
+    """10 problems per language. Dense solves 0-7 everywhere. Each Wanda cell solves 0-5 in its
+    own language and 0-1 elsewhere, except the python cell also solves 0-5 in C++."""
+    cells = {"dense": {"evals": {lang: _eval(lang, [i < 8 for i in range(10)]) for lang in hx.ALL}}}
+    for calib in hx.CALIB:
+        own = hx.BENCH_OF.get(calib, calib)
+        evals = {}
+        for lang in hx.MATRIX:
+            k = 6 if lang == own or (calib == "python" and lang == "cpp") else 2
+            evals[lang] = _eval(lang, [i < k for i in range(10)])
+        cells[f"wanda50-{calib}"] = {"evals": evals}
+    for c in cells.values():
+        c["machine"] = {"cpu": "test"}
+    monkeypatch.setattr(hx, "OUT", tmp_path / "humaneval_x_test")
+    monkeypatch.setattr(hx, "RECORD", tmp_path / "humaneval_x_test.json")
+    hx.RECORD.write_text(json.dumps({"cells": cells}))
+    return tmp_path
+
+
+def test_parse_targets():
+    assert hx.parse_targets(["dense"]) == [("dense", hx.ALL)]
+    assert hx.parse_targets(["wanda50-java"]) == [("wanda50-java", hx.MATRIX)]
+    assert hx.parse_targets(["wanda50-java:cpp,go"]) == [("wanda50-java", ("cpp", "go"))]
+    with pytest.raises(SystemExit, match="unknown cell 'wanda60-java'"):
+        hx.parse_targets(["wanda60-java"])
+    with pytest.raises(SystemExit, match="unknown language"):
+        hx.parse_targets(["dense:rust"])
+
+
+def test_cells_cover_every_calibration_corpus():
+    from prunekit.data.corpora import CORPORA
+
+    assert all(c in CORPORA for c in hx.CALIB)
+    assert {hx.BENCH_OF.get(c, c) for c in hx.CALIB} == set(hx.MATRIX)
+    assert hx.CELLS["wanda50-javascript"][3] == [
+        *("prune", "qwen2.5-coder-0.5b", "--method", "wanda", "--sparsity", "0.5"),
+        *("--calib", "javascript"),
+    ]
+
+
+def test_matrix_cells_rows_are_calibrations(recorded):
+    mc = hx.matrix_cells(hx._load()["cells"], "wanda50")
+    assert list(mc) == ["dense", "python", "java", "cpp", "javascript"]
+    assert set(mc["dense"]) == {f"humaneval-x:{x}" for x in hx.MATRIX}  # Go is not in the matrix
+    assert sum(r["passed"] for r in mc["java"]["humaneval-x:java"]) == 6
+
+
+def test_render_from_a_record(recorded):
+    text = hx.render()
+    assert (recorded / "humaneval_x_test.md").read_text() == text
+    # dense beside the published figure: 80.0% vs 57.3 (Java) -> +22.7 pt
+    assert "| java | 80.0% (8/10) | bfloat16 | 57.3% | +22.7 pt |" in text
+    assert "| go | 80.0% (8/10) | bfloat16 | none published | — |" in text
+    # java diagonal: +4/-0 against each other calibration, p = 0.125 > 0.05 -> not held
+    assert "| humaneval-x:java | java 60.0% |" in text
+    assert "python: +4/−0 (p = 0.125)" in text and "not held" in text
+    # the cpp diagonal ties with the python cell there: not better than python
+    assert "not better than python" in text
+    # each Wanda cell pooled over 4 languages against dense (java: 6+2+2+2 = 12 of 40 vs 32)
+    assert "- java: 30.0% vs dense 80.0% over 40 problems (4 languages): +0/−20" in text
+    assert (recorded / "humaneval_x_test.png").stat().st_size > 1000
+    assert "language-specific vocabulary: not run yet" in text
+    assert "Not run yet: vocab-python" in text
+
+
+def test_list_and_help_run_without_a_model():
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), "--list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "wanda50-cpp" in out and "--calib cpp" in out and "vocab-java" in out
+    helped = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--run" in helped
