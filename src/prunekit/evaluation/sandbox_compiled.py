@@ -17,8 +17,16 @@ last test returned, written into the source at assembly time, after generation. 
 early (`exit(0)`, `System.exit(0)`, `process.exit(0)`, `os.Exit(0)` in an `init`) fails, and a
 candidate's own `main`/`TestMain` is a compile error. Not closed, unlike Python's separate
 judge: code that deliberately searches its own process or binary for the nonce and prints it
-can forge a pass (it shares the process with the tests). Output tails are only ever used to
-label failures and to find the marker, never to pass a candidate otherwise.
+can forge a pass (it shares the process with the tests; tests/evaluation/
+test_sandbox_compiled_forgery.py shows it for C++ and JavaScript as strict xfails). No marker,
+exit code or fd handed to that process can close this: whatever the harness can emit after the
+tests, code running in the same process (including C++ static initialisers, Go `init`, JS
+top-level code, all before the tests) can emit first. Closing it needs the tests and the
+candidate in separate processes: the candidate compiled alone with a generated stub that
+answers calls (arguments and results as JSON over a pipe, types from the problem's
+declaration), the tests compiled with a client stub in a second sandboxed process that never
+runs candidate code, and the verdict that process's exit status. Output tails are only ever
+used to label failures and to find the marker, never to pass a candidate otherwise.
 """
 
 from __future__ import annotations
