@@ -15,8 +15,7 @@ EPILOG = """examples:
   prunekit submodels qwen2.5-coder-0.5b --languages python,java,cpp,javascript,text --sparsity 0.5,0.6 -o runs/langs
   prunekit submodels smollm2-135m --languages python,mine=./my_code --save checkpoints -o runs/mine
   prunekit submodels materialize runs/langs --language java --sparsity 0.5 -o runs/java50
-  prunekit submodels qwen2.5-coder-0.5b --languages python,java,cpp,javascript --sparsity 0.5 \
-      --benchmark humaneval-x:cpp,java,js,python -o runs/langs-gen
+  prunekit submodels qwen2.5-coder-0.5b --languages python,java,cpp,javascript --benchmark humaneval-x:cpp,java,js,python -o runs/langs-gen
 """
 
 
