@@ -53,10 +53,12 @@ def _depth(remove: int, **extra) -> dict:
     return {"steps": [{"depth": {"remove": remove, **_DEPTH, **extra}}]}
 
 
-def _same_layers(cell: str, **extra) -> dict:
-    """The layers another depth cell's greedy selection removed, given as `layers:` (greedy KL
-    does not depend on the repair that follows it, so re-scoring would only repeat its ~20-40 min)."""
-    return {"layers_from": cell, "steps": [{"depth": {**_DEPTH, **extra}}]}
+def _same_layers(cell: str, take: int | None = None, **extra) -> dict:
+    """The layers another depth cell's greedy selection removed (its first `take` picks, in removal
+    order), given as `layers:`: greedy KL does not depend on the repair that follows it, and its
+    first k rounds are exactly the greedy choice of k layers, so re-scoring would only repeat
+    its ~20-40 min."""
+    return {"layers_from": cell, "take": take, "steps": [{"depth": {**_DEPTH, **extra}}]}
 
 
 def _width(keep: float, **extra) -> dict:
@@ -78,7 +80,11 @@ def _prune(method: str, calib: str, *pattern: str) -> list[str]:
 # name → (what it is, reference cell for the paired test, recipe dict or `prunekit` arguments)
 CELLS: dict[str, tuple[str, str | None, dict | list[str]]] = {
     "dense": ("the built-in model unchanged", None, []),
-    "depth1": ("−1 layer, greedy KL (answered)", "dense", _depth(1)),
+    "depth1": (
+        "−1 layer, greedy KL (answered): depth2's first round",
+        "dense",
+        _same_layers("depth2", take=1),
+    ),
     "depth1-repair": (
         "−1 layer as depth1 chose it + linear repair",
         "depth1",
@@ -169,12 +175,12 @@ def _recipe_args(name: str, spec: dict | list[str]) -> list[str]:
 
     if isinstance(spec, dict):
         recipe = {"model": MODEL, **spec}
-        source = recipe.pop("layers_from", None)
+        source, take = recipe.pop("layers_from", None), recipe.pop("take", None)
         if source:
             chosen = _report(RUNS / f"r-{source}").get("steps", [{}])[0].get("removed")
             if not chosen:
                 sys.exit(f"cell {name} takes the layers cell {source} removed: run {source} first")
-            recipe["steps"][0]["depth"]["layers"] = sorted(chosen)
+            recipe["steps"][0]["depth"]["layers"] = sorted(chosen[:take])
     else:
         recipe = yaml.safe_load((ROOT / spec[0]).read_text())
         recipe.pop("evaluate", None)
