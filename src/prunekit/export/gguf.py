@@ -3,7 +3,7 @@ file that llama.cpp runs.
 
 Tensor types (llama.cpp's converter and llama-quantize, in spirit):
 - 1-D tensors (norms, biases) stay float32 whatever the quant;
-- f16 / bf16: every matrix in that type;
+- f16 / bf16 / f32: every matrix in that type (f32: exact, for checking);
 - q8_0: every matrix whose rows (the last dimension) are a multiple of 32 values, else f16;
 - q4_0: the same with q4_0, except the output head (or, when tied, the embedding that serves as
   it) which stays q8_0: it is the most sensitive matrix (llama-quantize keeps it at q6_K);
@@ -25,7 +25,7 @@ from prunekit.errors import PrunekitError
 from prunekit.export.gguf_arch import ArchPlan, add_hparams, permute_rows, plan_arch
 from prunekit.export.gguf_tokenizer import GGUFVocab, add_vocab, read_vocab
 
-QUANTS = ("f16", "bf16", "q8_0", "q4_0")
+QUANTS = ("f16", "bf16", "q8_0", "q4_0", "f32")
 BLOCK = 32  # values per q8_0 / q4_0 block
 SKIPPED = ("rotary_emb.inv_freq",)  # buffers some checkpoints carry; llama.cpp computes them
 
@@ -40,6 +40,7 @@ def file_type(quant: str):
     import gguf
 
     return {
+        "f32": gguf.LlamaFileType.ALL_F32,
         "f16": gguf.LlamaFileType.MOSTLY_F16,
         "bf16": gguf.LlamaFileType.MOSTLY_BF16,
         "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
@@ -49,7 +50,7 @@ def file_type(quant: str):
 
 def tensor_type(gguf_name: str, shape: tuple[int, ...], quant: str, is_head: bool):
     """The GGML type one tensor is stored in (the rule in this module's docstring)."""
-    if len(shape) < 2:
+    if len(shape) < 2 or quant == "f32":
         return _qtype("F32")
     if quant in ("f16", "bf16"):
         return _qtype(quant.upper())

@@ -1,7 +1,8 @@
 """Which llama.cpp architecture a model folder becomes, with its hyperparameters, or why none.
 
 Uniform shapes keep the family's own architecture (`llama`, `qwen2`, `qwen3`); per-layer head
-counts or MLP widths become `deci`, whose head_count, head_count_kv and feed_forward_length
+counts or MLP widths (and Qwen2 with pruned query heads: llama.cpp's qwen2 block wants
+heads × head_dim = hidden size) become `deci`, whose head_count, head_count_kv and feed_forward_length
 are per-layer arrays. Checked in llama.cpp (b11739, tests/export/test_gguf_llamacpp.py): deci
 builds a llama-style block (RMSNorm, rotary attention with optional q/k/v/o biases, SwiGLU),
 so Llama and Qwen2 layers fit, Qwen2's q/k/v biases included (sliced with their heads).
@@ -23,11 +24,12 @@ class Family:
     arch: str  # llama.cpp architecture for uniform shapes
     norm_rope: bool  # llama.cpp rotates adjacent pairs: q/k rows are permuted on export
     per_layer: bool  # whether deci can hold its per-layer widths
+    q_is_hidden: bool = False  # llama.cpp's block assumes heads × head_dim == hidden size
 
 
 FAMILIES = {
     "llama": Family("llama", norm_rope=True, per_layer=True),
-    "qwen2": Family("qwen2", norm_rope=False, per_layer=True),
+    "qwen2": Family("qwen2", norm_rope=False, per_layer=True, q_is_hidden=True),
     "qwen3": Family("qwen3", norm_rope=False, per_layer=False),  # q/k norms: deci has none
 }
 DECI = Family("deci", norm_rope=True, per_layer=True)
@@ -121,7 +123,9 @@ def plan_arch(config) -> ArchPlan:
             f"GGUF export supports {', '.join(FAMILIES)} models, not '{config.model_type}'"
         )
     heads, kv, ffn = _lists(config)
-    per_layer = len(set(zip(heads, kv, ffn))) > 1
+    head_dim = _get(config, "head_dim") or config.hidden_size // config.num_attention_heads
+    narrow_q = family.q_is_hidden and any(h * head_dim != config.hidden_size for h in heads)
+    per_layer = len(set(zip(heads, kv, ffn))) > 1 or narrow_q
     _refuse_unsupported(config, family, per_layer)
     if any(k < 1 or h % k for h, k in zip(heads, kv)):
         raise PrunekitError(
@@ -129,7 +133,6 @@ def plan_arch(config) -> ArchPlan:
             "at least one kv head) for llama.cpp; this checkpoint has "
             f"heads {heads} and kv heads {kv}"
         )
-    head_dim = _get(config, "head_dim") or config.hidden_size // config.num_attention_heads
     target = DECI if per_layer else family
     return ArchPlan(
         model_type=config.model_type,
