@@ -39,6 +39,17 @@ def register(sub) -> None:
         default=None,
         help="write results here (default: into MODEL/report.json when MODEL is a run folder)",
     )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "llama.cpp", "transformers"],
+        help="engine for a .gguf MODEL: llama.cpp runs the file itself (generation and speed as "
+        "llama.cpp users get them); transformers dequantizes it into torch; auto = llama.cpp "
+        "when installed and no --ppl is asked (default)",
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="llama.cpp threads (default: all cores)"
+    )
     code = _code_eval()
     if code is not None:
         code.register_args(p)
@@ -94,6 +105,7 @@ def _write_report(target: Path, report: dict) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prunekit.evaluation.llamacpp_eval import load_llamacpp, resolve_backend
     from prunekit.models.loading import load_model, resolve_device
     from prunekit.reports.report import new_report
 
@@ -106,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
     folder = _run_folder(args.model)
     target = args.report or (folder / "report.json" if folder else None)
     existing = _check_target(target)
-    lm = load_model(args.model, args.dtype, args.trust_remote_code, device)
+    backend = resolve_backend(str(args.model), args.backend, bool(ppl_sets))
+    if backend == "llama.cpp":
+        lm = load_llamacpp(args.model, args.threads)
+    else:
+        lm = load_model(args.model, args.dtype, args.trust_remote_code, device)
     lm.model.to(device)
     results: dict = {}
     if ppl_sets:
@@ -117,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if not results:
         raise PrunekitError("nothing to evaluate; ask for e.g. --ppl python")
-    dtype = str(next(lm.model.parameters()).dtype).removeprefix("torch.")
+    dtype = getattr(lm.model, "dtype_label", None) or str(
+        next(lm.model.parameters()).dtype
+    ).removeprefix("torch.")
     code_keys = code.benchmark_keys(args) if code is not None else []
     for entry in [*results.get("perplexity", {}).values(), *(results.get(k) for k in code_keys)]:
         if isinstance(entry, dict):

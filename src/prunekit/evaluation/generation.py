@@ -235,6 +235,20 @@ def generate_batched(
     Sampling draws from a generator per (prompt, sample), so results do not depend on batching.
     Returns per-prompt lists of Generation (input order) and timing stats.
     """
+    if getattr(model, "generates_itself", False):  # a GGUF run by llama.cpp (llamacpp_eval)
+        return model.generate(
+            tokenizer,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            num_samples=num_samples,
+            temperature=temperature,
+            top_p=top_p,
+            stops=stops,
+            add_special_tokens=add_special_tokens,
+            seed=seed,
+            progress=progress,
+            desc=desc,
+        )
     if num_samples > 1 and temperature <= 0:
         raise ValueError("several samples per problem need temperature > 0")
     device = torch.device(device)

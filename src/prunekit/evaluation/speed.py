@@ -168,6 +168,16 @@ def measure_speed(
     progress: bool = True,
 ) -> dict:
     """Prefill/decode throughput, memory, parameters, size on disk and FLOPs per token."""
+    if getattr(model, "generates_itself", False):  # a GGUF run by llama.cpp (llamacpp_eval)
+        return model.speed(
+            spec=spec,
+            prompt_len=prompt_len,
+            decode_context=decode_context,
+            decode_steps=decode_steps,
+            repeats=repeats,
+            warmup=warmup,
+            progress=progress,
+        )
     device = torch.device(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
