@@ -1,0 +1,365 @@
+"""GGUF in llama.cpp (issue 29): qwen2.5-coder-0.5b dense vs vocabulary-wide vs the seed recipe
+(vs any run folder given with --best), each exported at f16 / q8_0 / q4_0 and run by llama.cpp
+with 2 threads: file size, peak RSS, prefill and decode tokens/s, full HumanEval pass@1 (greedy,
+chat mode, the same prompts, stops and sandbox as the transformers path). The same models in
+transformers (dtype auto) for comparison, and the agreement check: greedy output of the f16 GGUF
+in llama.cpp against transformers (float32) on the first 20 HumanEval prompts.
+
+    flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/gguf.py --run dense:f16 vocab-wide:q8_0
+    flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/gguf.py --agree dense vocab-wide
+    .venv/bin/python benchmarks/gguf.py --list      # every cell and its commands
+    .venv/bin/python benchmarks/gguf.py             # only render what is recorded
+
+Cells are MODEL:QUANT (llama.cpp) or MODEL:transformers. Students are made once by `prunekit run`
+(runs/g-<model>; an existing runs/q-<model> or runs/r-<model> from the recovery / repair
+benchmarks is reused); each cell's GGUF, report.json and humaneval_problems.jsonl live in
+runs/g-<model>-<quant>/. Every number is read from those reports and recorded in
+benchmarks/results/gguf_qwen2.5-coder-0.5b.json, from which the .md table is rendered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from repair import _call, _cpu_flags  # noqa: E402
+
+from recovery import _link_dense, _report, _solved, paired  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs"
+MODEL = "qwen2.5-coder-0.5b"
+OUT = ROOT / "benchmarks" / "results" / f"gguf_{MODEL}"
+RECORD = Path(f"{OUT}.json")
+THREADS = "2"
+QUANTS = ("f16", "q8_0", "q4_0")
+AGREE_PROMPTS = 20
+
+# model → (what it is, recipe that makes it; None: the built-in model)
+MODELS: dict[str, tuple[str, str | None]] = {
+    "dense": ("the built-in model unchanged", None),
+    "vocab-wide": ("vocabulary over python,text,javascript,cpp", "recipes/vocabulary_wide.yaml"),
+    "seed": (
+        "recipes/seed_structural.yaml (vocabulary, −1 layer, FFN 0.97)",
+        "recipes/seed_structural.yaml",
+    ),
+}
+BEST: dict[str, Path] = {}  # --best NAME=FOLDER: the best structured cell of another benchmark
+
+
+def cells() -> list[str]:
+    return [f"{m}:{q}" for m in [*MODELS, *BEST] for q in (*QUANTS, "transformers")]
+
+
+def existing(model: str) -> Path | None:
+    """The model's folder if made already (here, or by the recovery / repair benchmarks)."""
+    if model in BEST:
+        return BEST[model]
+    for prefix in ("g", "q", "r"):
+        folder = RUNS / f"{prefix}-{model}"
+        if (folder / "config.json").is_file():
+            return folder
+    return None
+
+
+def student(model: str) -> Path:
+    """The model's folder: made once by its recipe (without the recipe's own evaluation)."""
+    import yaml
+
+    if (found := existing(model)) is not None:
+        return found
+    folder = RUNS / f"g-{model}"
+    recipe_file = MODELS[model][1]
+    if recipe_file is None:
+        _link_dense(folder)
+        return folder
+    recipe = yaml.safe_load((ROOT / recipe_file).read_text())
+    recipe.pop("evaluate", None)
+    path = RUNS / f"g-{model}.recipe.yaml"
+    RUNS.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    _call(["run", str(path), "-o", str(folder)])
+    return folder
+
+
+def cell_dir(cell: str) -> Path:
+    model, quant = cell.split(":")
+    return RUNS / f"g-{model}-{quant}"
+
+
+def commands(cell: str, folder: Path) -> list[list[str]]:
+    """The prunekit commands one cell runs (export, then eval), for --list and --run."""
+    model, quant = cell.split(":")
+    out = cell_dir(cell)
+    report = ["--report", str(out / "report.json")]
+    evaluate = ["--humaneval", "--speed", "--speed-repeats", "3", "--no-progress"]
+    if quant == "transformers":
+        jsonl = ["--humaneval-jsonl", str(out / "humaneval_problems.jsonl")]
+        return [["eval", str(folder), "--dtype", "auto", *evaluate, *report, *jsonl]]
+    gguf = out / "model.gguf"
+    return [
+        [
+            "export",
+            str(folder),
+            "--format",
+            "gguf",
+            "--quant",
+            quant,
+            "-o",
+            str(gguf),
+            "--no-progress",
+        ],
+        ["eval", str(gguf), "--backend", "llama.cpp", "--threads", THREADS, *evaluate, *report],
+    ]
+
+
+def run_cell(cell: str) -> None:
+    out = cell_dir(cell)
+    export, *rest = commands(cell, student(cell.split(":")[0]))
+    out.mkdir(parents=True, exist_ok=True)
+    times = {}
+    if rest and not (out / "model.gguf").is_file():
+        times["export"] = _call(export)
+    if "humaneval" not in _report(out).get("evaluation", {}):
+        times["eval"] = _call(rest[-1] if rest else export)
+    record(cell, times)
+
+
+def record(cell: str, times: dict) -> None:
+    """One evaluated cell's numbers (and per-problem outcomes, machine, times) into the JSON."""
+    from prunekit.reports.report import machine
+
+    out = cell_dir(cell)
+    ev = _report(out).get("evaluation", {})
+    he, sp = ev.get("humaneval"), ev.get("speed", {})
+    if not he:
+        return
+    data = _load()
+    gguf = out / "model.gguf"
+    data["cells"][cell] = {
+        "humaneval": {k: he.get(k) for k in ("pass@1", "problems", "limited", "mode", "dtype")},
+        "backend": he.get("backend", "transformers"),
+        "runtime": he.get("runtime"),
+        "threads": sp.get("threads"),
+        "file_mib": round(gguf.stat().st_size / 2**20, 1) if gguf.is_file() else None,
+        "weights_mib": round((sp.get("disk", {}).get("weights_bytes") or 0) / 2**20, 1),
+        "peak_rss_mib": sp.get("memory", {}).get("peak_rss_mb"),
+        "rss_before_load_mib": sp.get("memory", {}).get("rss_before_load_mb"),
+        "prefill_tok_s": sp.get("prefill", {}).get("tokens_per_s"),
+        "decode_tok_s": sp.get("decode", {}).get("batch_1", {}).get("tokens_per_s"),
+        "generation_tok_s": he.get("tokens_per_s"),
+        "params_total": sp.get("params", {}).get("total"),
+        "solved": _solved(out),
+        "times": {**data["cells"].get(cell, {}).get("times", {}), **times},
+        "machine": {**machine(), "cpu_flags": _cpu_flags()},
+    }
+    RECORD.parent.mkdir(parents=True, exist_ok=True)
+    RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def agree(model: str) -> None:
+    """Greedy output of the model's f16 GGUF in llama.cpp against transformers (float32) on the
+    first AGREE_PROMPTS HumanEval prompts: identical prompt tokens, identical completions."""
+    from prunekit.evaluation.benchmarks import get_benchmark
+    from prunekit.evaluation.generation import generate_batched
+    from prunekit.evaluation.llamacpp_eval import LlamaCppBackend
+    from prunekit.evaluation.runner import resolve_mode
+    from prunekit.models.loading import load_model
+
+    folder, gguf = student(model), cell_dir(f"{model}:f16") / "model.gguf"
+    if not gguf.is_file():
+        export = commands(f"{model}:f16", folder)[0]
+        gguf.parent.mkdir(parents=True, exist_ok=True)
+        _call(export)
+    bench = get_benchmark("humaneval")
+    problems = bench.load(AGREE_PROMPTS)
+    lm = load_model(folder, "float32")
+    mode = resolve_mode("auto", lm.tokenizer)
+    prompts = [bench.prompt(p, mode, lm.tokenizer) for p in problems]
+    options = dict(
+        max_new_tokens=512, stops=bench.stops(mode), add_special_tokens=mode == "completion"
+    )
+    reference, _ = generate_batched(lm.model, lm.tokenizer, prompts, batch_size=1, **options)
+    del lm
+    backend = LlamaCppBackend(gguf, threads=int(THREADS))
+    ours, _ = backend.generate(None, prompts, **options)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    rows = []
+    for p, prompt, a, b in zip(problems, prompts, reference, ours):
+        a, b = a[0].text, b[0].text
+        same_prompt = tok(prompt, add_special_tokens=options["add_special_tokens"])[
+            "input_ids"
+        ] == backend.lm.tokenize(prompt, add_special=options["add_special_tokens"])
+        prefix = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        rows.append(
+            {
+                "task_id": p.task_id,
+                "prompt_tokens_identical": same_prompt,
+                "identical": a == b,
+                "common_prefix_chars": prefix,
+                "chars": [len(a), len(b)],
+            }
+        )
+    data = _load()
+    data.setdefault("agreement", {})[model] = {
+        "prompts": len(rows),
+        "identical": sum(r["identical"] for r in rows),
+        "prompt_tokens_identical": sum(r["prompt_tokens_identical"] for r in rows),
+        "gguf": "f16",
+        "transformers_dtype": "float32",
+        "rows": rows,
+    }
+    RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def _load() -> dict:
+    return json.loads(RECORD.read_text()) if RECORD.is_file() else {"cells": {}}
+
+
+HEAD = [
+    "model",
+    "engine",
+    "file (MiB)",
+    "peak RSS (MiB)",
+    "prefill tok/s",
+    "decode tok/s",
+    "HumanEval pass@1",
+    "vs dense f16 (paired)",
+    "pass@1 / dense f16",
+    "decode / dense f16",
+]
+
+
+def _fmt(v, spec: str) -> str:
+    return format(v, spec) if isinstance(v, int | float) else "—"
+
+
+def rows(data: dict) -> list[list[str]]:
+    recorded = data["cells"]
+    base = recorded.get("dense:f16")
+    out = []
+    for cell in [c for c in cells() if c in recorded] + [c for c in recorded if c not in cells()]:
+        c = recorded[cell]
+        model, engine = cell.split(":")
+        p1 = c["humaneval"]["pass@1"]
+        ratio = p1 / base["humaneval"]["pass@1"] if base and base["humaneval"]["pass@1"] else None
+        speed = c["decode_tok_s"] / base["decode_tok_s"] if base and c["decode_tok_s"] else None
+        out.append(
+            [
+                model,
+                f"llama.cpp {engine}"
+                if engine != "transformers"
+                else f"transformers ({c['humaneval']['dtype']})",
+                _fmt(c["file_mib"], ".1f"),
+                _fmt(c["peak_rss_mib"], ".0f"),
+                _fmt(c["prefill_tok_s"], ".1f"),
+                _fmt(c["decode_tok_s"], ".1f"),
+                f"{p1:.1%} ({c['humaneval']['problems']})",
+                "—" if cell == "dense:f16" else paired(base, c, own=False),
+                _fmt(ratio, ".3f"),
+                _fmt(speed, ".2f"),
+            ]
+        )
+    return out
+
+
+def targets(data: dict) -> list[str]:
+    """The issue's targets, checked on what is recorded."""
+    cells_, lines = data["cells"], []
+    base, vq = cells_.get("dense:f16"), cells_.get("vocab-wide:q8_0")
+    if base and vq:
+        keep = vq["humaneval"]["pass@1"] / base["humaneval"]["pass@1"]
+        speed = vq["decode_tok_s"] / base["decode_tok_s"]
+        lines.append(
+            f"- vocab-wide q8_0 keeps {keep:.1%} of dense f16 pass@1 (target ≥ 97%) and decodes "
+            f"{speed:.2f}× its tokens/s (target ≥ 1.15×)"
+        )
+    for model, a in data.get("agreement", {}).items():
+        lines.append(
+            f"- {model}: f16 GGUF in llama.cpp matches transformers' greedy output (float32) on "
+            f"{a['identical']}/{a['prompts']} of the first HumanEval prompts; prompt tokens "
+            f"identical on {a['prompt_tokens_identical']}/{a['prompts']}"
+        )
+    return lines
+
+
+def render() -> None:
+    data = _load()
+    machines = {json.dumps(c["machine"], sort_keys=True) for c in data["cells"].values()}
+    runtimes = sorted({c["runtime"] for c in data["cells"].values() if c.get("runtime")})
+    lines = [
+        f"# {MODEL} as GGUF in llama.cpp",
+        "",
+        f"llama.cpp rows: `prunekit export --format gguf --quant Q`, then `prunekit eval FILE "
+        f"--backend llama.cpp --threads {THREADS} --humaneval --speed` (full 164 problems, greedy, "
+        "chat mode, one sequence at a time; speed: medians of 3, prefill 256 tokens, decode 32 "
+        "tokens after 64, batch 1). Transformers rows: the same folder in `prunekit eval --dtype "
+        "auto` (all cores). Peak RSS is the eval process's (Python and torch included). Paired: "
+        "problems gained / lost against dense f16, exact two-sided McNemar p. Generated by "
+        "`benchmarks/gguf.py` from `gguf_qwen2.5-coder-0.5b.json`.",
+        "",
+        "| " + " | ".join(HEAD) + " |",
+        "|" + "---|" * len(HEAD),
+        *["| " + " | ".join(r) + " |" for r in rows(data)],
+        "",
+        *targets(data),
+        "",
+        f"Runtime: {', '.join(runtimes) or '—'}. Machines: " + "; ".join(sorted(machines)),
+    ]
+    missing = [c for c in cells() if c not in data["cells"]]
+    if missing:
+        lines += ["", "Not run yet: " + ", ".join(missing) + "."]
+    Path(f"{OUT}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", nargs="*", default=[], help="cells MODEL:QUANT or MODEL:transformers")
+    p.add_argument("--agree", nargs="*", default=[], help="models for the 20-prompt greedy check")
+    p.add_argument(
+        "--best",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="add a run folder as another model (e.g. the best structured cell)",
+    )
+    p.add_argument("--list", action="store_true", help="show every cell and its commands")
+    args = p.parse_args()
+    for item in args.best:
+        name, _, folder = item.partition("=")
+        if not folder or not (ROOT / folder / "config.json").is_file():
+            sys.exit(f"--best {item}: give NAME=FOLDER with a model folder")
+        BEST[name] = ROOT / folder
+    if args.list:
+        for cell in cells():
+            model = cell.split(":")[0]
+            folder = existing(model) or RUNS / f"g-{model}"
+            print(f"{cell:22s} {(MODELS.get(model) or ('--best', ''))[0]}")
+            for cmd in commands(cell, folder):
+                print("    prunekit " + " ".join(cmd))
+        return
+    unknown = [c for c in args.run if c not in cells()] + [
+        m for m in args.agree if m not in MODELS and m not in BEST
+    ]
+    if unknown:
+        sys.exit(f"unknown cells/models {unknown}; cells: {', '.join(cells())}")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for cell in args.run:
+        run_cell(cell)
+        render()
+    for model in args.agree:
+        agree(model)
+        render()
+    if not (args.run or args.agree):
+        render()
+
+
+if __name__ == "__main__":
+    main()
