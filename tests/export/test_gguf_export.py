@@ -4,48 +4,17 @@ types by the quant rule, weights within each type's error, the tokenizer, deci, 
 from __future__ import annotations
 
 import json
-import sysconfig
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from gguf import GGUFReader
-from gguf.quants import dequantize
+from gguf_helpers import STDLIB, TEMPLATE, fields, save, tensors, tiny, unpermute
 from hetero_helpers import make_hetero
 
-from conftest import TINY, _train_tokenizer
+from conftest import TINY
 from prunekit.errors import PrunekitError
-from prunekit.export.checkpoint import save_checkpoint
 from prunekit.export.gguf import export_gguf, plan_export
 from prunekit.export.gguf_tokenizer import tokenizer_from_gguf
-
-STDLIB = Path(sysconfig.get_paths()["stdlib"])
-TEMPLATE = "{% for m in messages %}<|endoftext|>{{ m['content'] }}{% endfor %}"
-
-
-def tiny(arch: str, seed: int = 0, vocab: int = 320, **extra):
-    """A tiny random model of `arch` sized to the test BPE tokenizer (q/k/v biases random)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    tokenizer = _train_tokenizer(vocab)
-    config = AutoConfig.for_model(arch, **{**TINY, "vocab_size": len(tokenizer), **extra})
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config).eval()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("bias"):
-                p.normal_(0, 0.5)
-            if name.endswith("norm.weight"):
-                p.uniform_(0.5, 1.5)
-    return model, tokenizer
-
-
-def save(model, tokenizer, folder: Path, template: str | None = None) -> Path:
-    save_checkpoint(model, tokenizer, folder)
-    if template:
-        (folder / "chat_template.jinja").write_text(template)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -59,25 +28,6 @@ def folders(tmp_path_factory):
     make_hetero(hetero)
     out["qwen2-hetero"] = (save(hetero, tok, root / "qwen2-hetero"), hetero)
     return out
-
-
-def fields(path: Path) -> dict:
-    return {k: f.contents() for k, f in GGUFReader(str(path)).fields.items()}
-
-
-def tensors(path: Path) -> dict:
-    """name → (type name, float32 values in transformers' row-major shape)."""
-    out = {}
-    for t in GGUFReader(str(path)).tensors:
-        values = dequantize(t.data, t.tensor_type).reshape(list(reversed(t.shape.tolist())))
-        out[t.name] = (t.tensor_type.name, values)
-    return out
-
-
-def unpermute(rows: np.ndarray, heads: int) -> np.ndarray:
-    """llama.cpp's adjacent-pair order back to transformers' halves (independent inverse)."""
-    hd = rows.shape[0] // heads
-    return rows.reshape(heads, hd // 2, 2, *rows.shape[1:]).swapaxes(1, 2).reshape(rows.shape)
 
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
@@ -278,3 +228,23 @@ def test_refuses_tokenizer_llamacpp_cannot_split_alike(folders, tmp_path):
     tok.save(str(folder / "tokenizer.json"))
     with pytest.raises(PrunekitError, match="pre-tokenizer \\(Metaspace\\) has no llama.cpp"):
         plan_export(folder, "f16")
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_transformers_reads_the_file_back_to_the_same_model(folders, tmp_path, arch):
+    """transformers' own GGUF loader (which undoes llama.cpp's q/k row order for llama) gets
+    the source model back, logits and all: the old `prunekit eval FILE.gguf` path
+    (--backend transformers) keeps working on exported files."""
+    from transformers import AutoTokenizer
+
+    from prunekit.models.loading import load_model
+
+    folder, model = folders[arch]
+    out = export_gguf(folder, tmp_path / "m.gguf", "f32", progress=False).path
+    lm = load_model(out)
+    text = (STDLIB / "textwrap.py").read_text()[:2000]
+    ids = AutoTokenizer.from_pretrained(folder)(text)["input_ids"]
+    with torch.no_grad():
+        got = lm.model(torch.tensor([ids[:128]])).logits
+        want = model(torch.tensor([ids[:128]])).logits
+    torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)

@@ -1,0 +1,158 @@
+"""Exported GGUFs in a real llama.cpp: its logits against transformers', the pruned vocabulary's
+tokenization in both, greedy generation, what deci holds, and `prunekit eval FILE.gguf`."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gguf_helpers import save, tiny
+from hetero_helpers import make_hetero
+
+from prunekit.evaluation.llamacpp import available
+
+pytestmark = pytest.mark.skipif(
+    not available(),
+    reason="the llama.cpp runtime (llama-cpp-python) is not installed: ./setup.sh installs it",
+)
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+TEXT = (STDLIB / "textwrap.py").read_text()[:3000]
+
+
+def llama(path: Path):
+    from prunekit.evaluation.llamacpp import LlamaCppModel
+
+    return LlamaCppModel(path, n_ctx=1024, threads=1)
+
+
+def hf_logits(model, ids: list[int]) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].numpy()
+
+
+def compare(model, tokenizer, gguf: Path, atol: float) -> np.ndarray:
+    """llama.cpp's logits for TEXT's first 200 tokens against transformers'; the arch read back."""
+    ids = tokenizer(TEXT)["input_ids"][:200]
+    with llama(gguf) as lm:
+        got = lm.logits(ids)
+    ref = hf_logits(model, ids)
+    scale = np.abs(ref).max()
+    assert np.abs(got - ref).max() <= atol * scale, np.abs(got - ref).max() / scale
+    return got
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("llamacpp")
+    out = {}
+    for name, arch, seed in (("llama", "llama", 0), ("qwen2", "qwen2", 0), ("hetero", "qwen2", 1)):
+        model, tok = tiny(arch, seed=seed, tie_word_embeddings=name == "llama")
+        if name == "hetero":
+            make_hetero(model)
+        out[name] = (save(model, tok, root / name), model, tok)
+    return out
+
+
+@pytest.mark.parametrize("name", ["llama", "qwen2", "hetero"])
+@pytest.mark.parametrize("quant, atol", [("f32", 1e-4), ("f16", 5e-3)])
+def test_logits_match_transformers(models, tmp_path, name, quant, atol):
+    from prunekit.export.gguf import export_gguf
+
+    folder, model, tok = models[name]
+    out = export_gguf(folder, tmp_path / "m.gguf", quant, progress=False)
+    assert out.arch == {"llama": "llama", "qwen2": "qwen2", "hetero": "deci"}[name]
+    got = compare(model, tok, out.path, atol)
+    ref = hf_logits(model, tok(TEXT)["input_ids"][:200])
+    assert (got.argmax(-1) == ref.argmax(-1)).mean() >= (1.0 if quant == "f32" else 0.97)
+
+
+@pytest.mark.parametrize("quant", ["q8_0", "q4_0"])
+def test_quantized_logits_stay_close(models, tmp_path, quant):
+    from prunekit.export.gguf import export_gguf
+
+    folder, model, tok = models["qwen2"]
+    out = export_gguf(folder, tmp_path / "m.gguf", quant, progress=False)
+    ids = tok(TEXT)["input_ids"][:200]
+    with llama(out.path) as lm:
+        got = lm.logits(ids)
+    ref = hf_logits(model, ids)
+    corr = np.corrcoef(got.ravel(), ref.ravel())[0, 1]
+    assert corr > (0.999 if quant == "q8_0" else 0.97)
+
+
+def test_uniform_query_head_pruning_of_qwen2_goes_to_deci(tmp_path):
+    """llama.cpp's qwen2 block wants heads × head_dim = hidden: Qwen2 with whole kv groups
+    removed in every layer is written as deci, q/k/v biases sliced with their heads."""
+    from hetero_helpers import uniform_plan
+
+    from prunekit.export.gguf import export_gguf
+
+    model, tok = tiny("qwen2", seed=2)
+    make_hetero(model, {i: (groups, []) for i, (groups, _) in uniform_plan(model).items()})
+    folder = save(model, tok, tmp_path / "q")
+    out = export_gguf(folder, tmp_path / "m.gguf", "f32", progress=False)
+    assert out.arch == "deci"
+    compare(model, tok, out.path, 1e-4)
+
+
+def test_pruned_vocabulary_tokenizes_like_transformers(tmp_path):
+    """Held-out code through the pruned vocabulary: llama.cpp's ids are transformers' ids."""
+    from transformers import AutoTokenizer
+
+    from prunekit.export.gguf import export_gguf
+    from prunekit.models.adapters import adapter_for
+    from prunekit.structural.vocabulary import prune_vocabulary
+
+    model, tok = tiny("qwen2", vocab=800)
+    new_tok, report = prune_vocabulary(
+        model, tok, adapter_for(model), [(STDLIB / "bisect.py").read_text()]
+    )
+    assert report["tokens_kept"] < report["tokens_before"]
+    folder = save(model, new_tok, tmp_path / "pruned")
+    out = export_gguf(folder, tmp_path / "m.gguf", "f16", progress=False)
+    hf = AutoTokenizer.from_pretrained(folder)
+    held_out = [(STDLIB / n).read_text() for n in ("textwrap.py", "json/decoder.py", "heapq.py")]
+    held_out.append("def f(x):\n\treturn x ** 2  # ünïcödé, emoji 🙂, CJK 漢字\r\n")
+    with llama(out.path) as lm:
+        for text in held_out:
+            assert lm.tokenize(text) == hf(text)["input_ids"]
+        assert lm.tokenize("<|endoftext|>x") == hf("<|endoftext|>x")["input_ids"]
+
+
+def test_greedy_generation_matches_transformers(models, tmp_path):
+    from prunekit.evaluation.generation import generate_batched
+    from prunekit.evaluation.llamacpp_eval import LlamaCppBackend
+    from prunekit.export.gguf import export_gguf
+
+    folder, model, tok = models["qwen2"]
+    out = export_gguf(folder, tmp_path / "m.gguf", "f32", progress=False)
+    prompts = [TEXT[:300], TEXT[500:700], "import os\n"]
+    options = dict(max_new_tokens=24, stops=("\nclass",), add_special_tokens=False, progress=False)
+    ref, _ = generate_batched(model, tok, prompts, batch_size=1, **options)
+    backend = LlamaCppBackend(out.path, threads=1, n_ctx=512)
+    got, stats = generate_batched(backend, tok, prompts, **options)
+    assert [g[0].text for g in got] == [r[0].text for r in ref]
+    assert stats["backend"] == "llama.cpp" and stats["generated_tokens"] > 0
+
+
+def test_eval_cli_runs_speed_in_llamacpp(models, tmp_path, capsys):
+    import json
+
+    from prunekit.cli import main
+    from prunekit.export.gguf import export_gguf
+
+    folder, _, _ = models["llama"]
+    gguf = export_gguf(folder, tmp_path / "m.gguf", "q8_0", progress=False).path
+    report = tmp_path / "report.json"
+    argv = ["eval", str(gguf), "--speed", "--speed-prompt-len", "32", "--speed-decode-steps", "4"]
+    argv += ["--speed-repeats", "2", "--threads", "1", "--no-progress", "--report", str(report)]
+    assert main(argv) == 0
+    sp = json.loads(report.read_text())["evaluation"]["speed"]
+    assert sp["backend"] == "llama.cpp" and sp["threads"] == 1 and sp["dtype"] == "q8_0"
+    assert sp["prefill"]["tokens_per_s"] > 0 and sp["decode"]["batch_1"]["tokens_per_s"] > 0
+    assert sp["disk"]["bytes"] == gguf.stat().st_size
+    assert "in llama.cpp" in capsys.readouterr().err
