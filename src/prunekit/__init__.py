@@ -1,7 +1,8 @@
 """prunekit: prune code LLMs layer by layer, measure what each cut costs, export standard checkpoints.
 
 Python API: `prunekit.prune(...)`, `prunekit.structured(...)`, `prunekit.depth(...)`,
-`prunekit.width(...)`, `prunekit.recover(...)`, `prunekit.load_model(...)`, `prunekit.perplexity(...)`.
+`prunekit.width(...)`, `prunekit.recover(...)`, `prunekit.load_model(...)`, `prunekit.perplexity(...)`,
+`prunekit.search(...)`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "recover",
     "RecoveryConfig",
     "save",
+    "search",
 ]
 
 
@@ -32,6 +34,10 @@ def __getattr__(name: str):
         from prunekit import recovery
 
         return getattr(recovery, name)
+    if name == "search":  # the package is callable: prunekit.search(model, tokenizer, budget=…)
+        import importlib
+
+        return importlib.import_module("prunekit.search")
     if name == "load_model":
         from prunekit.models.loading import load_model
 

@@ -8,12 +8,12 @@ import copy
 
 import pytest
 import torch
+from tests.conftest import linear_input_norms, tiny_model
 
 from prunekit.models.adapters import adapter_for
 from prunekit.search.fitness import Evaluator
 from prunekit.search.levels import VariantCache, build_db, build_space
 from prunekit.search.plan import apply_plan
-from tests.conftest import linear_input_norms, tiny_model
 
 
 def _data(vocab: int, n: int = 4, t: int = 12, seed: int = 0):

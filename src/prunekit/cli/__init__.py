@@ -17,6 +17,7 @@ COMMANDS = (
     "compare_cmd",
     "submodels_cmd",
     "recover_cmd",
+    "search_cmd",
     "export_cmd",
 )
 

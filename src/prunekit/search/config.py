@@ -19,7 +19,7 @@ def _floats(value, what: str) -> tuple[float, ...]:
     try:
         out = tuple(float(v) for v in items)
     except (TypeError, ValueError):
-        raise PrunekitError(f"{what} must be numbers in (0, 1] such as 1,0.75,0.5; got {value!r}")
+        out = ()
     if not out or not all(0 < v <= 1 for v in out):
         raise PrunekitError(f"{what} must be numbers in (0, 1] such as 1,0.75,0.5; got {value!r}")
     return out

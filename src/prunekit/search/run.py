@@ -149,7 +149,7 @@ class _Search:
 
     def __init__(self, cfg, space, measure, ev: Evaluator, state, folder, started) -> None:
         self.cfg, self.space, self.m, self.ev, self.state = cfg, space, measure, ev, state
-        self.folder, self.started, self.cpu0 = folder, started, time.process_time()
+        self.folder, (self.started, self.cpu0) = folder, started
         self.memo = {tuple(e.genome): e.stages[-1] for e in state.evaluated if e.full}
 
     def elapsed(self) -> float:
@@ -313,7 +313,7 @@ def search(
     fingerprint = {**cfg.fingerprint(), "model": model_info}
     folder = Path(cfg.work_dir) if cfg.work_dir else None
     state = load_state(folder, fingerprint) if cfg.resume else SearchState(fingerprint)
-    started = time.perf_counter()
+    started = (time.perf_counter(), time.process_time())
     timer = Timer()
     params_before = param_counts(model)
     with timer("calibration_data"):
