@@ -37,8 +37,10 @@ def test_mutation_never_violates_the_budget(seed):
     band = space.step()
     parent = initial_genome(space, limit, rng)
     assert space.feasible(parent, limit) and space.cost(parent) >= limit - band
+    seen: set = set()
     for n in range(64):
-        seen = set() if n % 8 == 0 else seen  # distinct within a generation of 8, as the loop does
+        if n % 8 == 0:  # distinct within a generation of 8, as the search loop asks
+            seen = set()
         child = mutate(parent, space, limit, band, rng, seen)
         assert child is not None
         assert space.cost(child) <= limit, (seed, child)

@@ -88,7 +88,9 @@ def test_channel_ranking_is_dense_output_importance(tmp_path):
         down = layer.mlp.down_proj.weight.double()
         scores = down.norm(dim=0) * norms[f"layers.{i}.mlp.down_proj"]
         for k in (48, 32, 16):
-            expected = torch.sort(torch.sort(scores, descending=True, stable=True).indices[:k]).values
+            expected = torch.sort(
+                torch.sort(scores, descending=True, stable=True).indices[:k]
+            ).values
             assert torch.equal(db.kept_channels(i, k), expected)
 
 

@@ -113,7 +113,9 @@ def check_fitness_spec(spec: str) -> None:
                 f"search fitness data '{part.text}' is not answered:CORPUS; the fitness is the KL "
                 "on the model's own checked answers (e.g. answered:python)"
             )
-        if "humaneval" in part.data.lower():
+        from pathlib import Path
+
+        if not Path(part.data).expanduser().exists() and "humaneval" in part.data.lower():
             raise PrunekitError(
                 f"search fitness data '{part.text}' names HumanEval: the judge never enters the "
                 "search; use a corpus such as answered:python"

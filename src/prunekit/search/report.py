@@ -89,7 +89,9 @@ def render_markdown(report: dict) -> str:
     ]
     he = report.get("evaluation", {}).get("humaneval")
     if he and "pass@1" in he:
-        lines.append(f"\nHumanEval of the chosen model (after the search): pass@1 {he['pass@1']:.4f}")
+        lines.append(
+            f"\nHumanEval of the chosen model (after the search): pass@1 {he['pass@1']:.4f}"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -94,9 +94,7 @@ def _split(cal, fraction: float, seed: int):
     """(build, fitness) sequences and weights: a seeded share `fraction` of the answers held out."""
     n = len(cal.batches)
     if cal.weights is None or n < 2:
-        raise PrunekitError(
-            f"search needs at least 2 kept answers (got {n}); raise calib_samples"
-        )
+        raise PrunekitError(f"search needs at least 2 kept answers (got {n}); raise calib_samples")
     order = list(range(n))
     random.Random(f"{seed}:split").shuffle(order)
     k = min(max(1, round(n * fraction)), n - 1)
@@ -139,7 +137,16 @@ def _database(model, adapter, space, cfg: SearchConfig, build, folder: Path, met
     db = load_db(folder, meta) if cfg.resume else None
     if db is None:
         db = build_db(
-            model, adapter, build[0], space, folder, cfg.refit, cfg.refit_damp, meta, "cpu", progress
+            model,
+            adapter,
+            build[0],
+            space,
+            folder,
+            cfg.refit,
+            cfg.refit_damp,
+            meta,
+            "cpu",
+            progress,
         )
     return db
 
@@ -363,7 +370,11 @@ def search(
     ]
     config_dump = cfg.model_dump(exclude={"work_dir", "resume", "progress"})
     extra = {
-        "budget": {"text": budget.text, "value": measure.value(space.cost(best)), "unit": measure.unit},
+        "budget": {
+            "text": budget.text,
+            "value": measure.value(space.cost(best)),
+            "unit": measure.unit,
+        },
         "fitness": state.parent_fitness,
     }
     plan = plan_dict(space, best, config_dump, model_info, extra)

@@ -76,7 +76,8 @@ def load_state(folder: Path, fingerprint: dict) -> SearchState:
     if data.get("version") != VERSION:
         raise PrunekitError(f"--resume: '{path}' is from another version; remove it")
     saved = json.loads(json.dumps(state.fingerprint))
-    if saved != json.loads(json.dumps(fingerprint)):
+    fingerprint = json.loads(json.dumps(fingerprint))  # tuples as the file holds them: lists
+    if saved != fingerprint:
         changed = sorted(k for k in {**saved, **fingerprint} if saved.get(k) != fingerprint.get(k))
         raise PrunekitError(
             f"--resume: the state in '{folder}' was made with other settings ({', '.join(changed)}"
