@@ -16,14 +16,15 @@ import torch
 from torch import nn
 
 from prunekit.calibration.context import RunContext
-from prunekit.calibration.sets import CalibrationSet, build_calibration, check_neuroal
+from prunekit.calibration.sets import CalibrationSet, build_calibration
+from prunekit.config.api import takes
+from prunekit.config.prune import PruneConfig
 from prunekit.data.sources import resolve_source
 from prunekit.data.windows import evaluation_windows
 from prunekit.errors import PrunekitError
 from prunekit.export.checkpoint import save_checkpoint
 from prunekit.methods.oneshot import LayerRecord, prune_model
-from prunekit.methods.patterns import parse_pattern, resolve_sparsity
-from prunekit.methods.pruners import get_pruner
+from prunekit.methods.patterns import Pattern
 from prunekit.models.adapters import adapter_for
 from prunekit.reports.report import param_counts, write_report
 from prunekit.reports.sections import MethodSection
@@ -87,82 +88,82 @@ def sparsity_summary(records: dict[str, LayerRecord], target: float) -> dict:
     }
 
 
+@takes(PruneConfig)
 def prune(
     model: nn.Module,
     tokenizer=None,
+    config: PruneConfig | None = None,
     *,
-    method: str = "wanda",
-    sparsity: float | None = None,
-    pattern: str = "unstructured",
-    calib: str | torch.Tensor = "python",
-    calib_samples: int = 64,
-    seq_len: int = 512,
-    seed: int = 0,
-    batch_size: int = 8,
     device: str | torch.device = "cpu",
     progress: bool = True,
-    allocation: str = "uniform",
-    allocation_options: dict | None = None,
-    forward_dtype: str | None = None,
-    stream: str = "pruned",
+    **options,
 ) -> PruneResult:
     """Prune every decoder Linear of `model` in place with one method at one sparsity.
 
-    `calib`: token ids or any spec of `prunekit.calibration.sets` — a corpus, `instruct:CORPUS`,
-    `answered:CORPUS` (answered by `model` itself), a path, or a comma mixture with even shares of
-    `calib_samples`; the report's `calibration.parts` counts what each part gave.
-
-    `allocation` (uniform / owl / neuroal) decides how many weights each layer and row loses;
-    `allocation_options` are its parameters (see `prunekit.allocation.build.OPTIONS`).
+    Give a `PruneConfig` or its fields as keywords (the `prune` command's flags and the recipe's
+    `unstructured` step are the same class). `calib`: token ids or any spec of
+    `prunekit.calibration.sets` — a corpus, `instruct:CORPUS`, `answered:CORPUS` (answered by
+    `model` itself), a path, or a comma mixture with even shares of `calib_samples`; the report's
+    `calibration.parts` counts what each part gave. `allocation` (uniform / owl / neuroal) decides
+    how many weights each layer and row loses, `allocation_options` are its parameters
+    (`prunekit.allocation.options`), `method_options` the method's (e.g. sparsegpt's blocksize).
     `forward_dtype` ("bfloat16", "float16" or "auto"): calibration forwards autocast to it while
-    weights and statistics stay in their own dtype (float32 statistics); None: the weights' dtype.
-    `stream="dense"`: statistics on the dense model's stream, one forward per block (not the
-    published sequential variant; see `prune_model`).
+    weights and statistics stay in their own dtype; None: the weights' dtype. `stream="dense"`:
+    statistics on the dense model's stream, one forward per block (not the published sequential
+    variant; see `prune_model`).
     """
-    from prunekit.allocation.build import build_allocation, check_allocation
+    from prunekit.allocation.build import build_allocation
 
-    pat = parse_pattern(pattern)
-    target = resolve_sparsity(sparsity, pat)
-    pruner = get_pruner(method)
-    alloc_options = check_allocation(allocation, allocation_options, pat)
+    cfg = PruneConfig.of(config, options)
+    pat, target, pruner = cfg.parsed_pattern, cfg.target, cfg.pruner()
     adapter = adapter_for(model)
+    check_pattern_fits(model, adapter, pat)
     timer = Timer()
-    section = MethodSection(method, str(pat), allocation, target)
-    report: dict = {"method": section.to_dict(), "seed": seed}
-    check_neuroal(allocation, calib)
+    section = MethodSection(cfg.method, str(pat), cfg.allocation, target)
+    report: dict = {"method": section.to_dict(), "seed": cfg.seed}
+    if cfg.method_options != type(pruner)().dump():  # recorded where not the defaults
+        report["method"]["options"] = cfg.method_options
     batches = None
-    if pruner.needs or allocation != "uniform":
-        size = {
-            "samples": calib_samples,
-            "seq_len": seq_len,
-            "seed": seed,
-            "batch_size": batch_size,
-        }
+    if pruner.needs or cfg.allocation != "uniform":
         with timer("calibration_data"):
-            cal = calibration_set(model, tokenizer, calib, size, device, progress)
+            cal = calibration_set(model, tokenizer, cfg.calib, cfg.size(), device, progress)
         batches, report["calibration"] = cal.batches, cal.describe()
     weights_dtype = next(model.parameters()).dtype
-    fdtype = _forward_dtype(forward_dtype, device)
+    fdtype = _forward_dtype(cfg.forward_dtype, device)
     if fdtype in (torch.float32, weights_dtype):
         fdtype = None  # autocast only lowers precision: the forwards run in the model's dtype
     report["calibration_forwards"] = {
         "dtype": str(fdtype or weights_dtype).replace("torch.", ""),
-        "stream": stream,
+        "stream": cfg.stream,
     }
-    torch.manual_seed(seed)
+    torch.manual_seed(cfg.seed)
     with timer("allocation"):
         run = RunContext(model, adapter, batches, device, progress, fdtype)
         plan, report["allocation"] = build_allocation(
-            allocation, alloc_options, run, pruner, pat, target
+            cfg.allocation, cfg.allocation_options, run, pruner, pat, target
         )
     with timer("prune"):
         records = prune_model(
-            model, adapter, pruner, plan.target, pat, batches, device, progress, stream, fdtype
+            model, adapter, pruner, plan.target, pat, batches, device, progress, cfg.stream, fdtype
         )
     report["sparsity"] = sparsity_summary(records, target)
     report["params"] = param_counts(model)
     report["timings_s"] = timer.stages
     return PruneResult(model, tokenizer, records, report)
+
+
+def check_pattern_fits(model: nn.Module, adapter, pattern: Pattern) -> None:
+    """An N:M pattern needs every pruned layer's input width to be a multiple of M."""
+    if not pattern.is_nm:
+        return
+    from prunekit.allocation.plan import layer_shapes
+
+    for key, shape in layer_shapes(model, adapter).items():
+        if shape.d_in % pattern.m:
+            raise PrunekitError(
+                f"pattern {pattern} groups every {pattern.m} inputs, but {key} has {shape.d_in} "
+                f"inputs (not a multiple of {pattern.m}); choose an M that divides the layer widths"
+            )
 
 
 def structured(

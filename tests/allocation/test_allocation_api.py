@@ -102,7 +102,7 @@ def test_uniform_wanda_masks_equal_the_plain_scalar_path():
     [
         ({"allocation": "owl", "pattern": "2:4"}, "N:M pattern"),
         ({"allocation": "neuroal", "pattern": "4:8"}, "N:M pattern"),
-        ({"allocation": "bogus", "sparsity": 0.5}, "unknown allocation"),
+        ({"allocation": "bogus", "sparsity": 0.5}, "allocation 'bogus' is not one of"),
         (
             {"allocation": "owl", "sparsity": 0.5, "allocation_options": {"lamda": 1}},
             "unknown option",

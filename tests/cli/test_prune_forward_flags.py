@@ -16,11 +16,12 @@ COMMON = ["--calib-samples", "4", "--seq-len", "32", "--batch-size", "2"]
 
 
 def _captured_kwargs(monkeypatch, argv: list[str]) -> dict:
-    """The keyword arguments `prunekit prune argv` hands to api.prune (stopped there)."""
+    """The options `prunekit prune argv` hands to api.prune, its PruneConfig's fields and any
+    keywords (stopped there)."""
     seen: dict = {}
 
-    def fake_prune(model, tokenizer, **kwargs):
-        seen.update(kwargs)
+    def fake_prune(model, tokenizer, config=None, **kwargs):
+        seen.update(config.model_dump() if config is not None else {}, **kwargs)
         raise PrunekitError("stopped by the test")
 
     monkeypatch.setattr(api, "prune", fake_prune)

@@ -83,7 +83,7 @@ def test_adaptive_per_block_result_reloads_with_its_widths(tmp_path, tiny_model_
         (["--heads", "0.2", "--target", "0.2"], "give either target or heads/ffn, not both"),
         ([], "nothing to remove"),
         (["--ffn", "0.2", "--multiple", "0"], "multiple must be a whole number ≥ 1"),
-        (["--ffn", "0.2", "--seq-len", "1"], "--seq-len must be at least 2"),
+        (["--ffn", "0.2", "--seq-len", "1"], "--seq-len must be a whole number ≥ 2"),
         (["--ffn", "0.2", "--calib", "/no/such/corpus"], "/no/such/corpus"),
         (["--heads", "0.7"], "structured heads (ratios adaptive) asks for"),  # after loading
         (["--ffn", "0.5", "--ratios", "skip"], "ratios skip leaves no block to prune"),

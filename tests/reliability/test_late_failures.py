@@ -35,10 +35,13 @@ PRUNE = ["prune", "{model}", "--sparsity", "0.5", "--calib-samples", "4", "--seq
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
-        (["--seq-len", "1"], "--seq-len must be at least 2"),
-        (["--calib-samples", "0"], "--calib-samples must be at least 1"),
-        (["--ppl-batch-size", "0", "--eval-ppl", "python"], "--ppl-batch-size must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be a whole number ≥ 1, got 0"),
+        (["--seq-len", "1"], "--seq-len must be a whole number ≥ 2"),
+        (["--calib-samples", "0"], "--calib-samples must be a whole number ≥ 1"),
+        (
+            ["--ppl-batch-size", "0", "--eval-ppl", "python"],
+            "--ppl-batch-size must be a whole number ≥ 1",
+        ),
         (["--calib", "/bin/ls"], "is not a text file"),
     ],
 )
@@ -75,7 +78,7 @@ def test_eval_refuses_bad_numbers_before_loading(capsys, tiny_model_dir, no_mode
     err = one_line_error(
         capsys, "eval", str(tiny_model_dir), "--ppl", "python", "--ppl-seq-len", "0"
     )
-    assert "--ppl-seq-len must be at least 2" in err
+    assert "--ppl-seq-len must be a whole number ≥ 2" in err
 
 
 def test_recipe_that_is_not_utf8(capsys, tmp_path, no_model_load):

@@ -1,7 +1,8 @@
 """Choose and build an allocation (uniform / OWL / NeuroAL) as a plan for the masking stage.
 
-`check_allocation` validates names and options before any heavy work; `build_allocation` runs
-whatever statistics or search the allocation needs and returns the plan and its report section.
+`check_allocation` validates names and options (their schemas: `allocation.options`) before any
+heavy work; `build_allocation` runs whatever statistics or search the allocation needs and returns
+the plan and its report section.
 """
 
 from __future__ import annotations
@@ -10,78 +11,27 @@ import time
 
 import torch
 
-from prunekit.allocation.neuroal import (
-    DEFAULT_SAMPLES,
-    DENSE_REFERENCES,
-    GRIDS,
-    SearchSettings,
-    block_grid,
-    neuroal_search,
-)
-from prunekit.allocation.owl import (
-    DEFAULT_LAMBDA,
-    DEFAULT_M,
-    owl_block_sparsity,
-    owl_outlier_ratios,
-)
+from prunekit.allocation.neuroal import GRIDS, SearchSettings, block_grid, neuroal_search
+from prunekit.allocation.options import ALLOCATIONS
+from prunekit.allocation.owl import owl_block_sparsity, owl_outlier_ratios
 from prunekit.allocation.plan import AllocationPlan, block_sizes, layer_shapes, make_plan
 from prunekit.calibration.context import RunContext
-from prunekit.errors import PrunekitError
+from prunekit.config import OptionError, Surface
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.pruners import Pruner, get_pruner
 
-OPTIONS: dict[str, dict[str, object]] = {
-    "uniform": {},
-    "owl": {"m": DEFAULT_M, "lambda": DEFAULT_LAMBDA},
-    "neuroal": {
-        "samples": DEFAULT_SAMPLES,
-        "row_step": True,
-        "search_method": "auto",
-        "grid": "full",
-        "block_lambda": None,
-        "block_lambdas": None,
-        "row_lambdas": None,
-        "bound": True,
-        "fast_masks": True,
-        "dense_reference": "stream",
-    },
-}
-
 
 def check_allocation(name: str, options: dict | None, pattern: Pattern) -> dict:
-    """Validate cheaply; return the options with defaults filled in."""
-    if name not in OPTIONS:
-        raise PrunekitError(f"unknown allocation '{name}'; choose one of: {', '.join(OPTIONS)}")
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(OPTIONS[name]))
-    if unknown:
-        allowed = ", ".join(OPTIONS[name]) or "none"
-        raise PrunekitError(
-            f"unknown option(s) {', '.join(unknown)} for allocation '{name}'; allowed: {allowed}"
-        )
+    """Validate cheaply; return the options with defaults filled in (OptionError: a template
+    whose field names each surface spells, e.g. --neuroal-samples / samples)."""
+    opts = ALLOCATIONS.lookup(name).from_keys(options, f"allocation '{name}'")
     if name != "uniform" and pattern.is_nm:
-        raise PrunekitError(
+        raise OptionError(
             f"allocation '{name}' varies sparsity per layer/row, but an N:M pattern fixes it at "
-            f"{pattern.n}/{pattern.m} everywhere; use --allocation uniform or an unstructured --sparsity"
+            f"{pattern.n}/{pattern.m} everywhere; use <allocation> uniform or an unstructured "
+            "<sparsity>"
         )
-    full = {**OPTIONS[name], **options}
-    if name == "owl" and (full["m"] <= 0 or not 0 <= full["lambda"] < 0.5):
-        raise PrunekitError("OWL needs M > 0 and 0 ≤ λ < 0.5 (defaults: M=5, λ=0.08)")
-    if name == "neuroal":
-        if int(full["samples"]) < 1:
-            raise PrunekitError("NeuroAL needs at least 1 search window; e.g. --neuroal-samples 8")
-        if full["search_method"] != "auto":
-            get_pruner(full["search_method"])
-        if full["dense_reference"] not in DENSE_REFERENCES:
-            raise PrunekitError(
-                f"unknown NeuroAL dense reference '{full['dense_reference']}'; choose one of: "
-                f"{', '.join(DENSE_REFERENCES)}"
-            )
-        if full["grid"] not in GRIDS:
-            raise PrunekitError(
-                f"unknown NeuroAL grid '{full['grid']}'; choose one of: {', '.join(GRIDS)}"
-            )
-    return full
+    return opts.dump(Surface.RECIPE)
 
 
 def build_allocation(

@@ -12,27 +12,38 @@ from typing import TYPE_CHECKING
 from prunekit.errors import PrunekitError
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from prunekit.api import PruneResult
     from prunekit.models.loading import LoadedModel
     from prunekit.utils import Timer
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "model", help="built-in name (see `prunekit models`), HF folder, .gguf file or hub id"
-    )
-    parser.add_argument(
-        "--dtype",
-        default="float32",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="weights and forwards; auto = bfloat16 where the CPU/GPU has it, else float32",
-    )
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
-    parser.add_argument(
-        "--trust-remote-code",
-        action="store_true",
-        help="allow model code from the hub (off by default)",
-    )
+    """MODEL and --dtype/--device/--trust-remote-code: `LoadOptions`' fields (a recipe's top level
+    takes the same keys); `check_model_args` validates them."""
+    from prunekit.config.cli import add_flags
+    from prunekit.config.load import LoadOptions
+
+    add_flags(parser, LoadOptions, keep_defaults=True)
+
+
+def check_model_args(args: argparse.Namespace) -> None:
+    """The model flags checked as a recipe's top level is, before anything loads."""
+    from prunekit.config.cli import given
+    from prunekit.config.load import LoadOptions
+
+    cli_check(LoadOptions, given(args, LoadOptions))
+
+
+def cli_check(config: type, values: dict):
+    """`config.check(values)` with any problem spelled as flags, on one line."""
+    from prunekit.config import OptionError, Surface
+
+    try:
+        return config.check(values)
+    except OptionError as exc:
+        raise PrunekitError(exc.render(Surface.CLI)) from None
 
 
 def add_config_args(
@@ -67,24 +78,11 @@ def config_from_args(args: argparse.Namespace, config: type):
 
 
 def add_calib_args(parser: argparse.ArgumentParser, batch_help: str) -> None:
-    """The calibration flags `calib_kwargs` reads (bounds: CALIB_MINIMUMS)."""
-    parser.add_argument(
-        "--calib",
-        default="python",
-        help="built-in corpus (python), instruct:CORPUS (its functions as chat-format code "
-        "instructions), answered:CORPUS (the model's own sandbox-checked answers to them, "
-        "generated once and cached), a file/folder/.jsonl, or a comma mixture "
-        "(python,answered:python: the samples split evenly over the parts)",
-    )
-    parser.add_argument(
-        "--calib-samples",
-        type=int,
-        default=64,
-        help="windows (answered: instructions asked); a mixture gives each part an even share",
-    )
-    parser.add_argument("--seq-len", type=int, default=512)
-    parser.add_argument("--batch-size", type=int, default=8, help=batch_help)
-    parser.add_argument("--seed", type=int, default=0)
+    """The calibration flags: `CalibrationOptions`' fields (a recipe's `calibration:` keys)."""
+    from prunekit.config.calibration import CalibrationOptions
+    from prunekit.config.cli import add_flags
+
+    add_flags(parser, CalibrationOptions, helps={"batch_size": batch_help}, keep_defaults=True)
 
 
 def add_output_args(parser: argparse.ArgumentParser) -> None:
@@ -92,10 +90,13 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
 
 
-def calib_kwargs(args: argparse.Namespace, device) -> dict:
-    """The calibration arguments every calibrated command passes to its API call."""
-    keys = ("calib", "calib_samples", "seq_len", "seed", "batch_size")
-    return {k: getattr(args, k) for k in keys} | {"device": device}
+def calib_kwargs(args: argparse.Namespace) -> dict:
+    """The calibration flags, validated, as the API's keywords (calib, calib_samples, …)."""
+    from prunekit.config import Surface
+    from prunekit.config.calibration import CalibrationOptions
+    from prunekit.config.cli import given
+
+    return cli_check(CalibrationOptions, given(args, CalibrationOptions)).dump(Surface.API)
 
 
 def add_ppl_args(parser: argparse.ArgumentParser, flag: str = "--ppl") -> None:
@@ -198,10 +199,11 @@ def check_at_least(args: argparse.Namespace, **minimums: int) -> None:
     for name, low in minimums.items():
         value = getattr(args, name, None)
         if value is not None and value < low:
-            raise PrunekitError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+            raise PrunekitError(
+                f"--{name.replace('_', '-')} must be a whole number ≥ {low}, got {value}"
+            )
 
 
-CALIB_MINIMUMS = {"calib_samples": 1, "seq_len": 2, "batch_size": 1}
 PPL_MINIMUMS = {"ppl_seq_len": 2, "ppl_tokens": 1, "ppl_batch_size": 1}
 
 
@@ -236,12 +238,11 @@ def prune_and_save(
     args: argparse.Namespace,
     device,
     ppl_sets: list[str],
-    prune: Callable[..., PruneResult],
-    options: dict,
+    prune: Callable[[nn.Module, object], PruneResult],
     check: Callable[[LoadedModel], None] | None = None,
 ) -> dict:
     """The pruning commands' body: load, `check(lm)` before any scoring, held-out perplexity around
-    `prune(model, tokenizer, **calibration flags, **options)` (in place), report, atomic save."""
+    `prune(model, tokenizer)` (in place), report, atomic save."""
     from prunekit import api
     from prunekit.utils import peak_rss_mb
 
@@ -251,7 +252,7 @@ def prune_and_save(
     if ppl_sets:
         with timer("eval_before"):
             report["evaluation_before"] = {"perplexity": perplexities(lm, ppl_sets, args, device)}
-    result = prune(lm.model, lm.tokenizer, **calib_kwargs(args, device), **options)
+    result = prune(lm.model, lm.tokenizer)
     timer.stages.update(result.report.pop("timings_s"))
     report.update(result.report)
     if ppl_sets:

@@ -7,14 +7,15 @@ import dataclasses
 from pathlib import Path
 
 from prunekit.cli.common import (
-    CALIB_MINIMUMS,
     PPL_MINIMUMS,
     add_calib_args,
     add_config_args,
     add_model_args,
     add_output_args,
     add_ppl_args,
+    calib_kwargs,
     check_at_least,
+    check_model_args,
     config_from_args,
     held_out_sets,
     ppl_rows,
@@ -71,18 +72,23 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.structural.saap import SaapConfig, check_budget
     from prunekit.utils import check_output_dir
 
+    check_model_args(args)
     cfg = config_from_args(args, SaapConfig)
-    check_at_least(args, **CALIB_MINIMUMS, **PPL_MINIMUMS)
+    calib = calib_kwargs(args)
+    check_at_least(args, **PPL_MINIMUMS)
     check_output_dir(args.output, args.force, inputs=[args.model])
     device = resolve_device(args.device)
-    check_spec(args.calib)
+    check_spec(calib["calib"])
     ppl_sets = held_out_sets(args.eval_ppl)
 
     def check(lm: LoadedModel) -> None:  # before any scoring
         check_budget(lm.model, adapter_for(lm.model), cfg)
-        api.check_seq_len(lm.model, args.seq_len)
+        api.check_seq_len(lm.model, calib["seq_len"])
 
-    report = prune_and_save(args, device, ppl_sets, api.structured, dataclasses.asdict(cfg), check)
+    def prune(model, tokenizer):
+        return api.structured(model, tokenizer, **calib, device=device, **dataclasses.asdict(cfg))
+
+    report = prune_and_save(args, device, ppl_sets, prune, check)
     _summary(report, args.output)
     return 0
 

@@ -1,7 +1,9 @@
 """Pruner classes: each declares what it needs and how it behaves, and prunes one weight matrix in place.
 
 Allocation, NeuroAL, sub-models, the CLI and the recipe schema ask these declarations (and the
-`PRUNERS` registry), never a method's name: adding a method = one class + one registry entry.
+`PRUNERS` registry), never a method's name. A pruner is its own options schema (a pydantic model:
+its fields are the method's options, reachable as `--NAME-FIELD`, a recipe's `method_options`
+and the API's `method_options`): adding a method = one class + one registry entry.
 """
 
 from __future__ import annotations
@@ -9,9 +11,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+from pydantic import Field
 
 from prunekit.calibration.stats import HESSIAN, SQ_NORM, LinearStats
-from prunekit.errors import PrunekitError
+from prunekit.config import Options, Registry
 from prunekit.methods.masks import nm_mask, row_mask, zero_masked_
 from prunekit.methods.patterns import Pattern
 from prunekit.methods.scores import magnitude_scores, wanda_scores
@@ -25,8 +28,9 @@ def mask_from_scores(
     return nm_mask(scores, pattern.n, pattern.m) if pattern.is_nm else row_mask(scores, sparsity)
 
 
-class Pruner:
-    """Decides which weights of a Linear layer to zero, given its input statistics."""
+class Pruner(Options):
+    """Decides which weights of a Linear layer to zero, given its input statistics; its fields
+    are the method's options."""
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[str]] = frozenset()  # statistics kinds (calibration.stats)
@@ -88,10 +92,17 @@ class SparseGPT(Pruner):
     # one SparseGPT update per layer per λ candidate costs ~28 full SparseGPT runs; Wanda masks
     # at the same targets are the cheap stand-in for the search
     search_stand_in = "wanda"
+    prefix = "sparsegpt"
 
-    def __init__(self, blocksize: int = 128, percdamp: float = 0.01) -> None:
-        self.blocksize = blocksize
-        self.percdamp = percdamp
+    blocksize: int = Field(
+        128, ge=1, description="columns pruned and updated together (default 128)"
+    )
+    percdamp: float = Field(
+        0.01,
+        gt=0,
+        description="Hessian damping, a fraction of its mean diagonal (default 0.01; raised "
+        "tenfold until H is positive definite)",
+    )
 
     @torch.no_grad()
     def prune(
@@ -120,10 +131,10 @@ class SparseGPT(Pruner):
         return [mask for _, mask in results]
 
 
-PRUNERS: dict[str, type[Pruner]] = {p.name: p for p in (Magnitude, Wanda, SparseGPT)}
+PRUNERS: Registry[type[Pruner]] = Registry("method", (Magnitude, Wanda, SparseGPT))
 
 
-def get_pruner(name: str) -> Pruner:
-    if name not in PRUNERS:
-        raise PrunekitError(f"unknown method '{name}'; choose one of: {', '.join(PRUNERS)}")
-    return PRUNERS[name]()
+def get_pruner(name: str, options: dict | None = None) -> Pruner:
+    """The registered method `name` with `options` (a recipe's `method_options`; its defaults
+    where not given)."""
+    return PRUNERS.lookup(name).from_keys(options, f"method '{name}'")

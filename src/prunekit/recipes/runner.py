@@ -202,27 +202,11 @@ class _Run:
         return {"calibration": calib.describe(), **rep}
 
     def unstructured(self, step: Step) -> dict:
+        """`api.prune` with the step's PruneConfig (the recipe's calibration filled in)."""
         from prunekit import api
 
-        cal = self.recipe.calibration
-        o = step.options
         result = api.prune(
-            self.model,
-            self.tokenizer,
-            method=o["method"],
-            sparsity=o["sparsity"],
-            pattern=o["pattern"],
-            calib=o.get("source") or cal["source"],
-            calib_samples=o.get("samples") or cal["samples"],
-            seq_len=o.get("seq_len") or cal["seq_len"],
-            seed=cal["seed"],
-            batch_size=cal["batch_size"],
-            device=self.device,
-            progress=self.progress,
-            allocation=o["allocation"],
-            allocation_options=o["allocation_options"],
-            forward_dtype=o["forward_dtype"],
-            stream=o["stream"],
+            self.model, self.tokenizer, step.config, device=self.device, progress=self.progress
         )
         rep = dict(result.report)
         rep.pop("timings_s", None)

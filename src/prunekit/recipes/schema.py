@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunekit.allocation.build import OPTIONS as ALLOCATIONS
+from prunekit.config import Options, Surface
+from prunekit.config.calibration import CalibrationOptions
+from prunekit.config.load import LoadOptions
+from prunekit.config.prune import PruneConfig
 from prunekit.errors import PrunekitError
-from prunekit.methods.oneshot import STREAMS
-from prunekit.methods.pruners import PRUNERS
-from prunekit.models.loading import DTYPE_CHOICES
 from prunekit.structural.depth import CRITERIA as DEPTH_CRITERIA
 from prunekit.structural.depth_repair import PRIOR as DEPTH_PRIOR
 from prunekit.structural.depth_repair import PRIORS as DEPTH_PRIORS
@@ -50,13 +50,7 @@ TOP_KEYS = (
     "evaluate",
     "output",
 )
-CALIBRATION_DEFAULTS = {
-    "source": "python",
-    "samples": 64,
-    "seq_len": 512,
-    "seed": 0,
-    "batch_size": 8,
-}
+CALIBRATION_DEFAULTS = CalibrationOptions.defaults(Surface.RECIPE)
 EVALUATE_DEFAULTS = {
     "perplexity": [],
     "humaneval": False,
@@ -72,28 +66,33 @@ HUMANEVAL_KEYS = (
     "batch_size",
 )  # `humaneval: true` or a mapping of these
 SPEED_KEYS = ("prompt_len", "decode_steps", "repeats")
-# per-step override of the calibration data and size (e.g. depth scored on instruct:python)
+# per-step override of the calibration data and size (e.g. depth scored on instruct:python);
+# seed and batch_size are the recipe's
 _WINDOWS = {"source": None, "samples": None, "seq_len": None}
 
 
 @dataclass(frozen=True)
 class StepSpec:
-    """One recipe step: its options with defaults, required keys, closed choices and own checks.
+    """One recipe step: its options model (`config`: keys, defaults, bounds and checks in one
+    class, the same its CLI command and API function take), or until it has one its options with
+    defaults, required keys, closed choices and own checks.
 
     Adding a step = one entry in `STEPS` here and a method of the same name on the runner.
     """
 
-    defaults: dict[str, Any]
+    defaults: dict[str, Any] = field(default_factory=dict)
     required: tuple[str, ...] = ()
     choices: dict[str, tuple] = field(default_factory=dict)
     check: Callable[[str, dict], None] | None = None
     structural: bool = True  # changes shapes, so it must come before 'unstructured'
+    config: type[Options] | None = None
 
 
 @dataclass
 class Step:
     name: str
     options: dict[str, Any]
+    config: Options | None = None  # the validated model of a step that has one
 
 
 @dataclass
@@ -109,8 +108,19 @@ class Recipe:
     raw: dict = field(default_factory=dict)
 
 
+RECIPE = Surface.RECIPE
+
+
 def _fail(where: str, msg: str) -> None:
     raise PrunekitError(f"recipe {where}: {msg}")
+
+
+def _parsed(where: str, config: type[Options], data: dict):
+    """`data` (recipe keys) as a validated `config`, or one line naming `where`."""
+    try:
+        return config.parse(data, RECIPE)
+    except PrunekitError as exc:
+        _fail(where, str(exc))
 
 
 def _known(where: str, given: dict, valid) -> None:
@@ -143,7 +153,7 @@ def _mapping(where: str, value, what: str) -> dict:
     return value
 
 
-def _step(index: int, item) -> Step:
+def _step(index: int, item, calibration: dict) -> Step:
     where = f"step {index}"
     if isinstance(item, str):
         item = {item: {}}
@@ -155,6 +165,8 @@ def _step(index: int, item) -> Step:
     spec = STEPS[name]
     where = f"step {index} ({name})"
     options = _mapping(where, options, "its options")
+    if spec.config is not None:
+        return _config_step(where, name, spec.config, options, calibration)
     _known(where, options, spec.defaults)
     for key in spec.required:
         if key not in options:
@@ -179,6 +191,22 @@ def _step(index: int, item) -> Step:
     return Step(name, opts)
 
 
+def _config_step(
+    where: str, name: str, config: type[Options], options: dict, calibration: dict
+) -> Step:
+    """A step validated by its options model, the recipe's calibration filling the windows it
+    does not set; its report options: the model's values, then the windows as given."""
+    own = [k for k in config.keys(Surface.RECIPE) if k not in CALIBRATION_DEFAULTS]
+    _known(where, options, [*own, *_WINDOWS])
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        cfg = config.parse({**calibration, **given}, Surface.RECIPE)
+    except PrunekitError as exc:
+        _fail(where, str(exc))
+    values = cfg.dump(Surface.RECIPE)
+    return Step(name, {k: values[k] for k in own} | {k: options.get(k) for k in _WINDOWS}, cfg)
+
+
 def _parts(where: str, source: str) -> None:
     """A calibration spec's parts parse (no empty spec, no part named twice)."""
     from prunekit.calibration.sets import parse_spec
@@ -191,9 +219,9 @@ def _parts(where: str, source: str) -> None:
 
 def _check_answered(where: str, step: Step, calibration: str) -> None:
     """Steps that cannot read an `answered:` part (of their own source or the recipe's): depth
-    with last_token (answers are weighted per position), NeuroAL (equal-length search windows)
-    and a vocabulary without its own corpus (answers are generated, not a corpus)."""
-    from prunekit.calibration.sets import check_neuroal, has_answered
+    with last_token (answers are weighted per position) and a vocabulary without its own corpus
+    (answers are generated, not a corpus); NeuroAL's is `PruneConfig`'s own check."""
+    from prunekit.calibration.sets import has_answered
 
     if not has_answered(step.options.get("source") or calibration):
         return
@@ -203,11 +231,6 @@ def _check_answered(where: str, step: Step, calibration: str) -> None:
             "answered:CORPUS (weighted on the model's own answers) does not go with last_token; "
             "drop last_token or give this step a corpus or instruct:CORPUS",
         )
-    if step.name == "unstructured":
-        try:
-            check_neuroal(step.options["allocation"], step.options.get("source") or calibration)
-        except PrunekitError as exc:
-            _fail(where, str(exc))
     if step.name == "vocabulary" and step.options["corpus"] is None:
         _fail(where, "give it a corpus: the calibration source's answered part is not a corpus")
 
@@ -252,25 +275,6 @@ def _check_width(where: str, opts: dict) -> None:
         check_damp(opts["refit_damp"], "refit_damp")
     except PrunekitError as exc:
         _fail(where, str(exc))
-
-
-def _check_unstructured(where: str, opts: dict) -> None:
-    from prunekit.allocation.build import check_allocation
-    from prunekit.methods.patterns import parse_pattern, resolve_sparsity
-
-    sp = opts["sparsity"]
-    if sp is not None and not _number(sp):
-        _fail(where, f"sparsity must be a number in [0, 1), got {sp!r}")
-    fdtype = opts["forward_dtype"]
-    if fdtype is not None and fdtype not in DTYPE_CHOICES:
-        _fail(where, f"forward_dtype '{fdtype}' is not one of: {', '.join(DTYPE_CHOICES)}")
-    try:
-        pattern = parse_pattern(opts["pattern"])
-        resolve_sparsity(sp, pattern)
-        given = _mapping(where, opts["allocation_options"], "allocation_options")
-        opts["allocation_options"] = check_allocation(opts["allocation"], given, pattern)
-    except PrunekitError as exc:
-        _fail(where, str(exc).replace("--", ""))
 
 
 def _check_recover(where: str, opts: dict) -> None:
@@ -358,26 +362,7 @@ STEPS: dict[str, StepSpec] = {
         choices={"importance": tuple(IMPORTANCES), "ratios": RATIOS},
         check=_check_structured,
     ),
-    "unstructured": StepSpec(
-        {
-            "method": "wanda",
-            "sparsity": None,
-            "pattern": "unstructured",
-            "allocation": "uniform",
-            "allocation_options": None,
-            "forward_dtype": None,
-            "stream": "pruned",
-            **_WINDOWS,
-        },
-        choices={
-            "method": tuple(PRUNERS),
-            "pattern": ("unstructured", "2:4", "4:8"),
-            "allocation": tuple(ALLOCATIONS),
-            "stream": STREAMS,
-        },
-        check=_check_unstructured,
-        structural=False,
-    ),
+    "unstructured": StepSpec(config=PruneConfig, structural=False),
     "recover": StepSpec(_recover_defaults(), check=_check_recover, structural=False),
 }
 STRUCTURAL = tuple(name for name, spec in STEPS.items() if spec.structural)
@@ -412,28 +397,16 @@ def validate(data) -> Recipe:
     if not isinstance(data, dict):
         _fail("file", "the top level must be a mapping with at least 'model' and 'steps'")
     _known("top level", data, TOP_KEYS)
-    model = data.get("model")
-    if not isinstance(model, str) or not model:
-        _fail("top level", "'model' is required: a built-in name, HF folder, .gguf file or hub id")
+    load = _parsed(
+        "top level", LoadOptions, {k: data[k] for k in LoadOptions.keys(RECIPE) if k in data}
+    )
     steps = data.get("steps")
     if not isinstance(steps, list) or not steps:
         _fail("top level", "'steps' must be a non-empty list, e.g. '- depth: {remove: 2}'")
-    parsed = [_step(i, item) for i, item in enumerate(steps, 1)]
+    given = _mapping("calibration", data.get("calibration"), "calibration")
+    calib = _parsed("calibration", CalibrationOptions, given).dump(RECIPE)
+    parsed = [_step(i, item, calib) for i, item in enumerate(steps, 1)]
     _order(parsed)
-    calib = _mapping("calibration", data.get("calibration"), "calibration")
-    _known("calibration", calib, CALIBRATION_DEFAULTS)
-    calib = {**CALIBRATION_DEFAULTS, **calib}
-    for key in ("samples", "batch_size"):
-        _int("calibration", key, calib[key])
-    _int("calibration", "seq_len", calib["seq_len"], 2)
-    _int("calibration", "seed", calib["seed"], 0)
-    if not isinstance(calib["source"], str):
-        _fail(
-            "calibration",
-            f"source must be a corpus name, instruct:CORPUS, answered:CORPUS, a path or a comma "
-            f"mixture of these, got {calib['source']!r}",
-        )
-    _parts("calibration", calib["source"])
     for i, step in enumerate(parsed, 1):
         _check_answered(f"step {i} ({step.name})", step, calib["source"])
     ev = _mapping("evaluate", data.get("evaluate"), "evaluate")
@@ -455,20 +428,15 @@ def validate(data) -> Recipe:
             _bool("evaluate", key, ev[key])
     for key in ("ppl_seq_len", "ppl_tokens", "ppl_batch_size"):
         _int("evaluate", key, ev[key], 2 if key == "ppl_seq_len" else 1)
-    dtype = data.get("dtype", "float32")
-    if dtype not in ("float32", "bfloat16", "float16"):
-        _fail("top level", f"dtype '{dtype}' is not one of: float32, bfloat16, float16")
     output = data.get("output")
     if output is not None and not isinstance(output, str):
         _fail("top level", f"output must be a folder path, got {output!r}")
     return Recipe(
-        model=model,
+        model=load.model,
         steps=parsed,
-        dtype=dtype,
-        device=str(data.get("device", "cpu")),
-        trust_remote_code=_bool(
-            "top level", "trust_remote_code", data.get("trust_remote_code", False)
-        ),
+        dtype=load.dtype,
+        device=load.device,
+        trust_remote_code=load.trust_remote_code,
         calibration=calib,
         evaluate=ev,
         output=output,
