@@ -18,7 +18,7 @@ def test_parse_and_print():
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("2-4", "unknown pattern '2-4'; use unstructured, 2:4 or 4:8"),
+        ("2-4", "unknown pattern '2-4'; use unstructured or N:M with 0 < N < M, e.g. 2:4 or 4:8"),
         ("a:b", "unknown pattern 'a:b'"),
         ("1:2:3", "unknown pattern '1:2:3'"),
         ("4:4", "pattern '4:4' needs 0 < N < M, e.g. 2:4"),

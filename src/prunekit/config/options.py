@@ -102,6 +102,19 @@ def _bare(annotation) -> type:
     return get_origin(annotation) or annotation
 
 
+class _Shown:
+    """A bad value as a message shows it: numbers alike whether typed 0 or parsed 0.0."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        number = isinstance(self.value, int | float) and not isinstance(self.value, bool)
+        return f"{self.value:g}" if number else repr(self.value)
+
+    __str__ = __repr__
+
+
 class Options(BaseModel):
     """Base of every options model: unknown keys and loose types are errors, on every surface."""
 
@@ -202,7 +215,7 @@ class Options(BaseModel):
         """The first pydantic error (unknown keys first) as prunekit's one-line template."""
         errors = sorted(errors, key=lambda e: e["type"] != "extra_forbidden")
         e = errors[0]
-        field, value, kind = str(e["loc"][0]), e.get("input"), e["type"]
+        field, value, kind = str(e["loc"][0]), _Shown(e.get("input")), e["type"]
         if kind == "extra_forbidden":
             return f"unknown key '{field}'; valid keys: {', '.join(cls.model_fields)}"
         msg = cls.meta(field, Msg)
@@ -220,7 +233,7 @@ class Options(BaseModel):
         if bare is float:
             return f"<{field}> must be {cls._interval(field)}, got {value!r}"
         if bare is dict:
-            return f"<{field}> must be a mapping of key: value, got {type(value).__name__}"
+            return f"<{field}> must be a mapping of key: value, got {type(value.value).__name__}"
         if bare in (list, tuple):
             return f"<{field}> must be a list, got {value!r}"
         if bare is str:

@@ -35,7 +35,9 @@ def parse_pattern(text: str) -> Pattern:
     try:
         n, m = (int(v) for v in text.split(":"))
     except ValueError:
-        raise PrunekitError(f"unknown pattern '{text}'; use unstructured, 2:4 or 4:8") from None
+        raise PrunekitError(
+            f"unknown pattern '{text}'; use unstructured or N:M with 0 < N < M, e.g. 2:4 or 4:8"
+        ) from None
     if not 0 < n < m:
         raise PrunekitError(f"pattern '{text}' needs 0 < N < M, e.g. 2:4")
     return Pattern(n, m)
