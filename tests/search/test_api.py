@@ -68,3 +68,18 @@ def test_resume_refuses_other_settings(tiny_model_dir, answering, tmp_path):
         prunekit.search(
             model, tok, budget="params=0.5", work_dir=work, resume=True, max_generations=2, **SMALL
         )
+
+
+def test_drop_only_search_with_final_linear_repair(tiny_model_dir, answering):
+    """Levels = keep or drop: the budget forces one drop; the repair map is folded into the
+    chosen model after the search (the stitched fitness is unrepaired, the direct one repaired)."""
+    model, tok = tiny_lm(tiny_model_dir)
+    opts = {**SMALL, "ffn_levels": (1.0,)}
+    result = prunekit.search(
+        model, tok, budget="params=0.7", max_generations=2, repair="linear", **opts
+    )
+    best = result.report["search"]["best"]
+    assert len(best["dropped"]) == 1 and best["repair"] == "linear"
+    assert model.config.num_hidden_layers == 2
+    assert best["direct_fitness"] != best["fitness"]  # the repair changed the exported model
+    assert result.plan["config"]["repair"] == "linear"
