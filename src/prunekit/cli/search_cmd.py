@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.humaneval_limit is not None and args.humaneval_limit < 1:
         raise PrunekitError(f"--humaneval-limit must be at least 1, got {args.humaneval_limit}")
+    if str(args.device) != "cpu":
+        raise PrunekitError("search runs on the CPU only for now; drop --device")
     plan = None
     if args.plan is not None:
         from prunekit.search.plan import read_plan
