@@ -156,3 +156,88 @@ def test_eval_cli_runs_speed_in_llamacpp(models, tmp_path, capsys):
     assert sp["prefill"]["tokens_per_s"] > 0 and sp["decode"]["batch_1"]["tokens_per_s"] > 0
     assert sp["disk"]["bytes"] == gguf.stat().st_size
     assert "in llama.cpp" in capsys.readouterr().err
+
+
+def vocab_file(folder: Path, out: Path) -> Path:
+    """A GGUF of `folder`'s metadata and tokenizer only (llama.cpp's vocab_only load reads it)."""
+    from prunekit.export.gguf import plan_export, write_plan
+
+    plan = plan_export(folder, "f16")
+    plan.jobs = []
+    write_plan(plan, out, progress=False)
+    return out
+
+
+def pruned_vocab_folder(source: Path, out: Path) -> Path:
+    """`source`'s tokenizer pruned to the tokens of two stdlib files (prunekit's vocabulary
+    step on the tokenizer alone), with a config and stand-in embedding rows of the new size."""
+    import json
+    import shutil
+
+    from safetensors.torch import save_file
+    from transformers import AutoTokenizer
+
+    from prunekit.structural.vocabulary import (
+        check_tokenizer,
+        plan_vocabulary,
+        rebuild_tokenizer,
+        rewrite_tokenizer_json,
+        token_counts,
+    )
+
+    tok = AutoTokenizer.from_pretrained(source)
+    tok_json = check_tokenizer(tok)
+    corpus = [(STDLIB / n).read_text() for n in ("bisect.py", "heapq.py", "functools.py")]
+    counts = token_counts(tok, corpus, len(tok))
+    plan = plan_vocabulary(tok_json, counts, required_ids=tok.all_special_ids)
+    new = rebuild_tokenizer(tok, rewrite_tokenizer_json(tok_json, plan.keep), plan.old_to_new)
+    out.mkdir()
+    new.save_pretrained(out)
+    config = json.loads((source / "config.json").read_text())
+    ids = plan.old_to_new
+    for key in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id"):
+        if isinstance(config.get(key), int):
+            config[key] = ids[config[key]]
+    config["vocab_size"] = len(plan.keep)
+    (out / "config.json").write_text(json.dumps(config))
+    rows = torch.zeros(len(plan.keep), 8)
+    weights = {"model.embed_tokens.weight": rows, "lm_head.weight": rows.clone()}
+    save_file(weights, out / "model.safetensors")
+    shutil.copy(source / "generation_config.json", out / "generation_config.json")
+    gen = json.loads((out / "generation_config.json").read_text())
+    gen.update(
+        {k: ids[v] for k, v in gen.items() if k.endswith("_token_id") and isinstance(v, int)}
+    )
+    (out / "generation_config.json").write_text(json.dumps(gen))
+    return out
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["smollm2-135m", "qwen2.5-coder-0.5b"])
+@pytest.mark.parametrize("pruned", [False, True])
+def test_real_vocabulary_tokenizes_like_transformers(tmp_path, name, pruned):
+    """A built-in model's full vocabulary, and the same pruned to a small corpus: held-out code
+    (and prose, unicode, special tokens) gets the same ids in llama.cpp as in transformers."""
+    from transformers import AutoTokenizer
+
+    from prunekit.evaluation.llamacpp import LlamaCppModel
+    from prunekit.models.registry import builtin_dir, is_installed
+
+    if not is_installed(name):
+        pytest.skip(f"built-in {name} is not installed (prunekit install {name})")
+    folder = builtin_dir(name)
+    if pruned:
+        folder = pruned_vocab_folder(folder, tmp_path / "pruned")
+    gguf = vocab_file(folder, tmp_path / "v.gguf")
+    hf = AutoTokenizer.from_pretrained(folder)
+    texts = [(STDLIB / n).read_text() for n in ("textwrap.py", "json/decoder.py", "ast.py")]
+    texts += [
+        "def f(x):\n\treturn x ** 2  # ünïcödé, emoji 🙂, CJK 漢字, 12345678\r\n   \n",
+        "<|im_start|>user\nWrite quicksort.<|im_end|>\n<|im_start|>assistant\n```python\n",
+    ]
+    lm = LlamaCppModel(gguf, vocab_only=True)
+    try:
+        for text in texts:
+            assert lm.tokenize(text) == hf(text, add_special_tokens=False)["input_ids"]
+    finally:
+        lm.close()

@@ -43,7 +43,7 @@ def _lib():
         errors: list[str] = []
 
         def log(level, text, _data):
-            if level >= 3 and text:  # GGML_LOG_LEVEL_WARN, _ERROR
+            if level in (3, 4) and text:  # GGML_LOG_LEVEL_WARN, _ERROR
                 errors.append(text.decode("utf-8", "replace").strip())
                 del errors[:-20]
 
@@ -81,6 +81,7 @@ class LlamaCppModel:
     n_ctx: int = 4096
     threads: int = field(default_factory=default_threads)
     n_batch: int = 512
+    vocab_only: bool = False  # the tokenizer alone: no weights read, no context
 
     def __post_init__(self) -> None:
         lib = _lib()
@@ -91,10 +92,17 @@ class LlamaCppModel:
         _STATE["errors"].clear()
         mparams = lib.llama_model_default_params()
         mparams.n_gpu_layers = 0
+        mparams.vocab_only = self.vocab_only
         self._model = lib.llama_model_load_from_file(str(self.path).encode(), mparams)
         if not self._model:
             self._model = None
             raise PrunekitError(f"llama.cpp could not load '{self.path}': {_why()}")
+        self._vocab = lib.llama_model_get_vocab(self._model)
+        self.n_vocab = int(lib.llama_vocab_n_tokens(self._vocab))
+        self.eog_ids = {t for t in range(self.n_vocab) if lib.llama_vocab_is_eog(self._vocab, t)}
+        self._pieces: dict[tuple[int, bool], bytes] = {}
+        if self.vocab_only:
+            return
         cparams = lib.llama_context_default_params()
         cparams.n_ctx = self.n_ctx
         cparams.n_batch = cparams.n_ubatch = self.n_batch
@@ -106,10 +114,6 @@ class LlamaCppModel:
             self._ctx = None
             self.close()
             raise PrunekitError(f"llama.cpp could not create a context for '{self.path}': {_why()}")
-        self._vocab = lib.llama_model_get_vocab(self._model)
-        self.n_vocab = int(lib.llama_vocab_n_tokens(self._vocab))
-        self.eog_ids = {t for t in range(self.n_vocab) if lib.llama_vocab_is_eog(self._vocab, t)}
-        self._pieces: dict[tuple[int, bool], bytes] = {}
 
     # metadata -------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
