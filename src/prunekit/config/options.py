@@ -64,7 +64,9 @@ class OptionError(PrunekitError):
         def spell(match: re.Match) -> str:
             field = match.group(1)
             owner = self.owner
-            return owner.spell(field, surface) if owner and field in owner.model_fields else field
+            if owner and field in owner.model_fields:
+                return owner.spell(field, surface)
+            return "--" + field.replace("_", "-") if surface is Surface.CLI else field
 
         return re.sub(r"<(\w+)>", spell, self.template)
 

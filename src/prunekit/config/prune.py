@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from prunekit.config.calibration import CalibrationOptions
-from prunekit.config.options import Choice, Msg, Names, OptionError, Surface
-from prunekit.methods.patterns import Pattern, parse_pattern
+from prunekit.config.options import Choice, Msg, Names, Surface
+from prunekit.methods.patterns import Pattern, parse_pattern, target_sparsity
 
 _NO_FLAG = Names(hidden=(Surface.CLI,))  # the CLI offers these as --NAME-FIELD flags
 
@@ -85,7 +85,7 @@ class PruneConfig(CalibrationOptions):
         from prunekit.methods.pruners import PRUNERS
 
         pattern = self.parsed_pattern
-        self._target(pattern)
+        target_sparsity(self.sparsity, pattern)
         pruner = PRUNERS.lookup(self.method)
         self.method_options = pruner.from_keys(
             self.method_options, f"method '{self.method}'"
@@ -103,22 +103,7 @@ class PruneConfig(CalibrationOptions):
     @property
     def target(self) -> float:
         """The target sparsity: N/M for an N:M pattern, else `sparsity`."""
-        return self._target(self.parsed_pattern)
-
-    def _target(self, pattern: Pattern) -> float:
-        sparsity = self.sparsity
-        if pattern.is_nm:
-            if sparsity is not None and abs(sparsity - pattern.sparsity) > 1e-9:
-                raise OptionError(
-                    f"pattern {pattern} means sparsity {pattern.sparsity:g}, not {sparsity:g}; "
-                    "drop <sparsity> or set it to N/M"
-                )
-            return pattern.sparsity
-        if sparsity is None:
-            raise OptionError("give <sparsity> S (0 ≤ S < 1) or an N:M <pattern> such as 2:4")
-        if not 0.0 <= sparsity < 1.0:
-            raise OptionError(f"sparsity {sparsity:g} is outside [0, 1); use e.g. <sparsity> 0.5")
-        return float(sparsity)
+        return target_sparsity(self.sparsity, self.parsed_pattern)
 
     def pruner(self):
         """The configured method with its options."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prunekit.config.options import OptionError, Surface
 from prunekit.errors import PrunekitError
 
 
@@ -43,17 +44,26 @@ def parse_pattern(text: str) -> Pattern:
     return Pattern(n, m)
 
 
-def resolve_sparsity(sparsity: float | None, pattern: Pattern) -> float:
-    """The target sparsity: N/M for N:M (a conflicting explicit value is an error), else [0, 1)."""
+def target_sparsity(sparsity: float | None, pattern: Pattern) -> float:
+    """The target sparsity: N/M for N:M (a conflicting explicit value is an error), else [0, 1).
+    Errors are templates each surface spells (`--sparsity` on the CLI, `sparsity` in a recipe)."""
     if pattern.is_nm:
         if sparsity is not None and abs(sparsity - pattern.sparsity) > 1e-9:
-            raise PrunekitError(
+            raise OptionError(
                 f"pattern {pattern} means sparsity {pattern.sparsity:g}, not {sparsity:g}; "
-                "drop --sparsity or set it to N/M"
+                "drop <sparsity> or set it to N/M"
             )
         return pattern.sparsity
     if sparsity is None:
-        raise PrunekitError("give --sparsity S (0 ≤ S < 1) or an N:M --pattern such as 2:4")
+        raise OptionError("give <sparsity> S (0 ≤ S < 1) or an N:M <pattern> such as 2:4")
     if not 0.0 <= sparsity < 1.0:
-        raise PrunekitError(f"sparsity {sparsity:g} is outside [0, 1); use e.g. --sparsity 0.5")
+        raise OptionError(f"sparsity {sparsity:g} is outside [0, 1); use e.g. <sparsity> 0.5")
     return float(sparsity)
+
+
+def resolve_sparsity(sparsity: float | None, pattern: Pattern) -> float:
+    """`target_sparsity` with its errors spelled as the CLI's flags."""
+    try:
+        return target_sparsity(sparsity, pattern)
+    except OptionError as exc:
+        raise PrunekitError(exc.render(Surface.CLI)) from None
