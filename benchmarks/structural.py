@@ -174,6 +174,8 @@ def run(args, save) -> dict:
     import torch
 
     import prunekit
+    from prunekit.calibration.context import RunContext
+    from prunekit.config.width import WidthConfig
     from prunekit.data.sources import resolve_source
     from prunekit.models.adapters import adapter_for
     from prunekit.reports.report import machine, versions
@@ -238,9 +240,10 @@ def run(args, save) -> dict:
                     remove_layers(m, ad, res.removed[:k])
                 if keep < 1:
                     wb, _ = calib(vtok, args.width_samples, args.depth_seq_len)
-                    prune_width(
-                        m, ad, wb, keep, args.full_width_criterion, args.multiple, "cpu", False
+                    cfg = WidthConfig(
+                        ffn_keep=keep, criterion=args.full_width_criterion, multiple=args.multiple
                     )
+                    prune_width(RunContext(m, ad, wb, "cpu", False), cfg)
                 name = (
                     "vocab"
                     + (f" + depth kl k={k}" if k else "")
@@ -264,7 +267,8 @@ def run(args, save) -> dict:
             n = args.taylor_samples if crit == "taylor" else args.width_samples
             batches, _ = calib(tok, n, args.depth_seq_len, 2 if crit == "taylor" else 4)
             t0 = time.perf_counter()
-            prune_width(m, ad, batches, args.ffn_keep, crit, args.multiple, "cpu", True)
+            cfg = WidthConfig(ffn_keep=args.ffn_keep, criterion=crit, multiple=args.multiple)
+            prune_width(RunContext(m, ad, batches, "cpu", True), cfg)
             timings[f"width_{crit}"] = time.perf_counter() - t0
             add(evaluate(f"width {crit} {args.ffn_keep}", m, tok, args))
             del m

@@ -18,7 +18,10 @@ from torch import nn
 from prunekit.calibration.context import RunContext
 from prunekit.calibration.sets import CalibrationSet, build_calibration
 from prunekit.config.api import takes
+from prunekit.config.depth import DepthConfig
 from prunekit.config.prune import PruneConfig
+from prunekit.config.structured import StructuredConfig
+from prunekit.config.width import WidthConfig
 from prunekit.data.sources import resolve_source
 from prunekit.data.windows import evaluation_windows
 from prunekit.errors import PrunekitError
@@ -166,164 +169,106 @@ def check_pattern_fits(model: nn.Module, adapter, pattern: Pattern) -> None:
             )
 
 
+def _structural(model: nn.Module, tokenizer, cfg, device, progress, needs_data: bool = True):
+    """The timer, run context and report start of a structural step: its calibration set
+    (timed; none where the step needs no data) and the seed set for what follows."""
+    timer = Timer()
+    cal, report = None, {"seed": cfg.seed}
+    if needs_data:
+        with timer("calibration_data"):
+            cal = calibration_set(model, tokenizer, cfg.calib, cfg.size(), device, progress)
+        report["calibration"] = cal.describe()
+    torch.manual_seed(cfg.seed)
+    return timer, RunContext.calibrated(model, tokenizer, cal, device, progress), report
+
+
+def _structural_result(model, tokenizer, report: dict, timer) -> PruneResult:
+    """The PruneResult of a structural step: its report with params and timings."""
+    report["params"] = param_counts(model)
+    report["timings_s"] = timer.stages
+    return PruneResult(model, tokenizer, {}, report)
+
+
+@takes(StructuredConfig)
 def structured(
     model: nn.Module,
     tokenizer=None,
+    config: StructuredConfig | None = None,
     *,
-    calib: str | torch.Tensor = "python",
-    calib_samples: int = 64,
-    seq_len: int = 512,
-    seed: int = 0,
-    batch_size: int = 8,
     device: str | torch.device = "cpu",
     progress: bool = True,
     **options,
 ) -> PruneResult:
     """Remove attention head groups and MLP channels in place with per-block ratios (SAAP).
 
-    `calib` takes every form `prune` does (answered sequences give gradients unweighted).
-    `options` are `prunekit.structural.saap.SaapConfig` fields, e.g. `heads=0.25, ffn=0.25,
+    Give a `StructuredConfig` or its fields as keywords (the `structured` command's flags and
+    the recipe's `structured` step are the same class), e.g. `heads=0.25, ffn=0.25,
     importance="fused", ratios="adaptive"` or `target=0.2` (of the non-embedding parameters).
+    `calib` takes every form `prune` does (answered sequences give gradients unweighted).
     """
-    from dataclasses import fields
+    from prunekit.structural.saap import check_budget, prune_structured
 
-    from prunekit.structural.saap import SaapConfig, check_budget, prune_structured
-
-    valid = [f.name for f in fields(SaapConfig)]
-    unknown = [k for k in options if k not in valid]
-    if unknown:
-        raise PrunekitError(
-            f"structured: unknown option '{unknown[0]}'; valid options: {', '.join(valid)}"
-        )
-    cfg = SaapConfig(**options).validated()
-    adapter = adapter_for(model)
-    check_budget(model, adapter, cfg)
-    timer = Timer()
-    report: dict = {"seed": seed}
-    size = {"samples": calib_samples, "seq_len": seq_len, "seed": seed, "batch_size": batch_size}
-    with timer("calibration_data"):
-        cal = calibration_set(model, tokenizer, calib, size, device, progress)
-    report["calibration"] = cal.describe()
-    batches = cal.batches
-    torch.manual_seed(seed)
+    cfg = StructuredConfig.of(config, options)
+    check_budget(model, adapter_for(model), cfg)
+    timer, ctx, report = _structural(model, tokenizer, cfg, device, progress)
     with timer("prune"):
-        report["structured"] = prune_structured(model, adapter, batches, cfg, device, progress)
-    report["params"] = param_counts(model)
-    report["timings_s"] = timer.stages
-    return PruneResult(model, tokenizer, {}, report)
+        report["structured"] = prune_structured(ctx, cfg)
+    return _structural_result(model, tokenizer, report, timer)
 
 
-def _structural_calibration(model, tokenizer, calib, size: dict, device, progress, timer):
-    """The calibration set of a structural step, timed, and its report description."""
-    with timer("calibration_data"):
-        cal = calibration_set(model, tokenizer, calib, size, device, progress)
-    return cal, cal.describe()
-
-
-def _structural_result(model, tokenizer, seed: int, described: dict, step: dict, timer):
-    """The PruneResult of a structural step: seed, calibration, the step's report, params, timings."""
-    report = {"seed": seed, "calibration": described, **step}
-    report["params"] = param_counts(model)
-    report["timings_s"] = timer.stages
-    return PruneResult(model, tokenizer, {}, report)
-
-
+@takes(DepthConfig)
 def depth(
     model: nn.Module,
     tokenizer=None,
+    config: DepthConfig | None = None,
     *,
-    remove: int,
-    criterion: str = "kl",
-    selection: str = "greedy",
-    repair: str = "none",
-    ridge: float | None = None,
-    prior: str | None = None,
-    calib: str | torch.Tensor = "answered:python",
-    calib_samples: int = 32,
-    seq_len: int = 1024,
-    seed: int = 0,
-    batch_size: int = 8,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    **options,
 ) -> PruneResult:
     """Remove `remove` decoder layers in place: greedy single removals or the best run of
-    consecutive layers (`selection="run"`), optionally repaired by a least-squares linear map
-    folded into the block before each removed run (`repair="linear"`, no training).
+    consecutive layers (`selection="run"`), or the given `layers`; optionally repaired by a
+    least-squares linear map folded into the block before each removed run (`repair="linear"`,
+    no training).
 
+    Give a `DepthConfig` or its fields as keywords (the recipe's `depth` step is the same class).
     `calib` takes every form `prune` does; with `answered:` parts, layers are scored (and the
     maps fitted) on the answer tokens of the model's own checked answers.
     """
-    from prunekit.structural import depth_repair
-    from prunekit.structural.depth_runs import prune_depth
+    from prunekit.structural.depth_runs import prune_depth, remove_given
 
-    fit = {
-        "ridge": depth_repair.RIDGE if ridge is None else ridge,
-        "prior": depth_repair.PRIOR if prior is None else prior,
-    }
-    depth_repair.check_fit(**fit)
-    adapter = adapter_for(model)
-    timer = Timer()
-    size = {"samples": calib_samples, "seq_len": seq_len, "seed": seed, "batch_size": batch_size}
-    cal, described = _structural_calibration(model, tokenizer, calib, size, device, progress, timer)
-    torch.manual_seed(seed)
+    cfg = DepthConfig.of(config, options)
+    given = cfg.layers is not None
+    needs_data = not given or cfg.repair == "linear"
+    timer, ctx, report = _structural(model, tokenizer, cfg, device, progress, needs_data)
     with timer("prune"):
-        rep = prune_depth(
-            model,
-            adapter,
-            cal.batches,
-            remove,
-            criterion,
-            selection,
-            repair,
-            weights=cal.weights,
-            device=device,
-            progress=progress,
-            **fit,
-        )
-    return _structural_result(model, tokenizer, seed, described, {"depth": rep}, timer)
+        report["depth"] = remove_given(ctx, cfg) if given else prune_depth(ctx, cfg)
+    return _structural_result(model, tokenizer, report, timer)
 
 
+@takes(WidthConfig)
 def width(
     model: nn.Module,
     tokenizer=None,
+    config: WidthConfig | None = None,
     *,
-    ffn_keep: float,
-    criterion: str = "output",
-    multiple: int = 64,
-    refit: bool = False,
-    refit_damp: float | None = None,
-    calib: str | torch.Tensor = "python",
-    calib_samples: int = 64,
-    seq_len: int = 512,
-    seed: int = 0,
-    batch_size: int = 8,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    **options,
 ) -> PruneResult:
     """Keep `ffn_keep` of every MLP's channels (the same width in every layer, a stock config);
     with `refit`, each down projection's kept columns are re-solved by least squares so the
-    block output tracks the dense one on the calibration data (no training)."""
-    from prunekit.structural.refit import DAMP
+    block output tracks the dense one on the calibration data (no training).
+
+    Give a `WidthConfig` or its fields as keywords (the recipe's `width` step is the same class).
+    """
     from prunekit.structural.width import prune_width
 
-    adapter = adapter_for(model)
-    timer = Timer()
-    size = {"samples": calib_samples, "seq_len": seq_len, "seed": seed, "batch_size": batch_size}
-    cal, described = _structural_calibration(model, tokenizer, calib, size, device, progress, timer)
+    cfg = WidthConfig.of(config, options)
+    timer, ctx, report = _structural(model, tokenizer, cfg, device, progress)
     with timer("prune"):
-        rep = prune_width(
-            model,
-            adapter,
-            cal.batches,
-            ffn_keep,
-            criterion,
-            multiple,
-            device,
-            progress,
-            refit=refit,
-            refit_damp=DAMP if refit_damp is None else refit_damp,
-        )
-    return _structural_result(model, tokenizer, seed, described, {"width": rep}, timer)
+        report["width"] = prune_width(ctx, cfg)
+    return _structural_result(model, tokenizer, report, timer)
 
 
 def _forward_dtype(name: str | None, device) -> torch.dtype | None:

@@ -78,9 +78,9 @@ def test_adaptive_per_block_result_reloads_with_its_widths(tmp_path, tiny_model_
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--heads", "1.0"], "heads must be a fraction in [0, 1), got 1.0 (1 would remove"),
+        (["--heads", "1.0"], "--heads must be a fraction in [0, 1), got 1 (1 would remove"),
         (["--ffn", "1.5"], "ffn must be a fraction in [0, 1), got 1.5"),
-        (["--heads", "0.2", "--target", "0.2"], "give either target or heads/ffn, not both"),
+        (["--heads", "0.2", "--target", "0.2"], "give either --target or --heads/--ffn, not both"),
         ([], "nothing to remove"),
         (["--ffn", "0.2", "--multiple", "0"], "multiple must be a whole number ≥ 1"),
         (["--ffn", "0.2", "--seq-len", "1"], "--seq-len must be a whole number ≥ 2"),

@@ -10,7 +10,9 @@ from tiny_families import FAMILIES, tiny_family_model
 from transformers import AutoModelForCausalLM
 
 from prunekit.allocation.neuroal import consumer_rows
+from prunekit.calibration.context import RunContext
 from prunekit.calibration.engine import LayerwiseEngine
+from prunekit.config.width import WidthConfig
 from prunekit.evaluation.perplexity import perplexity
 from prunekit.models.adapters import ADAPTERS, adapter_for
 from prunekit.structural.depth import remove_layers
@@ -56,7 +58,8 @@ def test_width_keep_one_keeps_the_forward_exact(family, criterion):
     model = tiny_family_model(family)
     ids = _ids(3)
     before = model(ids).logits
-    prune_width(model, adapter_for(model), [_ids(4)], 1.0, criterion, 1, progress=False)
+    ctx = RunContext.of(model, [_ids(4)], progress=False)
+    prune_width(ctx, WidthConfig(ffn_keep=1.0, criterion=criterion, multiple=1))
     torch.testing.assert_close(model(ids).logits, before)
 
 

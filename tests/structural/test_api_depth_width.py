@@ -10,8 +10,10 @@ import torch
 
 import prunekit
 from conftest import tiny_model
+from prunekit.calibration.context import RunContext
+from prunekit.config.depth import DepthConfig
+from prunekit.config.width import WidthConfig
 from prunekit.errors import PrunekitError
-from prunekit.models.adapters import adapter_for
 from prunekit.structural.depth_runs import prune_depth
 from prunekit.structural.width import prune_width
 
@@ -36,16 +38,8 @@ def test_depth_api_equals_the_pipeline_it_wraps(selection):
         seq_len=16,
         progress=False,
     )
-    ref = prune_depth(
-        twin,
-        adapter_for(twin),
-        list(ids.split(4)),
-        1,
-        "cosine",
-        selection,
-        "linear",
-        progress=False,
-    )
+    cfg = DepthConfig(remove=1, criterion="cosine", selection=selection, repair="linear")
+    ref = prune_depth(RunContext.of(twin, list(ids.split(4)), progress=False), cfg)
     rep = result.report["depth"]
     assert rep["removed"] == ref["removed"] and rep["repair"] == "linear"
     assert rep["runs_repaired"] or rep["runs_unrepaired"]
@@ -68,9 +62,8 @@ def test_width_api_refit_equals_the_step():
         seq_len=16,
         progress=False,
     )
-    prune_width(
-        twin, adapter_for(twin), list(ids.split(4)), 0.5, "output", 1, refit=True, progress=False
-    )
+    cfg = WidthConfig(ffn_keep=0.5, criterion="output", multiple=1, refit=True)
+    prune_width(RunContext.of(twin, list(ids.split(4)), progress=False), cfg)
     assert result.report["width"]["refit"] is True
     for a, b in zip(model.state_dict().values(), twin.state_dict().values()):
         assert torch.equal(a, b)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from models.tiny_families import FAMILIES
+from prunekit.calibration.context import RunContext
+from prunekit.config.depth import DepthConfig
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.structural.depth import remove_layers
@@ -296,9 +298,8 @@ def test_prune_depth_report(selection):
     dense = copy.deepcopy(model)
     ad = adapter_for(model)
     batches = _batches()
-    report = prune_depth(
-        model, ad, batches, 2, "kl", selection, "linear", ridge=1e-6, progress=False
-    )
+    cfg = DepthConfig(remove=2, criterion="kl", selection=selection, repair="linear", ridge=1e-6)
+    report = prune_depth(RunContext(model, ad, batches, progress=False), cfg)
     assert len(ad.layers(model)) == 3 == report["layers_after"]
     assert report["removed"] == sorted(report["order"])
     assert [i for a, b in report["runs"] for i in range(a, b)] == report["removed"]
@@ -312,6 +313,6 @@ def test_prune_depth_report(selection):
         assert _brute_kl(dense, model, batches) == pytest.approx(score, rel=1e-3)
     assert set(report["seconds"]) == {"select", "repair", "total"}
     with pytest.raises(PrunekitError, match="selection"):
-        prune_depth(dense, ad, batches, 1, selection="best", progress=False)
+        DepthConfig.check({"remove": 1, "selection": "best"})
     with pytest.raises(PrunekitError, match="repair"):
-        prune_depth(dense, ad, batches, 1, repair="cosine", progress=False)
+        DepthConfig.check({"remove": 1, "repair": "cosine"})

@@ -10,6 +10,8 @@ import torch
 
 from conftest import tiny_model
 from models.tiny_families import FAMILIES, tiny_family_model
+from prunekit.calibration.context import RunContext
+from prunekit.config.width import WidthConfig
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.structural.groups import ChannelGroups, HeadGroups
@@ -140,10 +142,8 @@ def test_width_refit_equals_sequential_least_squares_on_a_tiny_model():
             lin = layer.mlp.get_submodule(name)
             lin.weight = torch.nn.Parameter(lin.weight.data[idx].clone())
         layer.mlp.down_proj.weight = torch.nn.Parameter(new.float())
-    report = prune_width(
-        model, adapter_for(model), batches, 0.5, "output", 32, progress=False, refit=True,
-        refit_damp=0.0,
-    )  # fmt: skip
+    cfg = WidthConfig(ffn_keep=0.5, multiple=32, refit=True, refit_damp=0.0)
+    report = prune_width(RunContext.of(model, batches, progress=False), cfg)
     for layer, want in zip(model.model.layers, ref.model.layers):
         torch.testing.assert_close(
             layer.mlp.down_proj.weight, want.mlp.down_proj.weight, rtol=1e-3, atol=1e-4
@@ -164,8 +164,10 @@ def test_width_refit_lowers_the_error_and_saves_as_a_stock_model(arch, criterion
     batches = _batches()
     plain, refit = copy.deepcopy(dense), copy.deepcopy(dense)
     adapter = adapter_for(dense)
-    rep0 = prune_width(plain, adapter, batches, 0.5, criterion, 16, progress=False)
-    rep1 = prune_width(refit, adapter, batches, 0.5, criterion, 16, progress=False, refit=True)
+    cfg = WidthConfig(ffn_keep=0.5, criterion=criterion, multiple=16)
+    rep0 = prune_width(RunContext(plain, adapter, batches, progress=False), cfg)
+    cfg1 = cfg.model_copy(update={"refit": True})
+    rep1 = prune_width(RunContext(refit, adapter, batches, progress=False), cfg1)
     assert rep0["refit"] is False and rep0["refit_error"] is None
     errors = rep1["refit_error"]
     assert len(errors["after"]) == len(errors["before"]) == 3
@@ -184,11 +186,10 @@ def test_width_refit_lowers_the_error_and_saves_as_a_stock_model(arch, criterion
 
 
 def test_width_refit_bad_options():
-    model = tiny_model("llama")
-    with pytest.raises(PrunekitError, match="width refit_damp must be a finite number"):
-        prune_width(model, adapter_for(model), _batches(), 0.5, refit=True, refit_damp=-1)
-    with pytest.raises(PrunekitError, match="width refit must be true or false"):
-        prune_width(model, adapter_for(model), _batches(), 0.5, refit="yes")
+    with pytest.raises(PrunekitError, match="refit_damp must be a finite number"):
+        WidthConfig.check({"ffn_keep": 0.5, "refit": True, "refit_damp": -1})
+    with pytest.raises(PrunekitError, match="refit must be true or false"):
+        WidthConfig.check({"ffn_keep": 0.5, "refit": "yes"})
 
 
 def test_keep_and_refit_maps_kept_head_groups_to_o_proj_columns():
@@ -223,7 +224,7 @@ def test_saap_refit_lowers_the_error(family, options):
     scored = score_groups(dense, adapter, batches, cfg, progress=False)
     plain, refit = copy.deepcopy(dense), copy.deepcopy(dense)
     rep0 = apply_scores(plain, adapter, cfg, scored)
-    cfg1 = SaapConfig(**{**vars(cfg), "refit": True})
+    cfg1 = cfg.model_copy(update={"refit": True})
     rep1 = apply_scores(refit, adapter, cfg1, scored, batches, progress=False)
     assert rep0["refit"] is None and rep1["refit"]["damp"] == cfg1.refit_damp
     assert rep1["config"]["refit"] is True
@@ -246,7 +247,7 @@ def test_saap_refit_runs_and_saves_for_every_family(family, tmp_path):
     model = tiny_family_model(family)
     adapter = adapter_for(model)
     cfg = SaapConfig(heads=0.5, ffn=0.25, ratios="uniform", max_ratio=0.5, refit=True)
-    rep = prune_structured(model, adapter, _batches(2), cfg, progress=False)
+    rep = prune_structured(RunContext(model, adapter, _batches(2), progress=False), cfg)
     assert rep["uniform"] and rep["refit"] is not None
     model.save_pretrained(tmp_path)
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32).eval()
@@ -256,11 +257,11 @@ def test_saap_refit_runs_and_saves_for_every_family(family, tmp_path):
 
 
 def test_saap_refit_options_are_validated():
-    with pytest.raises(PrunekitError, match="structured refit must be true or false"):
-        SaapConfig(heads=0.3, refit="yes").validated()
-    with pytest.raises(PrunekitError, match="structured refit_damp must be a finite number"):
-        SaapConfig(heads=0.3, refit=True, refit_damp=-1).validated()
-    assert SaapConfig.from_options({"ffn": 0.3, "refit": True, "refit_damp": 0.1}).refit_damp == 0.1
+    with pytest.raises(PrunekitError, match="refit must be true or false"):
+        SaapConfig.check({"heads": 0.3, "refit": "yes"})
+    with pytest.raises(PrunekitError, match="refit_damp must be a finite number"):
+        SaapConfig.check({"heads": 0.3, "refit": True, "refit_damp": -1})
+    assert SaapConfig.parse({"ffn": 0.3, "refit": True, "refit_damp": 0.1}).refit_damp == 0.1
     model = tiny_family_model("llama")
     adapter = adapter_for(model)
     cfg = SaapConfig(ffn=0.3, refit=True)

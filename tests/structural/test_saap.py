@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from models.tiny_families import FAMILIES, tiny_family_model
+from prunekit.calibration.context import RunContext
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.recovery.report import param_summary
@@ -37,7 +38,7 @@ def test_budget_met_and_parameters_really_go(family):
     adapter = adapter_for(model)
     before = param_summary(model, adapter)
     rep = prune_structured(
-        model, adapter, _batches(), SaapConfig(heads=0.3, ffn=0.4), progress=False
+        RunContext(model, adapter, _batches(), progress=False), SaapConfig(heads=0.3, ffn=0.4)
     )
     removed = 0
     for k in rep["kinds"].values():
@@ -67,11 +68,8 @@ def test_the_lowest_scored_groups_are_the_ones_removed(importance):
         for name, kind in (("heads", HeadGroups(adapter)), ("ffn", ChannelGroups(adapter)))
     }
     rep = prune_structured(
-        model,
-        adapter,
-        _batches(),
+        RunContext(model, adapter, _batches(), progress=False),
         SaapConfig(heads=0.3, ffn=0.3, importance=importance),
-        progress=False,
     )
     kinds = {"heads": HeadGroups(adapter), "ffn": ChannelGroups(adapter)}
     for i, (layer, ref_layer) in enumerate(zip(adapter.layers(model), adapter.layers(ref))):
@@ -91,7 +89,7 @@ def test_uniform_result_saves_as_a_stock_model(family, tmp_path):
     adapter = adapter_for(model)
     # 1 of 2 kv groups and 16 of 64 channels in every block: a uniform result
     cfg = SaapConfig(heads=0.5, ffn=0.25, ratios="uniform", max_ratio=0.5)
-    rep = prune_structured(model, adapter, _batches(), cfg, progress=False)
+    rep = prune_structured(RunContext(model, adapter, _batches(), progress=False), cfg)
     assert rep["uniform"]
     c = model.config
     assert (c.num_attention_heads, c.num_key_value_heads, c.intermediate_size) == (2, 1, 48)
@@ -105,7 +103,9 @@ def test_global_target_splits_by_one_fraction():
     model = tiny_family_model("qwen3")
     adapter = adapter_for(model)
     ne = param_summary(model, adapter)["non_embedding"]
-    rep = prune_structured(model, adapter, _batches(), SaapConfig(target=0.2), progress=False)
+    rep = prune_structured(
+        RunContext(model, adapter, _batches(), progress=False), SaapConfig(target=0.2)
+    )
     removed = sum(k["removed_params"] for k in rep["kinds"].values())
     largest = max(max(k["group_cost"]) for k in rep["kinds"].values())
     assert abs(removed - 0.2 * ne) < largest
@@ -120,7 +120,7 @@ def test_skip_leaves_first_and_last_blocks_whole():
     model = tiny_family_model("gemma3")  # 4 blocks
     adapter = adapter_for(model)
     cfg = SaapConfig(ffn=0.3, ratios="skip", skip_first=1, skip_last=1)
-    rep = prune_structured(model, adapter, _batches(), cfg, progress=False)
+    rep = prune_structured(RunContext(model, adapter, _batches(), progress=False), cfg)
     ffn = rep["kinds"]["ffn"]
     assert ffn["ratio"][0] == ffn["ratio"][-1] == 0 and min(ffn["ratio"][1:3]) > 0.5
     assert "heads" not in rep["kinds"]
@@ -131,7 +131,7 @@ def test_multiple_rounds_channels_to_whole_steps():
     model = tiny_family_model("llama")
     adapter = adapter_for(model)
     rep = prune_structured(
-        model, adapter, _batches(), SaapConfig(ffn=0.3, multiple=8), progress=False
+        RunContext(model, adapter, _batches(), progress=False), SaapConfig(ffn=0.3, multiple=8)
     )
     assert all(w % 8 == 0 for w in rep["kinds"]["ffn"]["groups_after"])
 
@@ -139,19 +139,19 @@ def test_multiple_rounds_channels_to_whole_steps():
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"heads": 1.0}, "heads must be a fraction in [0, 1), got 1.0 (1 would remove every head)"),
+        ({"heads": 1.0}, "heads must be a fraction in [0, 1), got 1 (1 would remove every head)"),
         ({"ffn": -0.1}, "ffn must be a fraction in [0, 1), got -0.1"),
         ({"target": 0.2, "ffn": 0.1}, "give either target or heads/ffn, not both"),
         ({}, "nothing to remove"),
-        ({"ffn": 0.2, "importance": "l2"}, "unknown importance 'l2'; choose one of: fused"),
-        ({"ffn": 0.2, "ratios": "owl"}, "unknown ratios 'owl'; choose one of: adaptive"),
+        ({"ffn": 0.2, "importance": "l2"}, "importance 'l2' is not one of: fused"),
+        ({"ffn": 0.2, "ratios": "owl"}, "ratios 'owl' is not one of: adaptive"),
         ({"ffn": 0.2, "multiple": 0}, "multiple must be a whole number ≥ 1, got 0"),
         ({"ffn": 0.2, "max_ratio": 0}, "max_ratio must be in (0, 1], got 0"),
     ],
 )
 def test_bad_options_are_one_line(options, message):
     with pytest.raises(PrunekitError) as err:
-        SaapConfig.from_options(options)
+        SaapConfig.parse(options)
     assert message in str(err.value) and "\n" not in str(err.value)
 
 
@@ -179,7 +179,7 @@ def test_impossible_budgets_fail_before_scoring(cfg, message):
     with pytest.raises(PrunekitError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_budget(model, adapter, cfg)
     with pytest.raises(PrunekitError):
-        prune_structured(model, adapter, [], cfg, progress=False)
+        prune_structured(RunContext(model, adapter, [], progress=False), cfg)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
 
 
@@ -188,7 +188,8 @@ def test_ratio_plot_is_written(tmp_path):
 
     model = tiny_family_model("llama")
     rep = prune_structured(
-        model, adapter_for(model), _batches(), SaapConfig(heads=0.3, ffn=0.3), progress=False
+        RunContext(model, adapter_for(model), _batches(), progress=False),
+        SaapConfig(heads=0.3, ffn=0.3),
     )
     path = write_ratio_plot(rep, tmp_path / "structured_ratios.png")
     assert path.stat().st_size > 1000
@@ -207,7 +208,9 @@ def test_one_gradient_pass_scored_once_and_applied_to_copies_equals_prune_struct
             shared = copy.deepcopy(dense)
             rep_shared = apply_scores(shared, adapter, cfg, scored)
             direct = copy.deepcopy(dense)
-            rep_direct = prune_structured(direct, adapter, _batches(), cfg, progress=False)
+            rep_direct = prune_structured(
+                RunContext(direct, adapter, _batches(), progress=False), cfg
+            )
             assert (
                 rep_shared["kinds"]["heads"]["groups_after"]
                 == rep_direct["kinds"]["heads"]["groups_after"]
@@ -234,7 +237,8 @@ def test_block_weights_are_the_spread_of_fused_scores_without_their_constant(rat
     ref = copy.deepcopy(model)
     stats = accumulate_gradients(ref, adapter, _batches(), "cpu", False, False)
     rep = prune_structured(
-        model, adapter, _batches(), SaapConfig(heads=0.3, ffn=0.3, ratios=ratios), progress=False
+        RunContext(model, adapter, _batches(), progress=False),
+        SaapConfig(heads=0.3, ffn=0.3, ratios=ratios),
     )
     layers = adapter.layers(ref)
     for name, kind in (("heads", HeadGroups(adapter)), ("ffn", ChannelGroups(adapter))):

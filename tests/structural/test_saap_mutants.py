@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from models.tiny_families import tiny_family_model
+from prunekit.config import Surface
+from prunekit.config.structured import StructuredConfig
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.structural.groups import ChannelGroups
@@ -45,8 +47,8 @@ def _llama():
 def test_options_at_their_bounds_are_valid(options):
     """Zero fractions, skips of 0, multiple and min_channels of 1, max_ratio 1, and options
     that belong to other parts of a recipe step are all accepted."""
-    cfg = SaapConfig.from_options(options)
-    assert {k: getattr(cfg, k) for k in options if hasattr(cfg, k)} == {
+    cfg = StructuredConfig.parse(options, Surface.RECIPE)
+    assert {k: getattr(cfg, k) for k in options if k in SaapConfig.model_fields} == {
         k: v for k, v in options.items() if k not in ("samples", "seq_len")
     }
 
@@ -54,31 +56,31 @@ def test_options_at_their_bounds_are_valid(options):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"heads": False, "ffn": 0.2}, "structured heads must be a fraction in [0, 1), got False"),
-        ({"ffn": 1.0}, "structured ffn must be a fraction in [0, 1), got 1.0"),
-        ({"target": 0.2, "heads": 0.1}, "structured: give either target or heads/ffn, not both"),
-        ({"heads": 0.0, "ffn": 0.0}, "structured: nothing to remove"),
-        ({"ffn": 0.2, "skip_last": -1}, "structured skip_last must be a whole number ≥ 0, got -1"),
+        ({"heads": False, "ffn": 0.2}, "heads must be a fraction in [0, 1), got False"),
+        ({"ffn": 1.0}, "ffn must be a fraction in [0, 1), got 1"),
+        ({"target": 0.2, "heads": 0.1}, "give either target or heads/ffn, not both"),
+        ({"heads": 0.0, "ffn": 0.0}, "nothing to remove"),
+        ({"ffn": 0.2, "skip_last": -1}, "skip_last must be a whole number ≥ 0, got -1"),
         (
             {"ffn": 0.2, "skip_first": 1.5},
-            "structured skip_first must be a whole number ≥ 0, got 1.5",
+            "skip_first must be a whole number ≥ 0, got 1.5",
         ),
         (
             {"ffn": 0.2, "min_channels": 0},
-            "structured min_channels must be a whole number ≥ 1, got 0",
+            "min_channels must be a whole number ≥ 1, got 0",
         ),
         (
             {"ffn": 0.2, "multiple": True},
-            "structured multiple must be a whole number ≥ 1, got True",
+            "multiple must be a whole number ≥ 1, got True",
         ),
-        ({"ffn": 0.2, "max_ratio": True}, "structured max_ratio must be in (0, 1], got True"),
-        ({"ffn": 0.2, "max_ratio": 1.01}, "structured max_ratio must be in (0, 1], got 1.01"),
+        ({"ffn": 0.2, "max_ratio": True}, "max_ratio must be in (0, 1], got True"),
+        ({"ffn": 0.2, "max_ratio": 1.01}, "max_ratio must be in (0, 1], got 1.01"),
     ],
 )
 def test_options_past_their_bounds_are_one_exact_line(options, message):
     """Booleans are not numbers, 1 is no fraction, the heads-only hint stays with heads."""
     with pytest.raises(PrunekitError) as err:
-        SaapConfig.from_options(options)
+        SaapConfig.parse(options)
     assert str(err.value).startswith(message)
     assert "would remove every head" not in str(err.value)
 

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_model
+from prunekit.calibration.context import RunContext
+from prunekit.config.width import WidthConfig
 from prunekit.errors import PrunekitError
-from prunekit.models.adapters import adapter_for
 from prunekit.structural.width import (
     activation_importance,
     keep_count,
@@ -18,6 +19,10 @@ from prunekit.structural.width import (
     prune_width,
     select_channels,
 )
+
+
+def _cfg(keep: float, criterion: str, multiple: int = 64) -> WidthConfig:
+    return WidthConfig(ffn_keep=keep, criterion=criterion, multiple=multiple)
 
 
 def _batches():
@@ -59,7 +64,7 @@ def test_keep_one_is_exact(criterion):
     model = tiny_model("qwen2")
     ids = torch.randint(0, 128, (2, 10))
     before = model(ids).logits
-    prune_width(model, adapter_for(model), _batches(), 1.0, criterion, 32, progress=False)
+    prune_width(RunContext.of(model, _batches(), progress=False), _cfg(1.0, criterion, 32))
     torch.testing.assert_close(model(ids).logits, before)
 
 
@@ -124,7 +129,7 @@ def test_activation_equals_hand_scored_sequential_slicing(arch, criterion, tmp_p
                 ]
             )
         _hand_slice(mlp, torch.sort(torch.topk(scores, k).indices).values)
-    report = prune_width(model, adapter_for(model), batches, 0.5, criterion, 32, progress=False)
+    report = prune_width(RunContext.of(model, batches, progress=False), _cfg(0.5, criterion, 32))
     assert report["intermediate_size_after"] == model.config.intermediate_size == 32
     ids = torch.randint(0, 128, (2, 10))
     torch.testing.assert_close(model(ids).logits, ref(ids).logits, rtol=1e-4, atol=1e-5)
@@ -151,7 +156,7 @@ def test_taylor_equals_autograd_mask_gradient():
     for layer, m in zip(ref.model.layers, masks):
         _hand_slice(layer.mlp, torch.sort(torch.topk(m.grad.abs(), k).indices).values)
         layer.mlp.down_proj._forward_pre_hooks.clear()
-    prune_width(model, adapter_for(model), batches, 0.25, "taylor", 16, progress=False)
+    prune_width(RunContext.of(model, batches, progress=False), _cfg(0.25, "taylor", 16))
     ids = torch.randint(0, 128, (2, 10))
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, ref(ids).logits, rtol=1e-4, atol=1e-5)
@@ -159,8 +164,7 @@ def test_taylor_equals_autograd_mask_gradient():
 
 
 def test_bad_width_input():
-    model = tiny_model("llama")
-    with pytest.raises(PrunekitError, match="ffn_keep must be in"):
-        prune_width(model, adapter_for(model), _batches(), 0.0, "activation", progress=False)
-    with pytest.raises(PrunekitError, match="unknown width criterion"):
-        prune_width(model, adapter_for(model), _batches(), 0.5, "random", progress=False)
+    with pytest.raises(PrunekitError, match="ffn_keep must be a number in"):
+        WidthConfig.check({"ffn_keep": 0.0, "criterion": "activation"})
+    with pytest.raises(PrunekitError, match="criterion 'random' is not one of"):
+        WidthConfig.check({"ffn_keep": 0.5, "criterion": "random"})

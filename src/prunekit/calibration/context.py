@@ -1,4 +1,6 @@
-"""The run context: what every calibration pass needs, passed as one object instead of five."""
+"""The run context: what every calibration pass needs, passed as one object instead of five:
+the model, its adapter (and tokenizer where a stage needs it), the calibration batches and their
+answer weights, the device, the forward dtype and whether to show progress."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from prunekit.models.adapters import DecoderAdapter, adapter_for
 @dataclass(frozen=True)
 class RunContext:
     """The model, its adapter, the calibration batches, the compute device and whether to show
-    progress. The engine it makes moves back whatever it moved to the device."""
+    progress; `weights`: per-batch answer-position weights (answered: parts; None: every position
+    counts). The engine it makes moves back whatever it moved to the device."""
 
     model: nn.Module
     adapter: DecoderAdapter
@@ -22,6 +25,8 @@ class RunContext:
     device: torch.device | str = "cpu"
     progress: bool = True
     forward_dtype: torch.dtype | None = None  # e.g. bfloat16 forwards of a float32 model
+    weights: list[torch.Tensor] | None = None
+    tokenizer: object = None
 
     @classmethod
     def of(
@@ -33,6 +38,22 @@ class RunContext:
         forward_dtype: torch.dtype | None = None,
     ) -> RunContext:
         return cls(model, adapter_for(model), batches, device, progress, forward_dtype)
+
+    @classmethod
+    def calibrated(
+        cls, model: nn.Module, tokenizer, cal, device="cpu", progress: bool = True
+    ) -> RunContext:
+        """The context of a stage calibrated on `cal` (a `CalibrationSet`, or None: no data)."""
+        batches, weights = (cal.batches, cal.weights) if cal is not None else ([], None)
+        return cls(
+            model,
+            adapter_for(model),
+            batches,
+            device,
+            progress,
+            weights=weights,
+            tokenizer=tokenizer,
+        )
 
     def engine(self, desc: str) -> LayerwiseEngine:
         """A block-by-block pass over this context's batches."""

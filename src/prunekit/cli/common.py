@@ -90,15 +90,6 @@ def add_output_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
 
 
-def calib_kwargs(args: argparse.Namespace) -> dict:
-    """The calibration flags, validated, as the API's keywords (calib, calib_samples, …)."""
-    from prunekit.config import Surface
-    from prunekit.config.calibration import CalibrationOptions
-    from prunekit.config.cli import given
-
-    return cli_check(CalibrationOptions, given(args, CalibrationOptions)).dump(Surface.API)
-
-
 def add_ppl_args(parser: argparse.ArgumentParser, flag: str = "--ppl") -> None:
     parser.add_argument(
         flag,

@@ -61,10 +61,10 @@ def check_against_model(recipe: Recipe, model, adapter, tokenizer) -> None:
 
 
 def _check_structured(step: Step, model, adapter) -> None:
-    from prunekit.structural.saap import SaapConfig, check_budget
+    from prunekit.structural.saap import check_budget
 
     try:
-        check_budget(model, adapter, SaapConfig.from_options(step.options))
+        check_budget(model, adapter, step.config)
     except PrunekitError as exc:
         raise PrunekitError(f"recipe step structured: {exc}") from None
 
@@ -84,86 +84,62 @@ class _Run:
         self.structured_sections: list[dict] = []
 
     def calibration(self, step: Step):
-        """The step's calibration set (its own source/samples/seq_len or the recipe's), tokenized
-        with the tokenizer as it is now (after any vocabulary step); answered parts are answered
-        by the model as it is now."""
+        """The step's calibration set (its own source/samples/seq_len or the recipe's, as its
+        config holds them), tokenized with the tokenizer as it is now (after any vocabulary
+        step); answered parts are answered by the model as it is now."""
         from prunekit.calibration.sets import build_calibration
 
-        cal = self.recipe.calibration
+        cfg = step.config
         return build_calibration(
-            step.options.get("source") or cal["source"],
+            cfg.calib,
             self.model,
             self.tokenizer,
-            samples=step.options.get("samples") or cal["samples"],
-            seq_len=step.options.get("seq_len") or cal["seq_len"],
-            seed=cal["seed"],
-            batch_size=cal["batch_size"],
+            **cfg.size(),
             device=self.device,
             progress=self.progress,
         )
+
+    def context(self, cal):
+        """The run context of a step calibrated on `cal` (None: a step without data)."""
+        from prunekit.calibration.context import RunContext
+
+        return RunContext.calibrated(self.model, self.tokenizer, cal, self.device, self.progress)
 
     def vocabulary(self, step: Step) -> dict:
         from prunekit.data.sources import resolve_source
         from prunekit.structural.vocabulary import prune_vocabulary
 
-        corpus = step.options["corpus"] or self.recipe.calibration["source"]
-        source = resolve_source(corpus, "calib")
+        cfg = step.config
+        source = resolve_source(cfg.corpus or self.recipe.calibration["source"], "calib")
         self.tokenizer, rep = prune_vocabulary(
-            self.model, self.tokenizer, self.adapter, source.documents(), step.options["min_count"]
+            self.model, self.tokenizer, self.adapter, source.documents(), cfg.min_count
         )
         return {"corpus": source.description, **rep}
 
     def depth(self, step: Step) -> dict:
         """Remove layers (given, or chosen greedily / as the best run) and, with `repair: linear`,
         fold a least-squares map of each removed run into the block before it."""
-        from prunekit.structural.depth import DepthResult, check_layers, remove_layers
-        from prunekit.structural.depth_repair import repair_runs
-        from prunekit.structural.depth_runs import prune_depth
+        from prunekit.structural.depth import DepthResult, check_layers
+        from prunekit.structural.depth_runs import prune_depth, remove_given
 
-        o = step.options
-        before = len(self.adapter.layers(self.model))
-        fit = {"ridge": o["ridge"], "prior": o["prior"]}
-        if o["layers"] is not None:  # given by the user: nothing to score
-            check_layers(o["layers"], before)
-            out: dict = {"removed": sorted(o["layers"]), "repair": o["repair"]}
-            if o["repair"] == "linear":
-                calib = self.calibration(step)
-                out["calibration"] = calib.describe()
-                out["runs_repaired"] = repair_runs(
-                    self.model,
-                    self.adapter,
-                    calib.batches,
-                    o["layers"],
-                    weights=calib.weights,
-                    device=self.device,
-                    progress=self.progress,
-                    skip_layer0=True,
-                    **fit,
-                )
-            remove_layers(self.model, self.adapter, o["layers"])
-            after = len(self.adapter.layers(self.model))
-            return {"layers_before": before, "layers_after": after, **out}
+        cfg = step.config
+        if cfg.layers is not None:  # given by the user: nothing to score
+            check_layers(cfg.layers, len(self.adapter.layers(self.model)))
+            calib = self.calibration(step) if cfg.repair == "linear" else None
+            rep = remove_given(self.context(calib), cfg)
+            if calib is not None:  # the report's order: ..., repair, calibration, runs_repaired
+                fits = rep.pop("runs_repaired")
+                rep |= {"calibration": calib.describe(), "runs_repaired": fits}
+            return rep
         calib = self.calibration(step)
-        torch.manual_seed(self.recipe.calibration["seed"])
-        rep = prune_depth(
-            self.model,
-            self.adapter,
-            calib.batches,
-            o["remove"],
-            o["criterion"],
-            o["selection"],
-            o["repair"],
-            weights=calib.weights,  # answer positions only; None without an answered part
-            last_token=o["last_token"],
-            device=self.device,
-            progress=self.progress,
-            **fit,
-        )
+        torch.manual_seed(cfg.seed)
+        # answer positions only (the context's weights); None without an answered part
+        rep = prune_depth(self.context(calib), cfg)
         chosen = rep.pop("selection_result")
-        if o["selection"] == "greedy":  # rounds and stability, as the report always had them
+        if cfg.selection == "greedy":  # rounds and stability, as the report always had them
             rounds = [{int(k): v for k, v in r.items()} for r in chosen["rounds"]]
             self.depth_results.append(
-                DepthResult(o["criterion"], o["last_token"], rep["order"], rounds)
+                DepthResult(cfg.criterion, cfg.last_token, rep["order"], rounds)
             )
         else:
             rep["run_scores"] = chosen
@@ -174,30 +150,15 @@ class _Run:
         from prunekit.structural.width import prune_width
 
         calib = self.calibration(step)  # unweighted: every position of a chat sequence counts
-        o = step.options
-        rep = prune_width(
-            self.model,
-            self.adapter,
-            calib.batches,
-            o["ffn_keep"],
-            o["criterion"],
-            o["multiple"],
-            self.device,
-            self.progress,
-            refit=o["refit"],
-            refit_damp=o["refit_damp"],
-        )
+        rep = prune_width(self.context(calib), step.config)
         return {"calibration": calib.describe(), **rep}
 
     def structured(self, step: Step) -> dict:
-        from prunekit.structural.saap import SaapConfig, prune_structured
+        from prunekit.structural.saap import prune_structured
 
         calib = self.calibration(step)  # unweighted, as width
-        torch.manual_seed(self.recipe.calibration["seed"])
-        cfg = SaapConfig.from_options(step.options)
-        rep = prune_structured(
-            self.model, self.adapter, calib.batches, cfg, self.device, self.progress
-        )
+        torch.manual_seed(step.config.seed)
+        rep = prune_structured(self.context(calib), step.config)
         self.structured_sections.append(rep)
         return {"calibration": calib.describe(), **rep}
 

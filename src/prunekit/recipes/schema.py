@@ -22,23 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prunekit.config import Options, Surface
+from prunekit.config import Options, Registry, Surface
 from prunekit.config.calibration import CalibrationOptions
+from prunekit.config.depth import DepthConfig
 from prunekit.config.load import LoadOptions
 from prunekit.config.prune import PruneConfig
+from prunekit.config.structured import StructuredConfig
+from prunekit.config.vocabulary import VocabularyConfig
+from prunekit.config.width import WidthConfig
 from prunekit.errors import PrunekitError
-from prunekit.structural.depth import CRITERIA as DEPTH_CRITERIA
-from prunekit.structural.depth_repair import PRIOR as DEPTH_PRIOR
-from prunekit.structural.depth_repair import PRIORS as DEPTH_PRIORS
-from prunekit.structural.depth_repair import RIDGE as DEPTH_RIDGE
-from prunekit.structural.depth_repair import check_fit
-from prunekit.structural.depth_runs import REPAIRS as DEPTH_REPAIRS
-from prunekit.structural.depth_runs import SELECTIONS as DEPTH_SELECTIONS
-from prunekit.structural.importance import REGISTRY as IMPORTANCES
-from prunekit.structural.ratios import RATIOS
-from prunekit.structural.refit import DAMP as REFIT_DAMP
-from prunekit.structural.refit import check_damp
-from prunekit.structural.width import CRITERIA as WIDTH_CRITERIA
 
 TOP_KEYS = (
     "model",
@@ -77,15 +69,14 @@ class StepSpec:
     class, the same its CLI command and API function take), or until it has one its options with
     defaults, required keys, closed choices and own checks.
 
-    Adding a step = one entry in `STEPS` here and a method of the same name on the runner.
+    Adding a step = one `StepSpec` in `STEPS` here and a method of the same name on the runner.
     """
 
-    defaults: dict[str, Any] = field(default_factory=dict)
-    required: tuple[str, ...] = ()
-    choices: dict[str, tuple] = field(default_factory=dict)
-    check: Callable[[str, dict], None] | None = None
-    structural: bool = True  # changes shapes, so it must come before 'unstructured'
+    name: str
     config: type[Options] | None = None
+    structural: bool = True  # changes shapes, so it must come before 'unstructured'
+    defaults: dict[str, Any] = field(default_factory=dict)
+    check: Callable[[str, dict], None] | None = None
 
 
 @dataclass
@@ -141,10 +132,6 @@ def _bool(where: str, key: str, value) -> bool:
     return value
 
 
-def _number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _mapping(where: str, value, what: str) -> dict:
     if value is None:
         return {}
@@ -168,24 +155,10 @@ def _step(index: int, item, calibration: dict) -> Step:
     if spec.config is not None:
         return _config_step(where, name, spec.config, options, calibration)
     _known(where, options, spec.defaults)
-    for key in spec.required:
-        if key not in options:
-            _fail(where, f"'{key}' is required")
     opts = {**spec.defaults, **options}
-    for key, choices in spec.choices.items():
-        if opts[key] not in choices:
-            _fail(where, f"{key} '{opts[key]}' is not one of: {', '.join(choices)}")
     for key in ("samples", "seq_len"):
         if opts.get(key) is not None:
             _int(where, key, opts[key], 2 if key == "seq_len" else 1)
-    if opts.get("source") is not None and not isinstance(opts["source"], str):
-        _fail(
-            where,
-            f"source must be a corpus name, instruct:CORPUS, answered:CORPUS, a path or a comma "
-            f"mixture of these, got {opts['source']!r}",
-        )
-    if opts.get("source") is not None:
-        _parts(where, opts["source"])
     if spec.check is not None:
         spec.check(where, opts)
     return Step(name, opts)
@@ -194,17 +167,20 @@ def _step(index: int, item, calibration: dict) -> Step:
 def _config_step(
     where: str, name: str, config: type[Options], options: dict, calibration: dict
 ) -> Step:
-    """A step validated by its options model, the recipe's calibration filling the windows it
-    does not set; its report options: the model's values, then the windows as given."""
+    """A step validated by its options model; a calibrated one (a `CalibrationOptions`) takes
+    the windows `source`/`samples`/`seq_len`, the recipe's calibration filling what it does not
+    set. Its report options: the model's own values, then the windows as given."""
+    windows = list(_WINDOWS) if issubclass(config, CalibrationOptions) else []
     own = [k for k in config.keys(Surface.RECIPE) if k not in CALIBRATION_DEFAULTS]
-    _known(where, options, [*own, *_WINDOWS])
+    _known(where, options, [*own, *windows])
     given = {k: v for k, v in options.items() if v is not None}
+    base = calibration if windows else {}
     try:
-        cfg = config.parse({**calibration, **given}, Surface.RECIPE)
+        cfg = config.parse({**base, **given}, Surface.RECIPE)
     except PrunekitError as exc:
         _fail(where, str(exc))
     values = cfg.dump(Surface.RECIPE)
-    return Step(name, {k: values[k] for k in own} | {k: options.get(k) for k in _WINDOWS}, cfg)
+    return Step(name, {k: values[k] for k in own} | {k: options.get(k) for k in windows}, cfg)
 
 
 def _parts(where: str, source: str) -> None:
@@ -235,48 +211,6 @@ def _check_answered(where: str, step: Step, calibration: str) -> None:
         _fail(where, "give it a corpus: the calibration source's answered part is not a corpus")
 
 
-def _check_vocabulary(where: str, opts: dict) -> None:
-    _int(where, "min_count", opts["min_count"])
-    if opts["corpus"] is not None and not isinstance(opts["corpus"], str):
-        _fail(where, f"corpus must be a built-in corpus name or a path, got {opts['corpus']!r}")
-
-
-def _check_depth(where: str, opts: dict) -> None:
-    given = opts["layers"]
-    if (opts["remove"] is None) == (given is None):
-        _fail(where, "give either remove: N (the N least needed, scored) or layers: [i, ...]")
-    if given is None:
-        _int(where, "remove", opts["remove"])
-    elif (
-        not isinstance(given, list)
-        or not given
-        or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in given)
-        or len(set(given)) != len(given)
-    ):
-        _fail(
-            where, f"layers must be a list of distinct layer indices ≥ 0, e.g. [10], got {given!r}"
-        )
-    _bool(where, "last_token", opts["last_token"])
-    if given is not None and opts["selection"] != "greedy":
-        _fail(where, "selection chooses which layers go; with layers: [...] leave it out")
-    try:
-        check_fit(opts["ridge"], opts["prior"])
-    except PrunekitError as exc:
-        _fail(where, str(exc).replace("depth repair ", ""))
-
-
-def _check_width(where: str, opts: dict) -> None:
-    keep = opts["ffn_keep"]
-    if not _number(keep) or not 0 < keep <= 1:
-        _fail(where, f"ffn_keep must be a number in (0, 1], got {keep!r}")
-    _int(where, "multiple", opts["multiple"])
-    _bool(where, "refit", opts["refit"])
-    try:
-        check_damp(opts["refit_damp"], "refit_damp")
-    except PrunekitError as exc:
-        _fail(where, str(exc))
-
-
 def _check_recover(where: str, opts: dict) -> None:
     from prunekit.recovery.config import RecoveryConfig
 
@@ -294,23 +228,6 @@ def _check_recover(where: str, opts: dict) -> None:
         _fail(where, str(exc).replace("recover: ", ""))
 
 
-def _check_structured(where: str, opts: dict) -> None:
-    from prunekit.structural.saap import SaapConfig
-
-    try:
-        SaapConfig.from_options(opts)
-    except PrunekitError as exc:
-        _fail(where, str(exc).replace("structured: ", "").replace("structured ", ""))
-
-
-def _structured_defaults() -> dict[str, Any]:
-    from dataclasses import fields
-
-    from prunekit.structural.saap import SaapConfig
-
-    return {**{f.name: f.default for f in fields(SaapConfig)}, **_WINDOWS}
-
-
 def _recover_defaults() -> dict[str, Any]:
     from dataclasses import fields
 
@@ -319,52 +236,17 @@ def _recover_defaults() -> dict[str, Any]:
     return {"teacher": None, **{f.name: f.default for f in fields(RecoveryConfig)}}
 
 
-STEPS: dict[str, StepSpec] = {
-    "vocabulary": StepSpec({"corpus": None, "min_count": 1}, check=_check_vocabulary),
-    "depth": StepSpec(
-        # remove: N scored by criterion; or layers: [i, ...] removed as given (no scoring)
-        # selection: greedy single removals or the best run of `remove` consecutive layers;
-        # repair: linear folds a least-squares map of each removed run into the block before it
-        {
-            "remove": None,
-            "layers": None,
-            "criterion": "kl",
-            "last_token": False,
-            "selection": "greedy",
-            "repair": "none",
-            "ridge": DEPTH_RIDGE,
-            "prior": DEPTH_PRIOR,
-            **_WINDOWS,
-        },
-        choices={
-            "criterion": DEPTH_CRITERIA,
-            "selection": DEPTH_SELECTIONS,
-            "repair": DEPTH_REPAIRS,
-            "prior": DEPTH_PRIORS,
-        },
-        check=_check_depth,
+STEPS: Registry[StepSpec] = Registry(
+    "step",
+    (
+        StepSpec("vocabulary", VocabularyConfig),
+        StepSpec("depth", DepthConfig),
+        StepSpec("width", WidthConfig),
+        StepSpec("structured", StructuredConfig),
+        StepSpec("unstructured", PruneConfig, structural=False),
+        StepSpec("recover", defaults=_recover_defaults(), check=_check_recover, structural=False),
     ),
-    "width": StepSpec(
-        {
-            "ffn_keep": None,
-            "criterion": "output",
-            "multiple": 64,
-            "refit": False,
-            "refit_damp": REFIT_DAMP,
-            **_WINDOWS,
-        },
-        required=("ffn_keep",),
-        choices={"criterion": WIDTH_CRITERIA},
-        check=_check_width,
-    ),
-    "structured": StepSpec(
-        _structured_defaults(),
-        choices={"importance": tuple(IMPORTANCES), "ratios": RATIOS},
-        check=_check_structured,
-    ),
-    "unstructured": StepSpec(config=PruneConfig, structural=False),
-    "recover": StepSpec(_recover_defaults(), check=_check_recover, structural=False),
-}
+)
 STRUCTURAL = tuple(name for name, spec in STEPS.items() if spec.structural)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -29,6 +30,7 @@ from prunekit.structural.depth import (
     _mean,
     _Stack,
     angular_sum,
+    check_layers,
     check_remove,
     cosine_sum,
     greedy_depth,
@@ -45,6 +47,10 @@ from prunekit.structural.depth_repair import (
     repaired_stream,
     run_with_branch,
 )
+
+if TYPE_CHECKING:
+    from prunekit.calibration.context import RunContext
+    from prunekit.config.depth import DepthConfig
 
 SELECTIONS = ("greedy", "run")
 REPAIRS = ("none", "linear")
@@ -166,37 +172,21 @@ def best_run(
             model.to(home)
 
 
-def prune_depth(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches: list[torch.Tensor],
-    remove: int,
-    criterion: str = "kl",
-    selection: str = "greedy",
-    repair: str = "none",
-    ridge: float = RIDGE,
-    weights: list[torch.Tensor] | None = None,
-    last_token: bool = False,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    prior: str = PRIOR,
-) -> dict:
-    """Choose `remove` layers (greedy single removals or the best run), repair, remove; in place.
+def prune_depth(ctx: RunContext, options: DepthConfig) -> dict:
+    """Choose `options.remove` layers (greedy single removals or the best run), repair, remove;
+    in place, on the context's calibration batches (and answer weights).
 
     With greedy selection and `repair="linear"`, a run that starts at layer 0 stays unrepaired
     (listed under `runs_unrepaired`); run selection never picks one.
     """
-    if selection not in SELECTIONS:
-        raise PrunekitError(
-            f"unknown depth selection '{selection}'; choose one of: {', '.join(SELECTIONS)}"
-        )
-    if repair not in REPAIRS:
-        raise PrunekitError(f"unknown depth repair '{repair}'; choose one of: {', '.join(REPAIRS)}")
+    model, adapter, batches, weights = ctx.model, ctx.adapter, ctx.batches, ctx.weights
+    remove, criterion, selection = options.remove, options.criterion, options.selection
+    repair, ridge, prior = options.repair, options.ridge, options.prior
+    device, progress, last_token = ctx.device, ctx.progress, options.last_token
     num_layers = len(adapter.layers(model))
     check_remove(remove, num_layers)
     if repair == "linear":
         branch_scale(model, adapter)  # refuse bad input before any work
-        check_fit(ridge, prior)
     t0 = time.perf_counter()
     common = dict(last_token=last_token, weights=weights, device=device, progress=progress)
     if selection == "greedy":
@@ -258,3 +248,27 @@ def prune_depth(
             "total": time.perf_counter() - t0,
         },
     }
+
+
+def remove_given(ctx: RunContext, options: DepthConfig) -> dict:
+    """Remove the given `options.layers` (nothing scored); with `repair: linear`, first fold a
+    map of each removed run into the block before it, fitted on the context's batches."""
+    model, adapter, drop = ctx.model, ctx.adapter, options.layers
+    before = len(adapter.layers(model))
+    check_layers(drop, before)
+    out: dict = {"removed": sorted(drop), "repair": options.repair}
+    if options.repair == "linear":
+        out["runs_repaired"] = repair_runs(
+            model,
+            adapter,
+            ctx.batches,
+            drop,
+            options.ridge,
+            ctx.weights,
+            ctx.device,
+            ctx.progress,
+            skip_layer0=True,
+            prior=options.prior,
+        )
+    remove_layers(model, adapter, drop)
+    return {"layers_before": before, "layers_after": len(adapter.layers(model)), **out}

@@ -21,15 +21,16 @@ its heads already cut (what the MLP will see), its channels go and down_proj is 
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from prunekit.calibration.engine import BlockContext, LayerwiseEngine
 from prunekit.calibration.stats import HESSIAN
+from prunekit.config.structured import SaapConfig
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.structural.groups import ChannelGroups, GroupKind, HeadGroups, sync_configs
@@ -39,74 +40,14 @@ from prunekit.structural.importance import (
     accumulate_gradients,
     kind_scores,
 )
-from prunekit.structural.ratios import RATIOS, Blocks, allocate, layer_weights
-from prunekit.structural.refit import DAMP, check_damp, consumer_part, keep_and_refit
+from prunekit.structural.ratios import Blocks, allocate, layer_weights
+from prunekit.structural.refit import DAMP, consumer_part, keep_and_refit
 from prunekit.structural.width import select_channels
 
+if TYPE_CHECKING:
+    from prunekit.calibration.context import RunContext
 
-def _fraction(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
-
-
-@dataclass
-class SaapConfig:
-    """The options of `prunekit structured` and of the recipe step `structured:` (one schema)."""
-
-    heads: float | None = None
-    ffn: float | None = None
-    target: float | None = None
-    importance: str = "fused"
-    ratios: str = "adaptive"
-    skip_first: int = 3
-    skip_last: int = 1
-    max_ratio: float = 0.8
-    multiple: int = 1
-    min_channels: int = 1
-    refit: bool = False
-    refit_damp: float = DAMP
-
-    @classmethod
-    def from_options(cls, options: dict) -> SaapConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in options.items() if k in names}).validated()
-
-    def validated(self) -> SaapConfig:
-        """Every option in range, or one PrunekitError line naming it (no model needed)."""
-        for key in ("heads", "ffn", "target"):
-            value = getattr(self, key)
-            if value is not None and not _fraction(value):
-                raise PrunekitError(
-                    f"structured {key} must be a fraction in [0, 1), got {value!r}"
-                    + (" (1 would remove every head)" if key == "heads" and value == 1 else "")
-                )
-        if self.target is not None and (self.heads is not None or self.ffn is not None):
-            raise PrunekitError("structured: give either target or heads/ffn, not both")
-        if not any(getattr(self, k) for k in ("heads", "ffn", "target")):
-            raise PrunekitError(
-                "structured: nothing to remove; give heads and/or ffn (fractions of each kind) "
-                "or target (fraction of non-embedding parameters), e.g. heads 0.25 ffn 0.25"
-            )
-        if self.importance not in REGISTRY:
-            raise PrunekitError(
-                f"unknown importance '{self.importance}'; choose one of: {', '.join(REGISTRY)}"
-            )
-        if self.ratios not in RATIOS:
-            raise PrunekitError(
-                f"unknown ratios '{self.ratios}'; choose one of: {', '.join(RATIOS)}"
-            )
-        for key, low in (("skip_first", 0), ("skip_last", 0), ("multiple", 1), ("min_channels", 1)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise PrunekitError(
-                    f"structured {key} must be a whole number ≥ {low}, got {value!r}"
-                )
-        mr = self.max_ratio
-        if isinstance(mr, bool) or not isinstance(mr, int | float) or not 0 < mr <= 1:
-            raise PrunekitError(f"structured max_ratio must be in (0, 1], got {mr!r}")
-        if not isinstance(self.refit, bool):
-            raise PrunekitError(f"structured refit must be true or false, got {self.refit!r}")
-        check_damp(self.refit_damp, "structured refit_damp")
-        return self
+__all__ = ["SaapConfig", "apply_scores", "check_budget", "prune_structured", "score_groups"]
 
 
 def non_embedding(model: nn.Module, adapter: DecoderAdapter) -> int:
@@ -232,7 +173,8 @@ def apply_scores(
     targets = budgets(model, adapter, cfg, blocks)
     before = _params(model, adapter)
     kinds = _kinds(adapter)
-    section: dict = {"config": dataclasses.asdict(cfg), "kinds": {}, "params_before": before}
+    config = {f: getattr(cfg, f) for f in SaapConfig.model_fields}  # SAAP's own, not calibration
+    section: dict = {"config": config, "kinds": {}, "params_before": before}
     keeps: dict[str, list[torch.Tensor | None]] = {}
     for name, (scores, info, offset) in scored.kinds.items():
         b = blocks[name]
@@ -305,16 +247,10 @@ def keep_with_refit(
     return errors
 
 
-def prune_structured(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches,
-    cfg: SaapConfig,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-) -> dict:
-    """Score, allocate and remove head groups and MLP channels in place; return the report section."""
-    cfg.validated()
+def prune_structured(ctx: RunContext, cfg: SaapConfig) -> dict:
+    """Score, allocate and remove head groups and MLP channels in place on the context's
+    calibration batches; return the report section."""
+    model, adapter = ctx.model, ctx.adapter
     check_budget(model, adapter, cfg)
-    scored = score_groups(model, adapter, batches, cfg, device, progress)
-    return apply_scores(model, adapter, cfg, scored, batches, device, progress)
+    scored = score_groups(model, adapter, ctx.batches, cfg, ctx.device, ctx.progress)
+    return apply_scores(model, adapter, cfg, scored, ctx.batches, ctx.device, ctx.progress)

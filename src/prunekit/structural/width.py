@@ -27,6 +27,8 @@ on the stream as pruned (and refit) before block i, in the same pass as the scor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 from tqdm.auto import tqdm
@@ -35,7 +37,11 @@ from prunekit.calibration.engine import BlockContext, LayerwiseEngine
 from prunekit.calibration.stats import HESSIAN, SQ_NORM
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter
-from prunekit.structural.refit import DAMP, check_damp, refit_linear
+from prunekit.structural.refit import DAMP, refit_linear
+
+if TYPE_CHECKING:
+    from prunekit.calibration.context import RunContext
+    from prunekit.config.width import WidthConfig
 
 CRITERIA = ("activation", "output", "taylor")
 
@@ -228,26 +234,22 @@ def taylor_scores(
     return [s.float() for s in sums]
 
 
-def prune_width(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches,
-    ffn_keep: float,
-    criterion: str = "output",
-    multiple: int = 64,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    refit: bool = False,
-    refit_damp: float = DAMP,
-) -> dict:
-    """Prune every layer's MLP to the same width; update `intermediate_size`; return a report.
+def prune_width(ctx: RunContext, options: WidthConfig) -> dict:
+    """Prune every layer's MLP to the same width on the context's calibration batches; update
+    `intermediate_size`; return a report.
 
-    `refit`: re-solve each down projection's kept columns on the calibration data (`refit_damp`:
-    the ridge relative to the mean diagonal of XᵀX); the report gains per-layer output errors."""
-    if criterion not in CRITERIA:
-        raise PrunekitError(
-            f"unknown width criterion '{criterion}'; choose one of: {', '.join(CRITERIA)}"
-        )
+    `options.refit`: re-solve each down projection's kept columns on the calibration data
+    (`refit_damp`: the ridge relative to the mean diagonal of XᵀX); the report gains per-layer
+    output errors."""
+    model, adapter, batches, device, progress = (
+        ctx.model,
+        ctx.adapter,
+        ctx.batches,
+        ctx.device,
+        ctx.progress,
+    )
+    ffn_keep, criterion, multiple = options.ffn_keep, options.criterion, options.multiple
+    refit, refit_damp = options.refit, options.refit_damp
     layers = adapter.layers(model)
     widths = {adapter.mlp_width(layer) for layer in layers}
     if len(widths) != 1:
@@ -256,10 +258,6 @@ def prune_width(
         )
     width = widths.pop()
     k = keep_count(width, ffn_keep, multiple)
-    if not isinstance(refit, bool):
-        raise PrunekitError(f"width refit must be true or false, got {refit!r}")
-    if refit:
-        check_damp(refit_damp, "width refit_damp")
     errors: list[dict[str, float]] = []
     if criterion in ("activation", "output"):
         kept = prune_width_activation(
