@@ -126,11 +126,11 @@ def prune(
     report: dict = {"method": section.to_dict(), "seed": cfg.seed}
     if cfg.method_options != type(pruner)().dump():  # recorded where not the defaults
         report["method"]["options"] = cfg.method_options
-    batches = None
+    batches, weights = None, None
     if pruner.needs or cfg.allocation != "uniform":
         with timer("calibration_data"):
             cal = calibration_set(model, tokenizer, cfg.calib, cfg.size(), device, progress)
-        batches, report["calibration"] = cal.batches, cal.describe()
+        batches, weights, report["calibration"] = cal.batches, cal.weights, cal.describe()
     weights_dtype = next(model.parameters()).dtype
     fdtype = _forward_dtype(cfg.forward_dtype, device)
     if fdtype in (torch.float32, weights_dtype):
@@ -143,7 +143,7 @@ def prune(
     with timer("allocation"):
         run = RunContext(model, adapter, batches, device, progress, fdtype)
         plan, report["allocation"] = build_allocation(
-            cfg.allocation, cfg.allocation_options, run, pruner, pat, target
+            cfg.allocation, cfg.allocation_options, run, pruner, pat, target, weights
         )
     with timer("prune"):
         records = prune_model(

@@ -30,8 +30,9 @@ def _record(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Replace the search by a recorder of its arguments; it returns the uniform plan."""
     seen: dict[str, Any] = {}
 
-    def fake(run, pruner, pattern, shapes, sparsity, settings):
+    def fake(run, pruner, pattern, shapes, sparsity, settings, weights):
         seen.update(run=run, searcher=pruner, sparsity=sparsity, settings=settings)
+        seen.update(weights=weights)
         return make_plan(shapes, [sparsity] * 3), {}
 
     monkeypatch.setattr("prunekit.allocation.build.neuroal_search", fake)
@@ -57,7 +58,7 @@ def test_defaults_reach_the_search_as_the_published_settings(monkeypatch: pytest
     pruner = Wanda()
     _, report = _build({}, pruner)
     assert seen["searcher"] is pruner and seen["sparsity"] == 0.6
-    assert _windows(seen["run"]) == [[0, 1, 2], [3, 4]]
+    assert _windows(seen["run"]) == [[0, 1, 2], [3, 4]] and seen["weights"] is None
     assert seen["settings"] == SearchSettings(
         row_step=True,
         row_wise=True,

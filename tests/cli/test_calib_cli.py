@@ -84,7 +84,6 @@ def test_structured_takes_a_mixture(tmp_path, tiny_model_dir, folder, answers):
             ["--calib", "python,answered:nosuch"],
             "calibration part 'answered:nosuch': data 'nosuch'",
         ),
-        (["--calib", "answered:python", "--allocation", "neuroal"], "searches on windows"),
     ],
 )
 def test_a_bad_part_is_one_line_before_loading(tmp_path, tiny_model_dir, capsys, extra, needle):

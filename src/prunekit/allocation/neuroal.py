@@ -149,13 +149,17 @@ def neuroal_search(
     shapes: dict[str, LayerShape],
     sparsity: float,
     settings: SearchSettings = SearchSettings(),
+    weights: list[torch.Tensor] | None = None,
 ) -> tuple[AllocationPlan, dict]:
     """Block λ search, then (if `row_step`) row λ search; return the chosen plan and the log.
 
-    `run.batches` is the small search subset. `bound` stops a candidate as soon as its partial
-    objective reaches the best complete one (exact: every term is ≥ 0). `fast_masks` scores
-    every Linear once on the dense stream of the subset and masks candidates from those ranks;
-    off, each candidate re-scores on its own (masked) stream, as the scorer would in a real prune.
+    `run.batches` is the small search subset, of any lengths (each batch one length: they run
+    one by one and pool their statistics); `weights` (one per batch, its shape) weight the
+    alignment profiles per token (`alignment` module docstring), None: every token alike.
+    `bound` stops a candidate as soon as its partial objective reaches the best complete one
+    (exact: every term is ≥ 0). `fast_masks` scores every Linear once on the dense stream of the
+    subset and masks candidates from those ranks; off, each candidate re-scores on its own
+    (masked) stream, as the scorer would in a real prune.
     """
     t0 = time.perf_counter()
     opts, quiet = settings, run.quiet()
@@ -169,7 +173,7 @@ def neuroal_search(
     dense_norms: dict[str, torch.Tensor] | None = None
     if searching and opts.fast_masks and not pattern.is_nm and not pruner.updates_weights:
         dense_norms = {} if opts.dense_reference == "cached" else None
-        ranks = score_ranks(quiet, pruner, dense_norms)
+        ranks = score_ranks(quiet, pruner, dense_norms, weights)
         needs: frozenset[str] = frozenset()
     else:
         ranks, needs = None, pruner.needs
@@ -180,7 +184,7 @@ def neuroal_search(
         else:
             prune = scorer_prune(pruner, pattern, plan.target)
         bound = best if opts.bound else math.inf
-        return alignment_objective(quiet, prune, needs, bound, desc, dense_norms)
+        return alignment_objective(quiet, prune, needs, bound, desc, dense_norms, weights)
 
     block_log, best, best_res = SearchLog(), math.inf, None
     if not searching:
@@ -203,6 +207,8 @@ def neuroal_search(
     plan = make_plan(shapes, blocks, row_wise=row_wise)
     out = {
         "search_windows": sum(b.shape[0] for b in run.batches),
+        "search_tokens": sum(b.numel() for b in run.batches),
+        **({} if weights is None else {"search_scored_tokens": int(sum(w.sum() for w in weights))}),
         "bounded": opts.bound,
         "fast_masks": ranks is not None,
         "dense_reference": "cached" if dense_norms is not None else "stream",

@@ -14,9 +14,10 @@ dropped and counted per part (`removed_humaneval_overlap`); a corpus or path is 
 on windows the check also flags generic code such as `[1, 2, 3, 4, 5, 6, 7`).
 
 Weights: steps that only read activation statistics or gradients (Wanda, SparseGPT, magnitude,
-OWL, NeuroAL, width, SAAP) use every position of every sequence unweighted: the whole chat
-sequence is task-format text. Depth scoring reads `weights`: 1 on an answer's positions, 0 on its
-prompt, and 1 everywhere in a corpus window of a mixture; None when there is no answered part.
+OWL, width, SAAP) use every position of every sequence unweighted: the whole chat sequence is
+task-format text. Depth scoring and NeuroAL's alignment objective read `weights`: 1 on an
+answer's positions, 0 on its prompt, and 1 everywhere in a corpus window of a mixture; None when
+there is no answered part.
 """
 
 from __future__ import annotations
@@ -110,15 +111,6 @@ def has_answered(spec: str | torch.Tensor) -> bool:
     """Whether a spec has an `answered:` part (it needs the model to answer, and gives sequences
     of their own lengths)."""
     return isinstance(spec, str) and any(p.kind == ANSWERS for p in parse_spec(spec))
-
-
-def check_neuroal(allocation: str, spec: str | torch.Tensor) -> None:
-    """NeuroAL's search takes its first windows as one tensor, so it needs one length."""
-    if allocation == "neuroal" and has_answered(spec):
-        raise PrunekitError(
-            "allocation neuroal searches on windows of one length and answered:CORPUS gives "
-            "sequences of their own; calibrate it on a corpus or instruct:CORPUS, or use owl"
-        )
 
 
 def shares(samples: int, parts: int) -> list[int]:

@@ -79,9 +79,8 @@ class PruneConfig(CalibrationOptions):
     @model_validator(mode="after")
     def _consistent(self):
         """Pattern and sparsity agree; the method's and allocation's options are theirs (filled
-        with their defaults); NeuroAL's search windows have one length."""
+        with their defaults)."""
         from prunekit.allocation.build import check_allocation
-        from prunekit.calibration.sets import check_neuroal
         from prunekit.methods.pruners import PRUNERS
 
         pattern = self.parsed_pattern
@@ -93,7 +92,6 @@ class PruneConfig(CalibrationOptions):
         self.allocation_options = check_allocation(
             self.allocation, self.allocation_options, pattern
         )
-        check_neuroal(self.allocation, self.calib)
         return self
 
     @property
