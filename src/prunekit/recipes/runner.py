@@ -22,6 +22,8 @@ def precheck(recipe: Recipe) -> None:
     resolve_device(recipe.device)
     check_spec(recipe.calibration["source"])
     for step in recipe.steps:
+        if step.name == "search_plan":
+            _read_plan(step)
         if step.name == "vocabulary" and step.options["corpus"]:
             resolve_source(step.options["corpus"], "calib")
         if step.options.get("source"):
@@ -33,6 +35,17 @@ def precheck(recipe: Recipe) -> None:
         resolve_source(data, "eval")
 
 
+def _read_plan(step: Step) -> dict:
+    """The search_plan step's plan, read and checked to be one (one line naming the step)."""
+    from prunekit.search.plan import read_plan
+
+    try:
+        return read_plan(step.config.file)
+    except PrunekitError as exc:
+        message = str(exc).replace("--plan ", "file ")
+        raise PrunekitError(f"recipe step search_plan: {message}") from None
+
+
 def check_against_model(recipe: Recipe, model, adapter, tokenizer) -> None:
     """Model-dependent checks, run after loading and before the first step changes anything."""
     from prunekit.api import check_seq_len
@@ -42,7 +55,8 @@ def check_against_model(recipe: Recipe, model, adapter, tokenizer) -> None:
     layers = len(adapter.layers(model))
     reshaped = False  # a step before changed the blocks: later budgets are checked when they run
     for step in recipe.steps:
-        check_seq_len(model, step.options.get("seq_len") or recipe.calibration["seq_len"])
+        if step.name != "search_plan":  # a plan calibrates as its search did
+            check_seq_len(model, step.options.get("seq_len") or recipe.calibration["seq_len"])
         if step.name == "structured" and not reshaped:
             _check_structured(step, model, adapter)
         if step.name == "depth":
@@ -56,6 +70,12 @@ def check_against_model(recipe: Recipe, model, adapter, tokenizer) -> None:
         reshaped = reshaped or step.name in ("depth", "width", "structured")
         if step.name == "vocabulary":
             check_tokenizer(tokenizer)
+        planned = len(_read_plan(step)["layers"]) if step.name == "search_plan" else layers
+        if planned != layers:
+            raise PrunekitError(
+                f"recipe step search_plan: the plan has {planned} layers, the model {layers}; "
+                "was it searched on another model?"
+            )
     if recipe.evaluate["perplexity"]:
         check_seq_len(model, recipe.evaluate["ppl_seq_len"])
 
@@ -104,6 +124,16 @@ class _Run:
         from prunekit.calibration.context import RunContext
 
         return RunContext.calibrated(self.model, self.tokenizer, cal, self.device, self.progress)
+
+    def search_plan(self, step: Step) -> dict:
+        """Rebuild a `prunekit search` plan (its calibration, split and levels database, as
+        `prunekit search MODEL --plan` does); on the CPU, as the search runs."""
+        from prunekit.search.run import rebuild
+
+        plan = _read_plan(step)
+        result = rebuild(self.model, self.tokenizer, plan, self.progress)
+        rep = result.report
+        return {"calibration": rep["calibration"], "plan": rep["search_plan"]}
 
     def vocabulary(self, step: Step) -> dict:
         from prunekit.data.sources import resolve_source
@@ -391,6 +421,9 @@ def _stability_lines(s: dict) -> list[str]:
 
 
 def _details(s: dict) -> str:
+    if s["step"] == "search_plan":
+        dropped = s["plan"].get("dropped") or "none"
+        return f"plan {s['options']['file']}: levels {s['plan'].get('levels')}, dropped {dropped}"
     if s["step"] == "vocabulary":
         return f"tokens {s['tokens_before']:,} → {s['tokens_kept']:,} (corpus {s['kept_from_corpus']:,}, merge chains {s['kept_for_merge_chains']:,}, special {s['kept_special_added']:,}, base {s['kept_base']:,})"
     if s["step"] == "depth":

@@ -3,6 +3,7 @@
     model: qwen2.5-coder-0.5b
     calibration: {source: python, samples: 64, seq_len: 512, seed: 0}
     steps:
+      - search_plan: {file: runs/search/plan.json}  # a `prunekit search` plan: first if given
       - vocabulary: {corpus: python}
       - depth: {remove: 4, criterion: kl, source: answered:python}  # any step takes a source:
       # a corpus, instruct:CORPUS, answered:CORPUS, a path, or a mixture (python,answered:python)
@@ -27,6 +28,7 @@ from prunekit.config.calibration import CalibrationOptions
 from prunekit.config.depth import DepthConfig
 from prunekit.config.load import LoadOptions
 from prunekit.config.prune import PruneConfig
+from prunekit.config.search_plan import SearchPlanConfig
 from prunekit.config.structured import StructuredConfig
 from prunekit.config.vocabulary import VocabularyConfig
 from prunekit.config.width import WidthConfig
@@ -239,6 +241,7 @@ def _recover_defaults() -> dict[str, Any]:
 STEPS: Registry[StepSpec] = Registry(
     "step",
     (
+        StepSpec("search_plan", SearchPlanConfig),
         StepSpec("vocabulary", VocabularyConfig),
         StepSpec("depth", DepthConfig),
         StepSpec("width", WidthConfig),
@@ -263,6 +266,13 @@ def _order(steps: list[Step]) -> None:
         _fail(
             f"step {seen['recover']} (recover)",
             "recover trains what the steps before it pruned; make it the last step",
+        )
+    first = next((s for s in steps if s.name in STRUCTURAL), None)
+    if "search_plan" in seen and first.name != "search_plan":
+        _fail(
+            f"step {seen['search_plan']} (search_plan)",
+            f"search_plan must be the first structural step (its levels index the dense model's "
+            f"layers and its calibration is the search's); move it before '{first.name}'",
         )
     if "unstructured" in seen:
         late = [s for s in STRUCTURAL if seen.get(s, 0) > seen["unstructured"]]
