@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Generic, TypeVar
 
 from prunekit.errors import PrunekitError
@@ -19,6 +19,14 @@ class Registry(MutableMapping[str, T], Generic[T]):
         self._entries: dict[str, T] = {}
         for entry in entries:
             self.register(entry)
+
+    @classmethod
+    def of(cls, kind: str, entries: Mapping[str, T]) -> Registry[T]:
+        """A registry of entries that carry no name of their own, by the mapping's keys."""
+        registry: Registry[T] = cls(kind)
+        for name, entry in entries.items():
+            registry.register(entry, name)
+        return registry
 
     def register(self, entry: T, name: str | None = None) -> T:
         """Add `entry` under `name` (default: its `name` attribute); usable as a class decorator."""

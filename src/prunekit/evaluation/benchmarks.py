@@ -13,6 +13,7 @@ import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
+from prunekit.config.registry import Registry
 from prunekit.errors import PrunekitError
 
 
@@ -76,14 +77,17 @@ class Entry:
 
 
 HX = "prunekit.evaluation.humaneval_x"
-REGISTRY: dict[str, Entry] = {
-    "humaneval": Entry("prunekit.evaluation.humaneval", "HumanEvalBenchmark"),
-    "humaneval-x:cpp": Entry(HX, "HumanEvalX", {"language": "cpp"}),
-    "humaneval-x:java": Entry(HX, "HumanEvalX", {"language": "java"}),
-    "humaneval-x:js": Entry(HX, "HumanEvalX", {"language": "js"}),
-    "humaneval-x:go": Entry(HX, "HumanEvalX", {"language": "go"}),
-    "humaneval-x:python": Entry(HX, "HumanEvalX", {"language": "python"}),
-}
+REGISTRY: Registry[Entry] = Registry.of(
+    "benchmark",
+    {
+        "humaneval": Entry("prunekit.evaluation.humaneval", "HumanEvalBenchmark"),
+        "humaneval-x:cpp": Entry(HX, "HumanEvalX", {"language": "cpp"}),
+        "humaneval-x:java": Entry(HX, "HumanEvalX", {"language": "java"}),
+        "humaneval-x:js": Entry(HX, "HumanEvalX", {"language": "js"}),
+        "humaneval-x:go": Entry(HX, "HumanEvalX", {"language": "go"}),
+        "humaneval-x:python": Entry(HX, "HumanEvalX", {"language": "python"}),
+    },
+)
 # a family name stands for all its members (e.g. every HumanEval-X language)
 GROUPS: dict[str, tuple[str, ...]] = {
     "humaneval-x": tuple(n for n in REGISTRY if n.startswith("humaneval-x:")),

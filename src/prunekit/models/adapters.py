@@ -2,7 +2,7 @@
 
 Algorithms ask the adapter for roles (attention input/output, MLP input/output, head counts,
 logit post-processing); none hard-codes `model.model.layers` or a projection's name.
-Adding a family = one `DecoderAdapter(...)` entry in `ADAPTERS` and its tiny config in
+Adding a family = one `DecoderAdapter(...)` entry in `FAMILIES` and its tiny config in
 tests/models/tiny_families.py (the contract test runs every adapter through the same checks).
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from prunekit.config.registry import Registry
 from prunekit.errors import PrunekitError
 from prunekit.models.roles import GATED, LLAMA_ATTENTION, AttentionRoles, MlpRoles
 
@@ -27,6 +28,11 @@ class DecoderAdapter:
     mlp: MlpRoles = GATED
     final_softcap_attr: str | None = None  # config field: logits = tanh(l / cap) · cap
     logits_divisor_attr: str | None = None  # config field: logits = l / divisor (Granite)
+
+    @property
+    def name(self) -> str:
+        """The family's name in `FAMILIES`."""
+        return self.family
 
     def decoder(self, model: nn.Module) -> nn.Module:
         return model.model
@@ -140,23 +146,27 @@ class DecoderAdapter:
         return self.lm_head(model).weight is self.embed_tokens(model).weight
 
 
-ADAPTERS: tuple[DecoderAdapter, ...] = (
-    DecoderAdapter("llama", ("llama",)),
-    DecoderAdapter("qwen2", ("qwen2",)),
-    DecoderAdapter("qwen3", ("qwen3",)),
-    DecoderAdapter("mistral", ("mistral",)),
-    DecoderAdapter(
-        "gemma3", ("gemma3_text", "gemma3"), final_softcap_attr="final_logit_softcapping"
+FAMILIES: Registry[DecoderAdapter] = Registry(
+    "family",
+    (
+        DecoderAdapter("llama", ("llama",)),
+        DecoderAdapter("qwen2", ("qwen2",)),
+        DecoderAdapter("qwen3", ("qwen3",)),
+        DecoderAdapter("mistral", ("mistral",)),
+        DecoderAdapter(
+            "gemma3", ("gemma3_text", "gemma3"), final_softcap_attr="final_logit_softcapping"
+        ),
+        DecoderAdapter("starcoder2", ("starcoder2",), mlp=MlpRoles(("mlp.c_fc",), "mlp.c_proj")),
+        DecoderAdapter(
+            "phi3",
+            ("phi3",),
+            attention=AttentionRoles(("self_attn.qkv_proj",), "self_attn.o_proj", fused=True),
+            mlp=MlpRoles(("mlp.gate_up_proj",), "mlp.down_proj", fused=True),
+        ),
+        DecoderAdapter("granite", ("granite",), logits_divisor_attr="logits_scaling"),
     ),
-    DecoderAdapter("starcoder2", ("starcoder2",), mlp=MlpRoles(("mlp.c_fc",), "mlp.c_proj")),
-    DecoderAdapter(
-        "phi3",
-        ("phi3",),
-        attention=AttentionRoles(("self_attn.qkv_proj",), "self_attn.o_proj", fused=True),
-        mlp=MlpRoles(("mlp.gate_up_proj",), "mlp.down_proj", fused=True),
-    ),
-    DecoderAdapter("granite", ("granite",), logits_divisor_attr="logits_scaling"),
 )
+ADAPTERS: tuple[DecoderAdapter, ...] = tuple(FAMILIES.values())
 
 SUPPORTED = tuple(t for a in ADAPTERS for t in a.model_types)
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from prunekit.config.registry import Registry
+
 
 @dataclass(frozen=True)
 class BuiltinModel:
@@ -26,9 +28,9 @@ class BuiltinModel:
         return f"prunekit install {self.name}"
 
 
-BUILTIN_MODELS: dict[str, BuiltinModel] = {
-    m.name: m
-    for m in (
+BUILTIN_MODELS: Registry[BuiltinModel] = Registry(
+    "built-in model",
+    (
         BuiltinModel(
             name="qwen2.5-coder-0.5b",
             title="Qwen2.5-Coder-0.5B-Instruct (Q4_K_M GGUF, dequantized)",
@@ -65,8 +67,8 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             licence="Gemma Terms of Use",
         ),
-    )
-}
+    ),
+)
 
 DEFAULT_MODEL = "qwen2.5-coder-0.5b"
 

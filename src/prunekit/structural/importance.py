@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from prunekit.config.registry import Registry
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.structural.groups import GroupKind
 
@@ -199,9 +200,9 @@ class Fused(Importance):
         }
 
 
-REGISTRY: dict[str, type[Importance]] = {
-    cls.name: cls for cls in (Fused, TaylorVector, TaylorElement, ParamMix)
-}
+REGISTRY: Registry[type[Importance]] = Registry(
+    "importance", (Fused, TaylorVector, TaylorElement, ParamMix)
+)
 
 
 def kind_scores(
