@@ -214,6 +214,46 @@ def _go_program(problem: Problem, completion: str, marker: str) -> dict[str, str
 ASSEMBLERS = {"cpp": _cpp_program, "java": _java_program, "js": _js_program, "go": _go_program}
 
 
+def _js_split(problem: Problem, completion: str, marker: str) -> tuple[dict, dict]:
+    from prunekit.evaluation import wire_stubs_js as js
+
+    return (
+        {"test.js": js.candidate_program(problem.prompt, completion)},
+        {"test.js": js.test_program(problem.prompt, problem.test, marker)},
+    )
+
+
+# languages whose tests run in their own process: (candidate files, test files) per problem
+SPLITTERS = {"js": _js_split}
+
+
+def split_programs(key: str, problem: Problem, completion: str, marker: str):
+    """The candidate's and the tests' files for a split run, or None where this language or
+    this problem's declaration has no stubs (then the tests share the candidate's process)."""
+    from prunekit.evaluation.wire_stubs_js import StubError
+
+    splitter = SPLITTERS.get(key)
+    if splitter is None:
+        return None
+    try:
+        return splitter(problem, completion, marker)
+    except StubError:
+        return None
+
+
+def verdict_modes(key: str) -> dict:
+    """How each problem of a language is judged: split (the tests in their own process) or
+    in_process (the tests in the candidate's process, verdict by end marker), with the task ids
+    of the latter (a fallback never goes unreported)."""
+    split, in_process = 0, []
+    for problem in load_problems(key):
+        if split_programs(key, problem, problem.canonical_solution, "M") is None:
+            in_process.append(problem.task_id)
+        else:
+            split += 1
+    return {"split": split, "in_process": len(in_process), "in_process_tasks": in_process}
+
+
 def python_entry_point(problem: Problem) -> str:
     """The function HumanEval-X's Python test checks (its last `check(name)` call)."""
     found = re.findall(r"^check\((\w+)\)", problem.test, re.MULTILINE)
@@ -276,8 +316,15 @@ class HumanEvalX(CodeBenchmark):
             context = problem.prompt + "\n    pass\n"
             return Check(problem.prompt + completion, problem.test, entry, context=context)
         from prunekit.evaluation.sandbox_compiled import new_marker
+        from prunekit.evaluation.sandbox_split import SplitCheck
 
         marker = new_marker()
+        split = split_programs(self.lang.key, problem, completion, marker)
+        if split is not None:
+            cand, tests = split
+            return SplitCheck(
+                self.toolchain.program(cand, ""), self.toolchain.program(tests, marker)
+            )
         files = ASSEMBLERS[self.lang.key](problem, completion, marker)
         return self.toolchain.program(files, marker)
 

@@ -105,17 +105,19 @@ def stage_limits(stage: Stage, limits: Limits) -> Limits:
 class _StagedRun(_Run):
     """A sandbox whose supervisor runs the check's stages instead of a Python candidate."""
 
-    def __init__(self, check: ProgramCheck, limits: Limits) -> None:
+    def __init__(self, check: ProgramCheck, limits: Limits, fds: dict[str, int] | None = None):
         limits = replace(
             limits, file_mb=max(limits.file_mb, check.file_mb), nproc=max(limits.nproc, check.nproc)
         )
         super().__init__(check, limits)  # type: ignore[arg-type]
+        self.fds = dict(fds or {})  # pipe ends the stages inherit, named PRUNEKIT_<NAME>_FD
 
     def settings(self, req_r: int = -1, resp_w: int = -1) -> dict:
         cfg = super().settings(req_r, resp_w)
         check: ProgramCheck = self.check  # type: ignore[assignment]
         cfg["ro_paths"] = [*cfg["ro_paths"], *check.ro_paths] if cfg["namespaces"] else []
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **dict(check.env)}
+        env.update({f"PRUNEKIT_{name}_FD": str(fd) for name, fd in self.fds.items()})
         stages = []
         for stage in check.stages:
             lim = stage_limits(stage, self.limits)
@@ -134,10 +136,13 @@ class _StagedRun(_Run):
         cfg.update(stages=stages, files=dict(check.files), copies=[list(c) for c in check.copies])
         return cfg
 
-    def execute(self) -> ExecResult:
+    def total_wall_s(self) -> float:
+        """The longest this box can run: every stage to its wall limit."""
         check: ProgramCheck = self.check  # type: ignore[assignment]
-        total = sum(stage_limits(s, self.limits).wall_s for s in check.stages)
-        start = time.monotonic()
+        return sum(stage_limits(s, self.limits).wall_s for s in check.stages)
+
+    def launch(self) -> subprocess.Popen:
+        """Start the supervisor (its stdout: the report); the stages inherit `self.fds`."""
         box = subprocess.Popen(
             [*_namespace_prefix(), self.ident["interpreter"], "-I", "-S", "-c"]
             + [_launcher(sandbox_child)],
@@ -146,10 +151,17 @@ class _StagedRun(_Run):
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/", "TMPDIR": "/tmp"},
+            pass_fds=tuple(self.fds.values()),
             start_new_session=True,
         )
         _send(box, (json.dumps(self.settings()) + "\n").encode())
-        raw = _read_capped({"box": box.stdout}, start + total + 15)
+        return box
+
+    def execute(self) -> ExecResult:
+        check: ProgramCheck = self.check  # type: ignore[assignment]
+        start = time.monotonic()
+        box = self.launch()
+        raw = _read_capped({"box": box.stdout}, start + self.total_wall_s() + 15)
         _kill(box)
         box.wait()
         box.stdout.close()
