@@ -241,13 +241,13 @@ def _recover_defaults() -> dict[str, Any]:
 STEPS: Registry[StepSpec] = Registry(
     "step",
     (
-        StepSpec("search_plan", SearchPlanConfig),
         StepSpec("vocabulary", VocabularyConfig),
         StepSpec("depth", DepthConfig),
         StepSpec("width", WidthConfig),
         StepSpec("structured", StructuredConfig),
         StepSpec("unstructured", PruneConfig, structural=False),
         StepSpec("recover", defaults=_recover_defaults(), check=_check_recover, structural=False),
+        StepSpec("search_plan", SearchPlanConfig),  # a `prunekit search` plan, rebuilt
     ),
 )
 STRUCTURAL = tuple(name for name, spec in STEPS.items() if spec.structural)
