@@ -143,8 +143,12 @@ def cut_completion(text: str, lang: Language) -> str:
     return text if i == -1 else text[: i + 1] + "\n"
 
 
-def _cpp_program(problem: Problem, completion: str, marker: str) -> dict[str, str]:
-    missing = "".join(s + "\n" for s in CPP_INCLUDES if s not in problem.prompt)
+def _cpp_includes(problem: Problem) -> str:
+    return "".join(s + "\n" for s in CPP_INCLUDES if s not in problem.prompt) + "\n"
+
+
+def _cpp_tests(problem: Problem, marker: str) -> str:
+    """The problem's test with its main() renamed, and a main() that prints the marker after."""
     test, n = re.subn(r"\bint\s+main\s*\(", "int prunekit_tests(", problem.test, count=1)
     if n != 1 or "}" not in test:
         raise PrunekitError(f"{problem.task_id}: its test has no main() to wrap")
@@ -154,7 +158,13 @@ def _cpp_program(problem: Problem, completion: str, marker: str) -> dict[str, st
         "\n#include <cstdio>\nint main() {\n    prunekit_tests();\n"
         f'    std::printf("\\n%s\\n", "{marker}");\n    return 0;\n}}\n'
     )
-    source = missing + "\n" + problem.prompt + completion + "\n" + test + harness
+    return test + harness
+
+
+def _cpp_program(problem: Problem, completion: str, marker: str) -> dict[str, str]:
+    source = (
+        _cpp_includes(problem) + problem.prompt + completion + "\n" + _cpp_tests(problem, marker)
+    )
     return {"main.cpp": source}
 
 
@@ -223,8 +233,20 @@ def _js_split(problem: Problem, completion: str, marker: str) -> tuple[dict, dic
     )
 
 
+def _cpp_split(problem: Problem, completion: str, marker: str) -> tuple[dict, dict]:
+    from prunekit.evaluation import wire_stubs_cpp as cpp
+
+    sig = cpp.signature(problem.prompt)
+    head, prompt = _cpp_includes(problem), problem.prompt
+    candidate = head + prompt + completion + "\n" + cpp.server(sig, prompt)
+    tests = (
+        head + prompt[: sig.start] + cpp.client(sig, prompt) + "\n" + _cpp_tests(problem, marker)
+    )
+    return {"main.cpp": candidate}, {"main.cpp": tests}
+
+
 # languages whose tests run in their own process: (candidate files, test files) per problem
-SPLITTERS = {"js": _js_split}
+SPLITTERS = {"js": _js_split, "cpp": _cpp_split}
 
 
 def split_programs(key: str, problem: Problem, completion: str, marker: str):
