@@ -367,13 +367,27 @@ class HumanEvalX(CodeBenchmark):
         if self.toolchain is None:
             verdict = "judged: the tests run in a separate trusted process (as for HumanEval)"
             return {"language": self.lang.display, "verdict": verdict}
+        modes = verdict_modes(self.lang.key)
+        split = (
+            "the tests run in their own sandboxed process, with a client stub in place of the "
+            "function; the candidate runs alone in another sandbox with a server stub and "
+            "answers each call as JSON data; pass = the test process exits 0 after its last "
+            "test (end marker), as its supervisor saw it"
+            + (" with nothing on stderr" if self.lang.key == "js" else "")
+            + " (see sandbox_split)"
+        )
+        in_process = (
+            "exit status 0 of every stage, seen by the sandbox supervisor, and the run's end "
+            "marker printed after the last test"
+            + (" and nothing on stderr" if self.lang.key == "js" else "")
+            + " (tests share the candidate's process: forgeable, see sandbox_compiled)"
+        )
+        verdict = split if modes["split"] else in_process
+        if modes["split"] and modes["in_process"]:
+            verdict += f"; {modes['in_process']} problems fall back to: " + in_process
         return {
             "language": self.lang.display,
             "toolchain": self.toolchain.identity(),
-            "verdict": (
-                "exit status 0 of every stage, seen by the sandbox supervisor, and the run's "
-                "end marker printed after the last test"
-                + (" and nothing on stderr" if self.lang.key == "js" else "")
-                + " (tests share the candidate's process: see sandbox_compiled)"
-            ),
+            "verdict": verdict,
+            "verdict_modes": modes,
         }
