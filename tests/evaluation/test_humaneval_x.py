@@ -104,10 +104,14 @@ def test_infinite_loop_times_out(lang):
 
 @pytest.mark.parametrize("lang", [pytest.param(x, marks=needs(x)) for x in EARLY_EXIT])
 def test_exiting_0_before_the_tests_end_fails(lang):
-    """The end marker is printed after the last test: exit(0) from the candidate is no pass."""
+    """exit(0) from the candidate is no pass: split (C++, JS), the tests see the candidate stop
+    answering; in-process, the end marker is printed after the last test."""
     (res,) = _run(lang, [EARLY_EXIT[lang]])
     if lang == "go":  # -test.paniconexit0 turns it into a failing test before the marker counts
         assert not res.passed and "os.Exit(0)" in res.detail, (res.error, res.detail)
+    elif lang in hx.SPLITTERS:
+        assert not res.passed and res.error == "exit", (res.error, res.detail)
+        assert "before answering every call" in res.detail
     else:
         assert not res.passed and res.error == "no_marker", (res.error, res.detail)
 
@@ -203,6 +207,12 @@ def test_report_names_the_toolchain_versions(lang):
     tools = {k: v for k, v in ident["toolchain"].items() if k not in ("language", "package")}
     assert tools and all(v != "unknown" for v in tools.values()), tools
     assert "marker" in ident["verdict"]
+    modes = ident["verdict_modes"]
+    if lang in hx.SPLITTERS:  # every problem's signature has stubs: no silent fallback
+        assert modes == {"split": 164, "in_process": 0, "in_process_tasks": []}
+        assert "their own sandboxed process" in ident["verdict"]
+    else:
+        assert modes["in_process"] == 164 and "forgeable" in ident["verdict"]
 
 
 def test_missing_toolchain_names_the_debian_package(monkeypatch):

@@ -1,21 +1,22 @@
-"""Probes of the compiled-language verdict: a candidate that searches its own program for the
-end marker and prints it, then exits 0 before the tests run.
+"""Probes of the compiled-language verdict: candidates written to forge a pass.
 
-Known weakness (README, evaluation section; sandbox_compiled docstring): HumanEval-X's tests run
-inside the candidate's own process, so whatever the harness can print after the tests, code that
-inspects its own source or binary can print first. These probes are strict xfails: they document
-that the forgery passes today, and they start failing (XPASS -> error) the day the verdict no
-longer depends on anything the candidate's process can read, so whoever closes it must flip them
-into plain tests. The design that would close it is in benchmarks/humaneval_x's report (tests
-and candidate in separate processes, the candidate answering calls over a pipe).
+C++ and JavaScript are judged split (sandbox_split): the tests run in their own sandboxed process
+with a client stub, the candidate alone in another with a server stub, and the verdict is the
+test process's exit status and end marker. Each probe below is a wrong or hostile candidate that
+must fail. Where the attack worked on the old in-process assembly (tests appended to the
+candidate's own program, verdict = a marker line), the probe also runs it that way and checks
+that it did pass there, so the probe is known to bite.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from prunekit.evaluation import humaneval_x as hx
 from prunekit.evaluation.benchmarks import get_benchmark
 from prunekit.evaluation.sandbox import Limits, run_many
+from prunekit.evaluation.sandbox_compiled import ProgramCheck, new_marker
+from prunekit.evaluation.sandbox_split import SplitCheck
 from prunekit.evaluation.toolchains import TOOLCHAINS
 
 FAST = Limits(wall_s=10.0, cpu_s=10)
@@ -40,19 +41,132 @@ FORGE = {
     ),
 }
 
+# search everything readable (own binary/source, the work directory, every /proc entry) for a
+# marker, then write what it found (or a guess) to every descriptor and to every process's
+# stdout it can open, and exit 0: the attack on "writes to the test process's stdout"
+EVERYWHERE = {
+    "cpp": r"""    std::string hit = "\nPRUNEKIT_TESTS_DONE_00000000000000000000000000000000\n";
+    const char* files[] = {"/proc/self/exe", "main.cpp", "run.out", "/proc/1/cmdline",
+                           "/proc/1/environ", "/proc/2/cmdline", "/proc/3/cmdline"};
+    for (const char* name : files) {
+        FILE* f = fopen(name, "rb");
+        std::string b; char c[4096]; size_t n;
+        while (f && (n = fread(c, 1, sizeof c, f)) > 0) b.append(c, n);
+        if (f) fclose(f);
+        size_t i = b.find(std::string("PRUNEKIT_TESTS_") + "DONE_");
+        if (i != std::string::npos) hit = "\n" + b.substr(i, 52) + "\n";
+    }
+    for (int fd = 0; fd < 64; ++fd) {
+        FILE* f = fdopen(fd, "w");
+        if (f) { fputs(hit.c_str(), f); fflush(f); }
+    }
+    for (int pid = 1; pid < 64; ++pid) {
+        std::string path = "/proc/" + std::to_string(pid) + "/fd/1";
+        FILE* f = fopen(path.c_str(), "w");
+        if (f) { fputs(hit.c_str(), f); fclose(f); }
+    }
+    fflush(stdout); _Exit(0);
+}
+""",
+    "js": r"""  const fs = require('fs')
+  let hit = '\nPRUNEKIT_TESTS_DONE_00000000000000000000000000000000\n'
+  for (const name of [__filename, '/proc/1/cmdline', '/proc/1/environ', '/proc/2/cmdline']) {
+    try {
+      const m = fs.readFileSync(name, 'latin1').match(/PRUNEKIT_TESTS_DONE_[0-9a-f]{32}/)
+      if (m) hit = '\n' + m[0] + '\n'
+    } catch (e) {}
+  }
+  for (let fd = 0; fd < 64; fd++) { try { fs.writeSync(fd, hit) } catch (e) {} }
+  for (let pid = 1; pid < 64; pid++) {
+    try { fs.writeFileSync('/proc/' + pid + '/fd/1', hit) } catch (e) {}
+  }
+  process.exit(0)
+}
+""",
+}
+
+# wrong answers made to look right to the tests: C++ turns the tests' asserts off (a macro the
+# test code would expand), JavaScript replaces console.assert; both return the wrong value
+NEUTER = {
+    "cpp": "    return false;\n}\n#include <assert.h>\n#define __assert_fail(...) ((void)0)\n",
+    "js": "  return false\n}\nconsole.assert = () => {}\n",
+}
+
+# JavaScript: objects that try to compare equal to anything (a Proxy over a function, an object
+# whose conversions answer whatever is asked)
+EQUAL_TO_ALL = (
+    "  return new Proxy(function () {}, { get: () => () => true, apply: () => true })\n}\n",
+    "  return { valueOf: () => true, toString: () => 'true', [Symbol.toPrimitive]: () => true }\n"
+    "}\n",
+)
+
 
 def _needs(lang: str):
     why = TOOLCHAINS[lang].missing()
     return pytest.mark.skipif(why is not None, reason=why or "")
 
 
-@pytest.mark.parametrize("lang", [pytest.param(x, marks=_needs(x)) for x in FORGE])
-@pytest.mark.xfail(
-    strict=True, reason="known: in-process tests let self-inspection forge the marker"
-)
-def test_a_candidate_printing_the_marker_it_found_in_its_program_fails(lang):
+def _checks(lang: str, completions: list[str]):
     bench = get_benchmark(f"humaneval-x:{lang}")
     bench.preflight()
     (problem,) = bench.load(1)
-    (res,) = run_many([bench.check(problem, FORGE[lang], "completion")], FAST, workers=1)
-    assert not res.passed, "the forged marker was accepted"
+    return problem, [bench.check(problem, c, "completion") for c in completions]
+
+
+def _in_process(lang: str, problem, completion: str) -> ProgramCheck:
+    """The old assembly: tests appended to the candidate's program, verdict by marker."""
+    marker = new_marker()
+    files = hx.ASSEMBLERS[lang](problem, completion, marker)
+    return TOOLCHAINS[lang].program(files, marker)
+
+
+LANGS = [pytest.param(x, marks=_needs(x)) for x in ("cpp", "js")]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_candidate_printing_the_marker_it_found_in_its_program_fails(lang):
+    problem, checks = _checks(lang, [FORGE[lang]])
+    assert isinstance(checks[0], SplitCheck)
+    old = _in_process(lang, problem, FORGE[lang])
+    split, in_process = run_many([checks[0], old], FAST, workers=2)
+    assert in_process.passed, "the probe no longer forges the old in-process verdict"
+    assert not split.passed and split.error == "exit", (split.error, split.detail)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_candidate_writing_a_marker_everywhere_it_can_fails(lang):
+    _, checks = _checks(lang, [EVERYWHERE[lang]])
+    (res,) = run_many(checks, FAST, workers=1)
+    assert not res.passed, (res.error, res.detail)
+    assert res.error in ("exit", "bad_return"), (res.error, res.detail)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_wrong_candidate_that_turns_off_the_asserts_fails(lang):
+    problem, checks = _checks(lang, [NEUTER[lang]])
+    old = _in_process(lang, problem, NEUTER[lang])
+    split, in_process = run_many([checks[0], old], FAST, workers=2)
+    assert in_process.passed, "the probe no longer forges the old in-process verdict"
+    assert not split.passed and split.error == "assertion", (split.error, split.detail)
+
+
+@pytest.mark.skipif(TOOLCHAINS["js"].missing() is not None, reason="node missing")
+def test_js_objects_that_try_to_equal_everything_cannot_be_sent():
+    _, checks = _checks("js", list(EQUAL_TO_ALL))
+    results = run_many(checks, FAST, workers=2)
+    assert [r.error for r in results] == ["bad_return", "bad_return"], [
+        (r.error, r.detail) for r in results
+    ]
+    assert all("cannot be sent" in r.detail for r in results)
+
+
+@pytest.mark.skipif(TOOLCHAINS["cpp"].missing() is not None, reason="g++ missing")
+def test_cpp_any_holding_a_foreign_type_cannot_be_sent():
+    """CPP/137 returns boost::any: a candidate's own type inside it (one that might compare
+    equal to anything) is not a value the wire carries, so the answer is a failure."""
+    bench = get_benchmark("humaneval-x:cpp")
+    problem = bench.load()[137]
+    body = "    struct Any { bool operator==(int) const { return true; } };\n    return Any();\n}\n"
+    (res,) = run_many([bench.check(problem, body, "completion")], FAST, workers=1)
+    assert not res.passed and res.error == "bad_return", (res.error, res.detail)
+    assert "cannot be sent" in res.detail
