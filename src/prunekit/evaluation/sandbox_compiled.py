@@ -6,27 +6,22 @@ the benchmark assembles them) and the stages that build and run them (`g++`, `ja
 supervisor, with the same namespaces, read-only root, uid and cgroup as a Python candidate, and
 its own limits (compilers get a compile budget; the program gets the run limits).
 
-How the verdict is obtained: the tests run inside the candidate's own process (they are
-C++/Java/JavaScript/Go code calling the function directly), so there is no separate judge.
-The supervisor (outside the candidate's reach: another user namespace, non-dumpable, its stdout
-never handed to a stage) reports for each stage how it ended (`waitpid` status, limits) and the
-tails of its output files. The evaluator passes a candidate only if every stage exited 0 within
-its limits, JavaScript wrote nothing to stderr (node's `console.assert` only prints), and the
-last stage's stdout holds the run's marker line: a random nonce the harness prints after the
-last test returned, written into the source at assembly time, after generation. So exiting 0
-early (`exit(0)`, `System.exit(0)`, `process.exit(0)`, `os.Exit(0)` in an `init`) fails, and a
-candidate's own `main`/`TestMain` is a compile error. Not closed, unlike Python's separate
-judge: code that deliberately searches its own process or binary for the nonce and prints it
-can forge a pass (it shares the process with the tests; tests/evaluation/
-test_sandbox_compiled_forgery.py shows it for C++ and JavaScript as strict xfails). No marker,
-exit code or fd handed to that process can close this: whatever the harness can emit after the
-tests, code running in the same process (including C++ static initialisers, Go `init`, JS
-top-level code, all before the tests) can emit first. Closing it needs the tests and the
-candidate in separate processes: the candidate compiled alone with a generated stub that
-answers calls (arguments and results as JSON over a pipe, types from the problem's
-declaration), the tests compiled with a client stub in a second sandboxed process that never
-runs candidate code, and the verdict that process's exit status. Output tails are only ever
-used to label failures and to find the marker, never to pass a candidate otherwise.
+How the verdict is obtained in this module (the in-process mode, used for Java and Go, and for
+any C++/JS problem whose signature has no stubs): the tests run inside the candidate's own
+process, so there is no separate judge. The supervisor (outside the candidate's reach: another
+user namespace, non-dumpable, its stdout never handed to a stage) reports for each stage how it
+ended (`waitpid` status, limits) and the tails of its output files. The evaluator passes a
+candidate only if every stage exited 0 within its limits, JavaScript wrote nothing to stderr
+(node's `console.assert` only prints), and the last stage's stdout holds the run's marker line:
+a random nonce the harness prints after the last test returned, written into the source at
+assembly time, after generation. So exiting 0 early fails, and a candidate's own
+`main`/`TestMain` is a compile error. Not closed: code that searches its own process or binary
+for the nonce and prints it can forge a pass, since it shares the process with the tests. C++
+and JavaScript are judged by `sandbox_split` instead: the candidate and the tests in two
+sandboxes (this module's `_StagedRun`, with pipe ends passed to the stages), the candidate
+answering calls as JSON over a relay, and the verdict the test process's exit status. Output
+tails are only ever used to label failures and to find the marker, never to pass a candidate
+otherwise.
 """
 
 from __future__ import annotations
