@@ -416,6 +416,8 @@ def run_split_check(check: SplitCheck, limits: Limits | None = None) -> ExecResu
     ans_r, ans_w = os.pipe()  # candidate -> evaluator
     call_r, call_w = os.pipe()  # tests -> evaluator
     reply_r, reply_w = os.pipe()  # evaluator -> tests
+    theirs = [req_r, ans_w, call_w, reply_r]  # closed here once the boxes hold them
+    ours = {"req": req_w, "ans": ans_r, "call": call_r, "reply": reply_w}  # the relay's
     runs: dict[str, _StagedRun] = {}
     boxes: dict = {}
     start = time.monotonic()
@@ -423,31 +425,28 @@ def run_split_check(check: SplitCheck, limits: Limits | None = None) -> ExecResu
         runs["candidate"] = _StagedRun(cand_check, limits, {"IN": req_r, "OUT": ans_w})
         runs["tests"] = _StagedRun(test_check, limits, {"IN": reply_r, "OUT": call_w})
         with _sealed(runs["tests"].ident["same_uid"]):
-            try:
-                for name in ("tests", "candidate"):
-                    boxes[name] = runs[name].launch()
-            finally:
-                for fd in (req_r, ans_w, call_w, reply_r):
-                    os.close(fd)
+            for name in ("tests", "candidate"):
+                boxes[name] = runs[name].launch()
+            for fd in theirs:
+                os.close(fd)
+            theirs = []
             hard = start + max(r.total_wall_s() for r in runs.values()) + 15
-            fds = {"req": req_w, "ans": ans_r, "call": call_r, "reply": reply_w}
-            req_w = ans_r = call_r = reply_w = -1
+            fds, ours = ours, {}
             relay = _Relay(fds, boxes, limits.wall_s, hard).run()
             reports = {}
             for name, box in boxes.items():
                 box.wait()
                 rest = b""
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, TypeError):
                     rest = box.stdout.read() or b""
                 box.stdout.close()
                 reports[name] = _last_json(relay["reports"][name] + rest)
             ooms = {n: bool(r.cgroup and r.cgroup.oom_killed()) for n, r in runs.items()}
             return judge_split(reports, relay, check, limits, ooms, time.monotonic() - start)
     finally:
-        for fd in (req_w, ans_r, call_r, reply_w):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        for fd in [*theirs, *ours.values()]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
         for box in boxes.values():
             _kill(box)
             with contextlib.suppress(Exception):
