@@ -58,7 +58,8 @@ def models(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["llama", "qwen2", "hetero"])
-@pytest.mark.parametrize("quant, atol", [("f32", 1e-4), ("f16", 5e-3)])
+# llama.cpp keeps its KV cache in f16: even an f32 file differs by ~2e-4 of the logit range
+@pytest.mark.parametrize("quant, atol", [("f32", 1e-3), ("f16", 2e-3)])
 def test_logits_match_transformers(models, tmp_path, name, quant, atol):
     from prunekit.export.gguf import export_gguf
 
@@ -67,7 +68,7 @@ def test_logits_match_transformers(models, tmp_path, name, quant, atol):
     assert out.arch == {"llama": "llama", "qwen2": "qwen2", "hetero": "deci"}[name]
     got = compare(model, tok, out.path, atol)
     ref = hf_logits(model, tok(TEXT)["input_ids"][:200])
-    assert (got.argmax(-1) == ref.argmax(-1)).mean() >= (1.0 if quant == "f32" else 0.97)
+    assert (got.argmax(-1) == ref.argmax(-1)).all()
 
 
 @pytest.mark.parametrize("quant", ["q8_0", "q4_0"])
@@ -81,7 +82,7 @@ def test_quantized_logits_stay_close(models, tmp_path, quant):
         got = lm.logits(ids)
     ref = hf_logits(model, ids)
     corr = np.corrcoef(got.ravel(), ref.ravel())[0, 1]
-    assert corr > (0.999 if quant == "q8_0" else 0.97)
+    assert corr > (0.9999 if quant == "q8_0" else 0.99)
 
 
 def test_uniform_query_head_pruning_of_qwen2_goes_to_deci(tmp_path):
@@ -96,7 +97,7 @@ def test_uniform_query_head_pruning_of_qwen2_goes_to_deci(tmp_path):
     folder = save(model, tok, tmp_path / "q")
     out = export_gguf(folder, tmp_path / "m.gguf", "f32", progress=False)
     assert out.arch == "deci"
-    compare(model, tok, out.path, 1e-4)
+    compare(model, tok, out.path, 1e-3)
 
 
 def test_pruned_vocabulary_tokenizes_like_transformers(tmp_path):
@@ -123,23 +124,40 @@ def test_pruned_vocabulary_tokenizes_like_transformers(tmp_path):
         assert lm.tokenize("<|endoftext|>x") == hf("<|endoftext|>x")["input_ids"]
 
 
-def test_greedy_generation_matches_transformers(models, tmp_path):
+def test_greedy_generation_follows_transformers(models, tmp_path):
+    """Each token llama.cpp picks greedily is transformers' argmax for the same prefix (up to
+    ties within llama.cpp's f16-cache noise: a random tiny model's logits are nearly flat), and
+    the evaluation's text is the decoded tokens."""
     from prunekit.evaluation.generation import generate_batched
     from prunekit.evaluation.llamacpp_eval import LlamaCppBackend
     from prunekit.export.gguf import export_gguf
 
-    folder, model, tok = models["qwen2"]
+    from transformers import AutoTokenizer
+
+    folder, model, _ = models["qwen2"]
+    tok = AutoTokenizer.from_pretrained(folder)  # Qwen2's split, as transformers loads the folder
     out = export_gguf(folder, tmp_path / "m.gguf", "f32", progress=False)
-    prompts = [TEXT[:300], TEXT[500:700], "import os\n"]
-    options = dict(max_new_tokens=24, stops=("\nclass",), add_special_tokens=False, progress=False)
-    ref, _ = generate_batched(model, tok, prompts, batch_size=1, **options)
     backend = LlamaCppBackend(out.path, threads=1, n_ctx=512)
-    got, stats = generate_batched(backend, tok, prompts, **options)
-    assert [g[0].text for g in got] == [r[0].text for r in ref]
-    assert stats["backend"] == "llama.cpp" and stats["generated_tokens"] > 0
+    prompts = [TEXT[:300], TEXT[500:700], "import os\n"]
+    got, stats = generate_batched(
+        backend, tok, prompts, max_new_tokens=24, add_special_tokens=False, progress=False
+    )
+    assert stats["backend"] == "llama.cpp" and stats["generated_tokens"] == 3 * 24
+    lm = backend.lm
+    for prompt, gen in zip(prompts, got):
+        ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        lm.reset()
+        logits, tokens = lm.decode(ids, 0), []
+        for step in range(24):
+            tokens.append(int(logits.argmax()))
+            logits = lm.decode(tokens[-1:], len(ids) + step)
+        assert gen[0].text == tok.decode(tokens)
+        ref = hf_logits(model, ids + tokens)[len(ids) - 1 : -1]
+        picked = ref[np.arange(24), tokens]
+        assert (ref.max(-1) - picked <= 2e-3 * np.abs(ref).max()).all()
 
 
-def test_eval_cli_runs_speed_in_llamacpp(models, tmp_path, capsys):
+def test_eval_cli_runs_humaneval_and_speed_in_llamacpp(models, tmp_path, capsys):
     import json
 
     from prunekit.cli import main
@@ -150,12 +168,20 @@ def test_eval_cli_runs_speed_in_llamacpp(models, tmp_path, capsys):
     report = tmp_path / "report.json"
     argv = ["eval", str(gguf), "--speed", "--speed-prompt-len", "32", "--speed-decode-steps", "4"]
     argv += ["--speed-repeats", "2", "--threads", "1", "--no-progress", "--report", str(report)]
+    argv += ["--humaneval", "--limit", "2", "--max-new-tokens", "8", "--exec-timeout", "5"]
     assert main(argv) == 0
-    sp = json.loads(report.read_text())["evaluation"]["speed"]
+    evaluation = json.loads(report.read_text())["evaluation"]
+    sp, he = evaluation["speed"], evaluation["humaneval"]
     assert sp["backend"] == "llama.cpp" and sp["threads"] == 1 and sp["dtype"] == "q8_0"
     assert sp["prefill"]["tokens_per_s"] > 0 and sp["decode"]["batch_1"]["tokens_per_s"] > 0
     assert sp["disk"]["bytes"] == gguf.stat().st_size
-    assert "in llama.cpp" in capsys.readouterr().err
+    assert sp["params"]["total"] >= sp["params"]["nonzero"] > 0
+    assert he["backend"] == "llama.cpp" and he["problems"] == 2 and he["dtype"] == "q8_0"
+    assert he["mode"] == "completion" and 0 < he["generated_tokens"] <= 16
+    rows = (tmp_path / "humaneval_problems.jsonl").read_text().splitlines()
+    assert len(rows) == 2
+    out = capsys.readouterr()
+    assert "in llama.cpp" in out.err and "HumanEval [completion" in out.out
 
 
 def vocab_file(folder: Path, out: Path) -> Path:
