@@ -128,11 +128,11 @@ def test_greedy_generation_follows_transformers(models, tmp_path):
     """Each token llama.cpp picks greedily is transformers' argmax for the same prefix (up to
     ties within llama.cpp's f16-cache noise: a random tiny model's logits are nearly flat), and
     the evaluation's text is the decoded tokens."""
+    from transformers import AutoTokenizer
+
     from prunekit.evaluation.generation import generate_batched
     from prunekit.evaluation.llamacpp_eval import LlamaCppBackend
     from prunekit.export.gguf import export_gguf
-
-    from transformers import AutoTokenizer
 
     folder, model, _ = models["qwen2"]
     tok = AutoTokenizer.from_pretrained(folder)  # Qwen2's split, as transformers loads the folder
