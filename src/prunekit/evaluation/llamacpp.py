@@ -19,7 +19,10 @@ import numpy as np
 from prunekit.errors import PrunekitError
 
 PACKAGE = "llama-cpp-python"
-INSTALL_HINT = "install the llama.cpp runtime with ./setup.sh (it builds llama-cpp-python)"
+INSTALL_HINT = (
+    "install it with scripts/install_llamacpp.sh (the full ./setup.sh runs it; it builds "
+    "llama-cpp-python, ~7 min on 2 cores)"
+)
 
 
 def available() -> bool:
