@@ -5,6 +5,9 @@ sections as the transformers path, with generation and speed measured in llama.c
 generate_batched` and `speed.measure_speed` hand their work to it (`generate`, `speed`).
 Decoding is one sequence at a time (what a llama.cpp user running one request sees); greedy
 is argmax of llama.cpp's logits, sampling uses the transformers path's top-p code and seeds.
+A row ends on llama.cpp's end-of-generation tokens (the file's eos plus those llama.cpp treats
+as such by name, e.g. <|endoftext|>, <|file_sep|>), the pad token, a stop sequence or the
+budget, as generation._StopRule does with transformers' eos ids.
 """
 
 from __future__ import annotations
