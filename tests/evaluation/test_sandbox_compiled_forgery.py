@@ -138,7 +138,9 @@ def test_a_candidate_writing_a_marker_everywhere_it_can_fails(lang):
     _, checks = _checks(lang, [EVERYWHERE[lang]])
     (res,) = run_many(checks, FAST, workers=1)
     assert not res.passed, (res.error, res.detail)
-    assert res.error in ("exit", "bad_return"), (res.error, res.detail)
+    # it stops answering: exits, or garbles its answer pipe, or node dies of a write into one
+    # of its own descriptors; which one comes first varies
+    assert res.error in ("exit", "bad_return", "killed"), (res.error, res.detail)
 
 
 @pytest.mark.parametrize("lang", LANGS)
