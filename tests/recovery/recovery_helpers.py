@@ -67,7 +67,7 @@ def config(**kw) -> RecoveryConfig:
         warmup_steps=1,
         bf16=False,
     )
-    return RecoveryConfig(**{**base, **kw})
+    return RecoveryConfig.check({**base, **kw})
 
 
 WORKER = Path(__file__).with_name("ddp_worker.py")

@@ -48,6 +48,6 @@ def test_fsdp_without_a_process_group_fails_in_one_line(tiny_model_dir):
 
 def test_fsdp_bad_settings_fail_before_loading():
     with pytest.raises(PrunekitError, match="distill"):
-        config(method="reconstruct", shard="fsdp").validated()
+        config(method="reconstruct", shard="fsdp")
     with pytest.raises(PrunekitError, match="shard mode"):
-        config(shard="zero3").validated()
+        config(shard="zero3")

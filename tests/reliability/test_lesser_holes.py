@@ -43,8 +43,8 @@ def test_an_honest_candidate_still_passes_map_tests():
 @pytest.mark.parametrize(
     ("options", "needle"),
     [
-        ({"warmup_steps": -1}, "warmup_steps must be a whole number >= 0"),
-        ({"warmup_steps": 1.5}, "warmup_steps must be a whole number >= 0"),
+        ({"warmup_steps": -1}, "warmup_steps must be a whole number ≥ 0"),
+        ({"warmup_steps": 1.5}, "warmup_steps must be a whole number ≥ 0"),
         ({"lora_alpha": -8.0}, "lora_alpha must be a positive number"),
         ({"lora_alpha": 0.0}, "lora_alpha must be a positive number"),
         ({"lora_alpha": math.nan}, "lora_alpha must be a positive number"),
@@ -54,11 +54,11 @@ def test_an_honest_candidate_still_passes_map_tests():
 )
 def test_recovery_settings_out_of_range(options, needle):
     with pytest.raises(PrunekitError, match=needle):
-        RecoveryConfig(**options).validated()
+        RecoveryConfig.check(options)
 
 
 def test_zero_warmup_is_fine():
-    RecoveryConfig(warmup_steps=0).validated()
+    RecoveryConfig.check({"warmup_steps": 0})
 
 
 def test_cli_refuses_negative_warmup_before_loading(capsys, tmp_path, monkeypatch):
@@ -71,7 +71,7 @@ def test_cli_refuses_negative_warmup_before_loading(capsys, tmp_path, monkeypatc
     for flag, value in (("--warmup-steps", "-5"), ("--lora-alpha", "-1")):
         code = main(["recover", "m", "--teacher", "t", flag, value, "-o", str(tmp_path / "o")])
         err = capsys.readouterr().err
-        assert code == 2 and "Traceback" not in err and flag.lstrip("-").replace("-", "_") in err
+        assert code == 2 and "Traceback" not in err and f"{flag} must be" in err
 
 
 def test_lora_layer_refuses_a_bad_alpha():

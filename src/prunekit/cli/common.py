@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -44,37 +43,6 @@ def cli_check(config: type, values: dict):
         return config.check(values)
     except OptionError as exc:
         raise PrunekitError(exc.render(Surface.CLI)) from None
-
-
-def add_config_args(
-    parser: argparse.ArgumentParser,
-    title: str,
-    config: type,
-    helps: dict[str, str],
-    choices: dict[str, list[str]] | None = None,
-    keep_defaults: bool = False,
-) -> None:
-    """One flag per field of the dataclass `config` (the config is the schema, the CLI follows it):
-    `--field-name` without a trailing `_s`, bools as --x/--no-x; unset flags stay out of the
-    namespace (the config's own defaults apply) unless `keep_defaults` puts the field's default in."""
-    group = parser.add_argument_group(title)
-    for f in dataclasses.fields(config):
-        flag = "--" + f.name.removesuffix("_s").replace("_", "-")
-        default = f.default if keep_defaults else argparse.SUPPRESS
-        if str(f.type) == "bool":
-            kind = {"action": argparse.BooleanOptionalAction}
-        else:
-            kind = {
-                "type": float if "float" in str(f.type) else int if "int" in str(f.type) else str,
-                "choices": (choices or {}).get(f.name),
-            }
-        group.add_argument(flag, default=default, dest=f.name, help=helps.get(f.name), **kind)
-
-
-def config_from_args(args: argparse.Namespace, config: type):
-    """The dataclass `config` built from the flags `add_config_args` made, validated."""
-    names = {f.name for f in dataclasses.fields(config)}
-    return config(**{k: v for k, v in vars(args).items() if k in names}).validated()
 
 
 def add_calib_args(parser: argparse.ArgumentParser, batch_help: str) -> None:

@@ -8,40 +8,16 @@ import sys
 from pathlib import Path
 
 from prunekit.cli.common import (
-    add_config_args,
     add_model_args,
     add_output_args,
     add_ppl_args,
-    config_from_args,
+    cli_check,
     held_out_sets,
     perplexities,
     ppl_rows,
     print_summary,
 )
 from prunekit.errors import PrunekitError
-
-HELP = {
-    "method": "distill (end-to-end KL to the teacher) or reconstruct (block by block, MSE)",
-    "train": "norms (norms + biases), lora (masked LoRA, merged) or full (surviving weights)",
-    "layers": "all, or pruned: train only the layers pruning touched (zeros or narrower than "
-    "the teacher's; SAAP's group-wise fine-tuning)",
-    "data": "comma-separated: a corpus (python), instruct:CORPUS (corpus-answered), "
-    "answered:CORPUS (teacher-answered, sandbox-checked, cached), or a .jsonl / folder of text",
-    "windows": "corpus windows per corpus in --data",
-    "instructions": "corpus-derived instructions per instruct:/answered: source",
-    "batch_size": "samples per optimiser step (global, over all processes)",
-    "micro_batch": "samples per forward pass",
-    "lr": "learning rate (default: distill 1e-3 norms, 3e-4 lora, 2e-5 full; reconstruct 1e-3, 2e-3 full)",
-    "max_steps": "stop after N optimiser steps",
-    "max_tokens": "stop after N training tokens (default 400000)",
-    "time_budget_s": "stop after S seconds of training (default 2700)",
-    "epochs": "reconstruct: passes over the windows per block",
-    "checkpoint_every": "save resumable training state every N steps",
-    "bf16": "forward/backward in a bfloat16 copy where the device computes in bfloat16 natively, "
-    "float32 master weights (--no-bf16: all float32)",
-    "shard": "under torchrun: ddp (a whole model per process, default) or fsdp (FSDP2: student "
-    "and teacher sharded block by block over the processes, for students larger than one GPU)",
-}
 
 
 def register(sub) -> None:
@@ -60,14 +36,12 @@ def register(sub) -> None:
         choices=["auto", "float32", "bfloat16"],
         help="auto: bfloat16 where the device computes in it natively, else float32",
     )
-    from prunekit.recovery.config import SHARDS, RecoveryConfig
+    from prunekit.config.cli import add_flags
+    from prunekit.recovery.config import RecoveryConfig
 
-    add_config_args(
-        p,
-        "recovery (the recipe step `recover:` takes the same keys)",
+    add_flags(
+        p.add_argument_group("recovery (the recipe step `recover:` takes the same keys)"),
         RecoveryConfig,
-        HELP,
-        choices={"shard": list(SHARDS)},
     )
     p.add_argument(
         "--resume", action="store_true", help="continue an interrupted run from its last checkpoint"
@@ -102,6 +76,7 @@ def student_evaluation(student: str) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from prunekit.config.cli import given
     from prunekit.models.adapters import adapter_for
     from prunekit.models.loading import load_model, resolve_device
     from prunekit.recovery.config import RecoveryConfig
@@ -112,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from prunekit.reports.report import new_report, write_report
     from prunekit.utils import Timer, check_output_dir, peak_rss_mb, write_output
 
-    cfg = config_from_args(args, RecoveryConfig)
+    cfg = cli_check(RecoveryConfig, given(args, RecoveryConfig))
     teacher_name = teacher_of(args.model, args.teacher)
     check_output_dir(args.output, args.force, inputs=[args.model, teacher_name])
     device = join_from_env(resolve_device(args.device))

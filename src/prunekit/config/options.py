@@ -142,6 +142,12 @@ class Options(BaseModel):
         return given or field.rstrip("_")
 
     @classmethod
+    def optional(cls, field: str) -> bool:
+        """Whether the field takes None as a value (not only as its default)."""
+        annotation = cls.model_fields[field].annotation
+        return get_origin(annotation) in (Union, UnionType) and NoneType in get_args(annotation)
+
+    @classmethod
     def fields_on(cls, surface: Surface) -> list[str]:
         return [f for f in cls.model_fields if surface not in cls.names(f).hidden]
 

@@ -206,18 +206,15 @@ class _Run:
     def recover(self, step: Step) -> dict:
         """Distil the pruned model from its dense original (the recipe's model unless `teacher`)."""
         from prunekit.models.loading import load_model
-        from prunekit.recovery.config import RecoveryConfig
         from prunekit.recovery.run import recover
 
-        options = dict(step.options)
-        teacher = load_model(options.pop("teacher") or self.recipe.model, "bfloat16")
-        cfg = RecoveryConfig.from_options(options)
+        teacher = load_model(step.config.teacher or self.recipe.model, "bfloat16")
         result = recover(
             self.model,
             self.tokenizer,
             teacher.model,
             teacher.tokenizer,
-            cfg,
+            step.config.settings(),
             device=self.device,
             progress=self.progress,
         )

@@ -18,7 +18,6 @@ Every problem is reported as one line naming the key and listing what is valid.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from prunekit.config.structured import StructuredConfig
 from prunekit.config.vocabulary import VocabularyConfig
 from prunekit.config.width import WidthConfig
 from prunekit.errors import PrunekitError
+from prunekit.recovery.config import RecoverStepConfig
 
 TOP_KEYS = (
     "model",
@@ -68,24 +68,21 @@ _WINDOWS = {"source": None, "samples": None, "seq_len": None}
 @dataclass(frozen=True)
 class StepSpec:
     """One recipe step: its options model (`config`: keys, defaults, bounds and checks in one
-    class, the same its CLI command and API function take), or until it has one its options with
-    defaults, required keys, closed choices and own checks.
+    class, the same its CLI command and API function take).
 
     Adding a step = one `StepSpec` in `STEPS` here and a method of the same name on the runner.
     """
 
     name: str
-    config: type[Options] | None = None
+    config: type[Options]
     structural: bool = True  # changes shapes, so it must come before 'unstructured'
-    defaults: dict[str, Any] = field(default_factory=dict)
-    check: Callable[[str, dict], None] | None = None
 
 
 @dataclass
 class Step:
     name: str
-    options: dict[str, Any]
-    config: Options | None = None  # the validated model of a step that has one
+    options: dict[str, Any]  # the step's values by key (what the report records)
+    config: Options  # the validated model
 
 
 @dataclass
@@ -154,16 +151,7 @@ def _step(index: int, item, calibration: dict) -> Step:
     spec = STEPS[name]
     where = f"step {index} ({name})"
     options = _mapping(where, options, "its options")
-    if spec.config is not None:
-        return _config_step(where, name, spec.config, options, calibration)
-    _known(where, options, spec.defaults)
-    opts = {**spec.defaults, **options}
-    for key in ("samples", "seq_len"):
-        if opts.get(key) is not None:
-            _int(where, key, opts[key], 2 if key == "seq_len" else 1)
-    if spec.check is not None:
-        spec.check(where, opts)
-    return Step(name, opts)
+    return _config_step(where, name, spec.config, options, calibration)
 
 
 def _config_step(
@@ -172,11 +160,13 @@ def _config_step(
     """A step validated by its options model; a calibrated one (a `CalibrationOptions`) takes
     the windows `source`/`samples`/`seq_len`, the recipe's calibration filling what it does not
     set. Its report options: the model's own values, then the windows as given."""
-    windows = list(_WINDOWS) if issubclass(config, CalibrationOptions) else []
-    own = [k for k in config.keys(Surface.RECIPE) if k not in CALIBRATION_DEFAULTS]
+    calibrated = issubclass(config, CalibrationOptions)
+    windows = list(_WINDOWS) if calibrated else []
+    own = [k for k in config.keys(Surface.RECIPE) if not (calibrated and k in CALIBRATION_DEFAULTS)]
     _known(where, options, [*own, *windows])
-    given = {k: v for k, v in options.items() if v is not None}
-    base = calibration if windows else {}
+    keys = config.keys(Surface.RECIPE)  # a None the field cannot take means "the default"
+    given = {k: v for k, v in options.items() if v is not None or config.optional(keys[k])}
+    base = calibration if calibrated else {}
     try:
         cfg = config.parse({**base, **given}, Surface.RECIPE)
     except PrunekitError as exc:
@@ -213,31 +203,6 @@ def _check_answered(where: str, step: Step, calibration: str) -> None:
         _fail(where, "give it a corpus: the calibration source's answered part is not a corpus")
 
 
-def _check_recover(where: str, opts: dict) -> None:
-    from prunekit.recovery.config import RecoveryConfig
-
-    if opts["teacher"] is not None and not isinstance(opts["teacher"], str):
-        _fail(where, f"teacher must be a model name or path, got {opts['teacher']!r}")
-    if opts["shard"] == "fsdp":
-        _fail(
-            where,
-            "shard: fsdp needs torchrun's processes and a recipe runs in one; run the recipe "
-            "without it, then `torchrun ... prunekit recover OUT --shard fsdp`",
-        )
-    try:
-        RecoveryConfig.from_options({k: v for k, v in opts.items() if k != "teacher"})
-    except (PrunekitError, TypeError) as exc:
-        _fail(where, str(exc).replace("recover: ", ""))
-
-
-def _recover_defaults() -> dict[str, Any]:
-    from dataclasses import fields
-
-    from prunekit.recovery.config import RecoveryConfig
-
-    return {"teacher": None, **{f.name: f.default for f in fields(RecoveryConfig)}}
-
-
 STEPS: Registry[StepSpec] = Registry(
     "step",
     (
@@ -246,7 +211,7 @@ STEPS: Registry[StepSpec] = Registry(
         StepSpec("width", WidthConfig),
         StepSpec("structured", StructuredConfig),
         StepSpec("unstructured", PruneConfig, structural=False),
-        StepSpec("recover", defaults=_recover_defaults(), check=_check_recover, structural=False),
+        StepSpec("recover", RecoverStepConfig, structural=False),
         StepSpec("search_plan", SearchPlanConfig),  # a `prunekit search` plan, rebuilt
     ),
 )

@@ -1,11 +1,13 @@
-"""The recovery settings as one typed object: the CLI, the recipe step and the API all build it."""
+"""`RecoveryConfig`: how a pruned student is trained back — the `recover` command's flags, the
+recipe's `recover` step (`RecoverStepConfig`, with its teacher) and `prunekit.recover`'s keywords."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
+from typing import Annotated, Any
 
-from prunekit.errors import PrunekitError
+from pydantic import Field, model_validator
+
+from prunekit.config.options import Choice, Msg, Names, OptionError, Options
 from prunekit.recovery.trainable import TRAINABLE
 
 METHODS = ("distill", "reconstruct")
@@ -22,126 +24,130 @@ DEFAULT_LR = {
     ("reconstruct", "lora"): 1e-3,
     ("reconstruct", "full"): 2e-3,
 }
+_BUDGETS = "<max_steps>, <max_tokens> or <time_budget_s>"
 
 
-def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _one_of(noun: str) -> str:
+    return f"unknown {noun} '{{value}}'; choose one of: {{choices}}"
 
 
-def _number(value: object) -> bool:
-    """A finite real number (not a bool, not NaN or infinity)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-@dataclass
-class RecoveryConfig:
+class RecoveryConfig(Options):
     """How to recover a pruned student (see DESIGN §3.6). Budgets: the first one reached stops."""
 
-    method: str = "distill"
-    train: str = "full"
-    layers: str = "all"  # pruned: only the layers pruning touched train (SAAP's group-wise tuning)
-    data: str = "instruct:python,python"
-    seq_len: int = 512
-    windows: int = 256  # corpus windows per corpus named in `data`
-    instructions: int = 4000  # corpus-derived instructions per `instruct:` source
-    batch_size: int = 8  # samples per optimiser step (global, over all processes)
-    micro_batch: int = 2  # samples per forward pass
-    lr: float | None = None  # default by method and trainable set: DEFAULT_LR
-    warmup_steps: int = 10
-    max_steps: int | None = None
-    max_tokens: int | None = 400_000
-    time_budget_s: float | None = 2700.0  # the default run ends within 45 minutes of training
-    epochs: int = 2  # reconstruct: passes over the calibration windows per block
-    lora_rank: int = 16
-    lora_alpha: float = 32.0
-    checkpoint_every: int = 50
-    seed: int = 0
-    # forwards in a bfloat16 copy where the device computes in bfloat16 natively (float32 elsewhere);
-    # trained weights stay float32 (mixed precision)
-    bf16: bool = True
-    shard: str = "ddp"  # under torchrun: ddp (a whole copy per process) or fsdp (FSDP2, sharded)
+    method: Annotated[str, Choice(METHODS, _one_of("recovery method"))] = Field(
+        "distill",
+        description="distill (end-to-end KL to the teacher) or reconstruct (block by block, MSE)",
+    )
+    train: Annotated[str, Choice(TRAINABLE, _one_of("trainable set"))] = Field(
+        "full",
+        description="norms (norms + biases), lora (masked LoRA, merged) or full (surviving "
+        "weights)",
+    )
+    layers: Annotated[str, Choice(LAYERS, _one_of("layers"))] = Field(
+        "all",
+        description="all, or pruned: train only the layers pruning touched (zeros or narrower "
+        "than the teacher's; SAAP's group-wise fine-tuning)",
+    )
+    data: str = Field(
+        "instruct:python,python",
+        description="comma-separated: a corpus (python), instruct:CORPUS (corpus-answered), "
+        "answered:CORPUS (teacher-answered, sandbox-checked, cached), or a .jsonl / folder of "
+        "text",
+    )
+    seq_len: int = Field(512, ge=2, description="tokens per training sample")
+    windows: int = Field(256, ge=1, description="corpus windows per corpus in --data")
+    instructions: int = Field(
+        4000, ge=1, description="corpus-derived instructions per instruct:/answered: source"
+    )
+    batch_size: int = Field(
+        8, ge=1, description="samples per optimiser step (global, over all processes)"
+    )
+    micro_batch: int = Field(2, ge=1, description="samples per forward pass")
+    lr: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="learning rate (default: distill 1e-3 norms, 3e-4 lora, 2e-5 full; "
+        "reconstruct 1e-3, 2e-3 full)",
+    )
+    warmup_steps: int = Field(10, ge=0, description="optimiser steps of linear warm-up")
+    max_steps: int | None = Field(None, description="stop after N optimiser steps")
+    max_tokens: int | None = Field(
+        400_000, description="stop after N training tokens (default 400000)"
+    )
+    time_budget_s: Annotated[
+        float | None,
+        Names(cli="--time-budget"),
+        Msg("<time_budget_s> must be a finite number of seconds, got {value!r}"),
+    ] = Field(
+        2700.0,
+        allow_inf_nan=False,
+        description="stop after S seconds of training (default 2700)",
+    )
+    epochs: int = Field(2, ge=1, description="reconstruct: passes over the windows per block")
+    lora_rank: int = Field(16, ge=1, description="rank of the LoRA adapters (--train lora)")
+    lora_alpha: Annotated[
+        float,
+        Msg("<lora_alpha> must be a positive number (the LoRA scale is alpha/rank), got {value!r}"),
+    ] = Field(32.0, gt=0, allow_inf_nan=False, description="LoRA scale numerator (alpha/rank)")
+    checkpoint_every: int = Field(
+        50, ge=1, description="save resumable training state every N steps"
+    )
+    seed: int = Field(0, ge=0, description="sampling and initialisation seed")
+    bf16: bool = Field(
+        True,
+        description="forward/backward in a bfloat16 copy where the device computes in bfloat16 "
+        "natively, float32 master weights (--no-bf16: all float32)",
+    )
+    shard: Annotated[str, Choice(SHARDS, _one_of("shard mode"))] = Field(
+        "ddp",
+        description="under torchrun: ddp (a whole model per process, default) or fsdp (FSDP2: "
+        "student and teacher sharded block by block over the processes, for students larger "
+        "than one GPU)",
+    )
 
-    def __post_init__(self) -> None:
-        if self.lr is None:
-            self.lr = DEFAULT_LR.get((self.method, self.train), 2e-5)
-
-    @classmethod
-    def from_options(cls, options: dict) -> RecoveryConfig:
-        """From a recipe step's mapping; an unknown key gets one line listing the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise PrunekitError(
-                f"recover: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return cls(**options).validated()
-
-    def validated(self) -> RecoveryConfig:
-        """Check every value before any model is loaded."""
-        if self.method not in METHODS:
-            raise PrunekitError(
-                f"unknown recovery method '{self.method}'; choose one of: {', '.join(METHODS)}"
-            )
-        if self.train not in TRAINABLE:
-            raise PrunekitError(
-                f"unknown trainable set '{self.train}'; choose one of: {', '.join(TRAINABLE)}"
-            )
-        if self.layers not in LAYERS:
-            raise PrunekitError(
-                f"unknown layers '{self.layers}'; choose one of: {', '.join(LAYERS)}"
-            )
-        if self.shard not in SHARDS:
-            raise PrunekitError(
-                f"unknown shard mode '{self.shard}'; choose one of: {', '.join(SHARDS)}"
-            )
+    @model_validator(mode="after")
+    def _consistent(self):
+        """FSDP only for distillation; at least one positive budget; lr by method and set."""
         if self.shard == "fsdp" and self.method != "distill":
-            raise PrunekitError(
-                "--shard fsdp applies to --method distill (reconstruct trains one block at a time)"
-            )
-        for name in (
-            "seq_len",
-            "windows",
-            "instructions",
-            "batch_size",
-            "micro_batch",
-            "epochs",
-            "lora_rank",
-            "checkpoint_every",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise PrunekitError(f"recover: {name} must be a positive integer, got {value!r}")
-        if self.seq_len < 2:
-            raise PrunekitError("recover: seq_len must be at least 2")
-        if not (isinstance(self.lr, int | float) and 0 < self.lr < 1):
-            raise PrunekitError(f"recover: lr must be in (0, 1), got {self.lr!r}")
-        if not _whole(self.warmup_steps) or self.warmup_steps < 0:
-            raise PrunekitError(
-                f"recover: warmup_steps must be a whole number >= 0, got {self.warmup_steps!r}"
-            )
-        if not _number(self.lora_alpha) or self.lora_alpha <= 0:
-            raise PrunekitError(
-                f"recover: lora_alpha must be a positive number (the LoRA scale is alpha/rank), "
-                f"got {self.lora_alpha!r}"
-            )
-        for name in ("max_steps", "max_tokens"):
-            value = getattr(self, name)
-            if value is not None and not _whole(value):
-                raise PrunekitError(f"recover: {name} must be a whole number, got {value!r}")
-        if self.time_budget_s is not None and not _number(self.time_budget_s):
-            raise PrunekitError(
-                f"recover: time_budget_s must be a finite number of seconds, got {self.time_budget_s!r}"
+            raise OptionError(
+                "<shard> fsdp applies to <method> distill (reconstruct trains one block at a time)"
             )
         budgets = (self.max_steps, self.max_tokens, self.time_budget_s)
         if all(b is None for b in budgets):
-            raise PrunekitError(
-                "recover: give a budget (--max-steps, --max-tokens or --time-budget)"
-            )
+            raise OptionError(f"give a budget ({_BUDGETS})")
         if any(b is not None and b <= 0 for b in budgets):
-            raise PrunekitError(
-                "recover: a budget of zero trains nothing; give a positive --max-steps/--max-tokens/--time-budget"
+            raise OptionError(
+                "a budget of zero trains nothing; give a positive "
+                "<max_steps>/<max_tokens>/<time_budget_s>"
+            )
+        if self.lr is None:
+            self.lr = DEFAULT_LR[(self.method, self.train)]
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings by field name (what a report records)."""
+        return {f: getattr(self, f) for f in RecoveryConfig.model_fields}
+
+
+class RecoverStepConfig(RecoveryConfig):
+    """The recipe's `recover` step: the settings and the teacher (default: the recipe's model).
+    A recipe runs in one process, so FSDP (torchrun's processes) is not offered."""
+
+    teacher: Annotated[
+        str | None,
+        Msg("<teacher> must be a model name or path, got {value!r}"),
+    ] = Field(None, description="the dense model (default: the recipe's model)")
+
+    @model_validator(mode="after")
+    def _one_process(self):
+        if self.shard == "fsdp":
+            raise OptionError(
+                "<shard>: fsdp needs torchrun's processes and a recipe runs in one; run the "
+                "recipe without it, then `torchrun ... prunekit recover OUT --shard fsdp`"
             )
         return self
 
-    def as_dict(self) -> dict:
-        return asdict(self)
+    def settings(self) -> RecoveryConfig:
+        """The recovery settings without the teacher."""
+        return RecoveryConfig(**self.as_dict())

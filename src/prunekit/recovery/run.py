@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from prunekit.config.api import takes
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.recovery.answers import teacher_answers
@@ -90,20 +91,26 @@ def trainable_count(params: list[nn.Parameter], masks: SparsityMasks, model, ada
     return sum(p.numel() for p in params) - fixed
 
 
+@takes(RecoveryConfig)
 def recover(
     student: nn.Module,
     student_tokenizer,
     teacher: nn.Module,
     teacher_tokenizer,
-    cfg: RecoveryConfig,
+    cfg: RecoveryConfig | None = None,
     *,
     device: str | torch.device = "cpu",
     progress: bool = True,
     state_dir: Path | None = None,
     resume: bool = False,
+    **options,
 ) -> RecoveryResult:
-    """Train the student towards the teacher; every pruned weight stays exactly zero."""
-    cfg.validated()
+    """Train the student towards the teacher; every pruned weight stays exactly zero.
+
+    Give a `RecoveryConfig` or its fields as keywords (the `recover` command's flags and the
+    recipe's `recover` step are the same class), e.g. `train="lora", max_steps=100`.
+    """
+    cfg = RecoveryConfig.of(cfg, options)
     device = torch.device(device)
     fsdp = cfg.shard == "fsdp"
     if fsdp:
