@@ -36,6 +36,8 @@ def main() -> None:
 
     import prunekit
     from prunekit.api import calibration_data
+    from prunekit.calibration.context import RunContext
+    from prunekit.config.depth import DepthConfig
     from prunekit.models.adapters import adapter_for
     from prunekit.reports.report import machine, versions
     from prunekit.structural.depth import greedy_depth, ranking_agreement
@@ -52,7 +54,9 @@ def main() -> None:
         for rescore in (True, False):
             c0 = _cpu_s()
             res = greedy_depth(
-                lm.model, adapter, batches, args.remove, criterion, progress=False, rescore=rescore
+                RunContext(lm.model, adapter, batches, progress=False),
+                DepthConfig(remove=args.remove, criterion=criterion),
+                rescore=rescore,
             )
             results[rescore] = res
             rows.append(

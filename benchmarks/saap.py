@@ -112,6 +112,7 @@ def main() -> None:
 
     import prunekit
     from prunekit.api import calibration_data
+    from prunekit.calibration.context import RunContext
     from prunekit.evaluation.humaneval import run_humaneval
     from prunekit.export.checkpoint import save_checkpoint
     from prunekit.models.adapters import adapter_for
@@ -164,7 +165,9 @@ def main() -> None:
     importances = args.importances.split(",")
     t, c0 = time.perf_counter(), time.process_time()
     fisher = "param_mix" in importances
-    stats = accumulate_gradients(dense, adapter, windows.split(args.batch_size), "cpu", fisher)
+    stats = accumulate_gradients(
+        RunContext(dense, adapter, list(windows.split(args.batch_size))), fisher
+    )
     meta["gradient_pass"] = {
         "wall_s": time.perf_counter() - t,
         "cpu_s": time.process_time() - c0,
@@ -173,12 +176,12 @@ def main() -> None:
     for target in (float(v) for v in args.targets.split(",")):
         for imp in importances:
             cfg0 = SaapConfig(target=target, importance=imp)
-            scored = score_groups(dense, adapter, None, cfg0, stats=stats, progress=False)
+            scored = score_groups(RunContext(dense, adapter, [], progress=False), cfg0, stats)
             for ratios in args.ratios.split(","):
                 cfg = SaapConfig(target=target, importance=imp, ratios=ratios)
                 model = copy.deepcopy(dense)
                 t = time.perf_counter()
-                section = apply_scores(model, adapter, cfg, scored)
+                section = apply_scores(RunContext(model, adapter, []), cfg, scored)
                 ev, m16 = evaluate(model)
                 row = {
                     "cell": f"{imp}:{ratios}:{target}",

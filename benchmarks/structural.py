@@ -175,6 +175,7 @@ def run(args, save) -> dict:
 
     import prunekit
     from prunekit.calibration.context import RunContext
+    from prunekit.config.depth import DepthConfig
     from prunekit.config.width import WidthConfig
     from prunekit.data.sources import resolve_source
     from prunekit.models.adapters import adapter_for
@@ -223,7 +224,9 @@ def run(args, save) -> dict:
         if max(args.full_k) > 0:
             batches, _ = calib(vtok, args.depth_samples, args.depth_seq_len)
             t0 = time.perf_counter()
-            res = greedy_depth(vm, ad, batches, max(args.full_k), "kl", False, "cpu", True)
+            res = greedy_depth(
+                RunContext(vm, ad, batches), DepthConfig(remove=max(args.full_k), criterion="kl")
+            )
             timings[f"full_depth_kl_k{max(args.full_k)}"] = time.perf_counter() - t0
             rounds["after_vocab_kl"] = res.to_dict()
             plot_depth_scores(
@@ -282,7 +285,10 @@ def run(args, save) -> dict:
         for crit, last in crits:
             label = crit + ("_last" if last else "")
             t0 = time.perf_counter()
-            res = greedy_depth(dense, ad, batches, max(args.depth_k), crit, last, "cpu", True)
+            res = greedy_depth(
+                RunContext(dense, ad, batches),
+                DepthConfig(remove=max(args.depth_k), criterion=crit, last_token=last),
+            )
             timings[f"depth_{label}_k{max(args.depth_k)}"] = time.perf_counter() - t0
             rounds[f"dense_{label}"] = res.to_dict()
             plot_depth_scores(

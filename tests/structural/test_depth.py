@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from structural_calls import ctx, depth
 
 from conftest import skip_layers, tiny_model
 from prunekit.errors import PrunekitError
@@ -114,7 +115,7 @@ def _brute_cos(model, batches, removed, candidate, criterion="cosine"):
 def test_greedy_kl_matches_brute_force_each_round(arch, last_token):
     model = tiny_model(arch)
     batches = _batches()
-    result = greedy_depth(model, adapter_for(model), batches, 2, "kl", last_token, progress=False)
+    result = greedy_depth(ctx(model, batches), depth(2, "kl", last_token=last_token))
     assert len(result.rounds) == 2 and len(result.removed) == 2
     for r, scores in enumerate(result.rounds):
         removed = result.removed[:r]
@@ -130,7 +131,7 @@ def test_greedy_kl_matches_brute_force_each_round(arch, last_token):
 def test_greedy_cosine_and_angular_match_brute_force_each_round(criterion):
     model = tiny_model("qwen2")
     batches = _batches(1)
-    result = greedy_depth(model, adapter_for(model), batches, 2, criterion, progress=False)
+    result = greedy_depth(ctx(model, batches), depth(2, criterion))
     for r, scores in enumerate(result.rounds):
         for cand, score in scores.items():
             assert score == pytest.approx(
@@ -143,11 +144,11 @@ def test_bad_depth_input(tmp_path):
     model = tiny_model("llama")  # 3 layers
     ad = adapter_for(model)
     with pytest.raises(PrunekitError, match="at least one must stay"):
-        greedy_depth(model, ad, _batches(), 3, "kl", progress=False)
+        greedy_depth(ctx(model, _batches()), depth(3, "kl"))
     with pytest.raises(PrunekitError, match="at least one must stay"):
         remove_layers(model, ad, [0, 1, 2])
-    with pytest.raises(PrunekitError, match="unknown depth criterion"):
-        greedy_depth(model, ad, _batches(), 1, "entropy", progress=False)
-    result = greedy_depth(model, ad, _batches(), 2, "angular", progress=False)
+    with pytest.raises(PrunekitError, match="criterion 'entropy' is not one of"):
+        greedy_depth(ctx(model, _batches()), depth(1, "entropy"))
+    result = greedy_depth(ctx(model, _batches()), depth(2, "angular"))
     plot_depth_scores(result, tmp_path / "depth.png")
     assert (tmp_path / "depth.png").stat().st_size > 0

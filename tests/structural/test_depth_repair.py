@@ -9,6 +9,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from structural_calls import ctx, depth
 
 from models.tiny_families import FAMILIES
 from prunekit.calibration.context import RunContext
@@ -165,13 +166,13 @@ def test_fold_equals_unfolded_hooked_reference(family):
 def test_gemma3_is_refused():
     model = deep_model("gemma3", layers=4)
     with pytest.raises(PrunekitError, match="exact only"):
-        repair_runs(model, adapter_for(model), _batches(), [2], progress=False)
+        repair_runs(ctx(model, _batches()), [2])
 
 
 def test_run_at_layer_zero_is_refused():
     model = deep_model()
     with pytest.raises(PrunekitError, match="layer 0"):
-        repair_runs(model, adapter_for(model), _batches(), [0, 1], progress=False)
+        repair_runs(ctx(model, _batches()), [0, 1])
 
 
 @torch.no_grad()
@@ -187,13 +188,13 @@ def test_repair_reports_the_hidden_state_errors_and_lowers_them(family):
     dense = [stream_into(model, i, ids) for i in (3, 6)]
 
     repaired = copy.deepcopy(model)
-    reports = repair_runs(repaired, ad, batches, drop, ridge=1e-6, progress=False)
+    reports = repair_runs(ctx(repaired, batches), drop, ridge=1e-6)
     assert [r["run"] for r in reports] == [[2, 3], [4, 6]]
     assert [r["layer"] for r in reports] == [1, 3]
     assert all(r["rows"] == ids.numel() for r in reports)
 
     half = copy.deepcopy(model)  # first run repaired only: "before" of the second run
-    repair_runs(half, ad, batches, [2], ridge=1e-6, progress=False)
+    repair_runs(ctx(half, batches), [2], ridge=1e-6)
     plain, pruned_half = copy.deepcopy(model), copy.deepcopy(half)
     for m in (plain, pruned_half, repaired):
         remove_layers(m, ad, drop)
@@ -224,7 +225,7 @@ def test_skip_layer0_leaves_that_run_and_fits_the_rest_on_the_pruned_stream():
     batches = _batches()
     ids = torch.cat(batches)
     target = stream_into(model, 3, ids)
-    reports = repair_runs(model, ad, batches, [0, 2], ridge=1e-6, progress=False, skip_layer0=True)
+    reports = repair_runs(ctx(model, batches), [0, 2], ridge=1e-6, skip_layer0=True)
     assert [r["run"] for r in reports] == [[2, 3]]
     remove_layers(model, ad, [0, 2])
     assert reports[0]["fit_after"] == pytest.approx(
@@ -249,13 +250,15 @@ def test_best_run_kl_equals_brute_force(repair):
     ad = adapter_for(model)
     batches = _batches()
     k = 2
-    result = best_run(model, ad, batches, k, "kl", repair, ridge=1e-6, progress=False)
+    result = best_run(
+        ctx(model, batches), depth(k, "kl", repair="linear" if repair else "none", ridge=1e-6)
+    )
     starts = list(range(1 if repair else 0, 5 - k + 1))
     assert sorted(result.scores) == starts
     for i in starts:
         pruned = copy.deepcopy(model)
         if repair:
-            repair_runs(pruned, ad, batches, list(range(i, i + k)), ridge=1e-6, progress=False)
+            repair_runs(ctx(pruned, batches), list(range(i, i + k)), ridge=1e-6)
         remove_layers(pruned, ad, list(range(i, i + k)))
         assert result.scores[i] == pytest.approx(_brute_kl(model, pruned, batches), rel=1e-3)
     best = min(starts, key=lambda i: (result.scores[i], i))
@@ -268,11 +271,10 @@ def test_best_run_kl_equals_brute_force(repair):
 
 def test_best_run_cosine_by_hand_and_repair_scores_lower():
     model = deep_model(layers=5)
-    ad = adapter_for(model)
     batches = _batches()
     ids = torch.cat(batches)
-    plain = best_run(model, ad, batches, 2, "cosine", progress=False)
-    fixed = best_run(model, ad, batches, 2, "cosine", repair=True, ridge=1e-6, progress=False)
+    plain = best_run(ctx(model, batches), depth(2, "cosine"))
+    fixed = best_run(ctx(model, batches), depth(2, "cosine", repair="linear", ridge=1e-6))
     for i in range(0, 4):
         a, b = stream_into(model, i, ids), stream_into(model, i + 2, ids)
         expected = float((1 - F.cosine_similarity(a, b, dim=-1)).mean())
@@ -284,11 +286,10 @@ def test_best_run_cosine_by_hand_and_repair_scores_lower():
 
 def test_best_run_refuses_runs_that_cannot_be_repaired():
     model = deep_model(layers=3)
-    ad = adapter_for(model)
     with pytest.raises(PrunekitError, match="remove"):
-        best_run(model, ad, _batches(), 3, repair=True, progress=False)
+        best_run(ctx(model, _batches()), depth(3, repair="linear"))
     with pytest.raises(PrunekitError, match="criterion"):
-        best_run(model, ad, _batches(), 1, "nope", progress=False)
+        best_run(ctx(model, _batches()), depth(1, "nope"))
 
 
 @torch.no_grad()

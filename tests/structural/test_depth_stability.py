@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from structural_calls import ctx, depth
 
 from conftest import skip_layers, tiny_model
-from prunekit.models.adapters import adapter_for
 from prunekit.recipes.runner import render_steps
-from prunekit.structural import depth
+from prunekit.structural import depth as depth_module
 from prunekit.structural.depth import bootstrap_wins, greedy_depth, round_stability
 
 
@@ -94,18 +94,10 @@ def test_greedy_depth_win_rates_equal_a_loop_over_per_batch_scores(rescore, monk
         seen.append(per_batch)
         return round_stability(per_batch, resamples)
 
-    monkeypatch.setattr(depth, "round_stability", spy)
+    monkeypatch.setattr(depth_module, "round_stability", spy)
     rng = torch.get_rng_state()
     result = greedy_depth(
-        model,
-        adapter_for(model),
-        batches,
-        2,
-        "kl",
-        progress=False,
-        rescore=rescore,
-        weights=weights,
-        resamples=200,
+        ctx(model, batches, weights), depth(2, "kl"), rescore=rescore, resamples=200
     )
     assert torch.equal(torch.get_rng_state(), rng)  # a private generator: global RNG untouched
     assert len(result.stability) == len(result.rounds) == len(seen) == (2 if rescore else 1)
@@ -140,9 +132,7 @@ def test_greedy_depth_win_rates_equal_a_loop_over_per_batch_scores(rescore, monk
 def test_one_batch_claims_no_stability():
     model = tiny_model("llama")
     batches, weights = _answers(1)
-    result = greedy_depth(
-        model, adapter_for(model), batches, 1, "cosine", progress=False, weights=weights
-    )
+    result = greedy_depth(ctx(model, batches, weights), depth(1, "cosine"))
     assert result.stability is None
     st = result.to_dict()["stability"]
     assert st["rounds"] is None and st["batches"] == 1 and "needs ≥ 2" in st["reason"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from structural_calls import ctx, depth
 
 from conftest import skip_layers, tiny_model
 from prunekit.errors import PrunekitError
-from prunekit.models.adapters import adapter_for
 from prunekit.structural.depth import cosine_sum, greedy_depth, kl_sum
 
 
@@ -42,9 +42,7 @@ def _brute_weighted_kl(model, batches, weights, removed, cand):
 def test_weighted_kl_matches_brute_force_each_round(arch):
     model = tiny_model(arch)
     batches, weights = _answers()
-    result = greedy_depth(
-        model, adapter_for(model), batches, 2, "kl", progress=False, weights=weights
-    )
+    result = greedy_depth(ctx(model, batches, weights), depth(2, "kl"))
     for r, scores in enumerate(result.rounds):
         for cand, score in scores.items():
             expected = _brute_weighted_kl(model, batches, weights, result.removed[:r], cand)
@@ -54,26 +52,17 @@ def test_weighted_kl_matches_brute_force_each_round(arch):
 
 def test_weighted_scores_differ_from_unweighted_and_ones_change_nothing():
     model = tiny_model("qwen2")
-    ad = adapter_for(model)
     batches, weights = _answers(1)
-    plain = greedy_depth(model, ad, batches, 1, "kl", progress=False)
-    ones = greedy_depth(
-        model, ad, batches, 1, "kl", progress=False, weights=[torch.ones(b.shape) for b in batches]
-    )
-    weighted = greedy_depth(model, ad, batches, 1, "kl", progress=False, weights=weights)
+    plain = greedy_depth(ctx(model, batches), depth(1, "kl"))
+    ones = greedy_depth(ctx(model, batches, [torch.ones(b.shape) for b in batches]), depth(1))
+    weighted = greedy_depth(ctx(model, batches, weights), depth(1, "kl"))
     for layer, score in plain.rounds[0].items():
         assert ones.rounds[0][layer] == pytest.approx(score, rel=1e-5)
         assert weighted.rounds[0][layer] != pytest.approx(score, rel=1e-3)
     cos_ones = greedy_depth(
-        model,
-        ad,
-        batches,
-        1,
-        "cosine",
-        progress=False,
-        weights=[torch.ones(b.shape) for b in batches],
+        ctx(model, batches, [torch.ones(b.shape) for b in batches]), depth(1, "cosine")
     )
-    cos_plain = greedy_depth(model, ad, batches, 1, "cosine", progress=False)
+    cos_plain = greedy_depth(ctx(model, batches), depth(1, "cosine"))
     assert cos_ones.rounds[0] == pytest.approx(cos_plain.rounds[0], rel=1e-5)
 
 
@@ -91,12 +80,11 @@ def test_weighted_pure_scores_by_hand():
 
 def test_bad_weights_are_one_line():
     model = tiny_model("llama")
-    ad = adapter_for(model)
     batches, weights = _answers()
     with pytest.raises(PrunekitError, match="weights or last_token, not both"):
-        greedy_depth(model, ad, batches, 1, "kl", True, progress=False, weights=weights)
+        greedy_depth(ctx(model, batches, weights), depth(1, "kl", last_token=True))
     with pytest.raises(PrunekitError, match="shaped like each calibration batch"):
-        greedy_depth(model, ad, batches, 1, "kl", progress=False, weights=weights[:2])
+        greedy_depth(ctx(model, batches, weights[:2]), depth(1, "kl"))
     zero = [torch.zeros(b.shape) for b in batches]
     with pytest.raises(PrunekitError, match="weight > 0"):
-        greedy_depth(model, ad, batches, 1, "kl", progress=False, weights=zero)
+        greedy_depth(ctx(model, batches, zero), depth(1, "kl"))

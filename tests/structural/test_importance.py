@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import tiny_model
+from prunekit.calibration.context import RunContext
 from prunekit.models.adapters import adapter_for
 from prunekit.structural.groups import ChannelGroups, HeadGroups
 from prunekit.structural.importance import (
@@ -120,7 +121,7 @@ def test_taylor_scores_equal_autograd_per_group(kind):
     model = tiny_model("llama").double()
     adapter = adapter_for(model)
     batches = _batches()
-    stats = accumulate_gradients(model, adapter, batches, "cpu", fisher=True, progress=False)
+    stats = accumulate_gradients(RunContext(model, adapter, batches, progress=False), fisher=True)
     assert all(p.grad is None for p in model.parameters())
     assert all(p.requires_grad for p in model.parameters())  # restored
     ref = copy.deepcopy(model)
@@ -166,7 +167,7 @@ def test_biases_are_part_of_a_group():
         for layer in adapter.layers(model):
             for p in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
                 p.bias.normal_(0, 0.5, generator=torch.Generator().manual_seed(3))
-    stats = accumulate_gradients(model, adapter, _batches(), "cpu", progress=False)
+    stats = accumulate_gradients(RunContext(model, adapter, _batches(), progress=False))
     layer = adapter.layers(model)[0]
     terms = group_terms(layer, HeadGroups(adapter), stats, False)
     a = layer.self_attn
@@ -194,7 +195,7 @@ def test_fused_sigma_is_one_per_metric_over_every_blocks_groups():
     """σ_m² = mean of metric m over the kind's groups in all blocks (not per block), by hand."""
     model = tiny_model("llama").double()
     adapter = adapter_for(model)
-    stats = accumulate_gradients(model, adapter, _batches(), "cpu", progress=False)
+    stats = accumulate_gradients(RunContext(model, adapter, _batches(), progress=False))
     layers = adapter.layers(model)
     for kind in (HeadGroups(adapter), ChannelGroups(adapter)):
         vec = [s.tolist() for s in kind_scores(layers, kind, TaylorVector(), stats)[0]]
@@ -239,7 +240,7 @@ def test_fused_projections_are_gathered_from_the_right_rows():
 
     model = tiny_family_model("phi3").double()  # fused qkv_proj and gate_up_proj
     adapter = adapter_for(model)
-    stats = accumulate_gradients(model, adapter, _batches(), "cpu", progress=False)
+    stats = accumulate_gradients(RunContext(model, adapter, _batches(), progress=False))
     layer = adapter.layers(model)[1]
     for kind, group_kind, n in (
         ("heads", HeadGroups(adapter), 2),

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from prunekit.calibration.context import RunContext
 from prunekit.structural.groups import Part
 from prunekit.structural.importance import (
     Fused,
@@ -93,7 +94,7 @@ def test_gradient_sums_count_every_batch_once_without_fisher_by_default() -> Non
     only block Linears trainable during the pass and every flag restored after it."""
     model, adapter = _LM(), _Adapter()
     model.decoder.layers[0].proj.bias.requires_grad_(False)
-    stats = accumulate_gradients(model, adapter, BATCHES, "cpu", progress=False)
+    stats = accumulate_gradients(RunContext(model, adapter, BATCHES, progress=False))
     assert stats.batches == 3 and stats.fisher is None
     per_batch = _plain_grads(model)
     proj = model.decoder.layers[0].proj
@@ -109,7 +110,9 @@ def test_gradient_sums_count_every_batch_once_without_fisher_by_default() -> Non
 def test_fisher_is_the_sum_of_squared_per_batch_gradients() -> None:
     """fisher=True: F = Σ_b g_b² per entry."""
     model = _LM()
-    stats = accumulate_gradients(model, _Adapter(), BATCHES, "cpu", fisher=True, progress=False)
+    stats = accumulate_gradients(
+        RunContext(model, _Adapter(), BATCHES, progress=False), fisher=True
+    )
     proj = model.decoder.layers[0].proj
     per_batch = _plain_grads(model)
     for p, j in ((proj.weight, 0), (proj.bias, 1)):
@@ -120,7 +123,9 @@ def test_fisher_is_the_sum_of_squared_per_batch_gradients() -> None:
 def test_a_bfloat16_model_sums_its_gradients_in_float32() -> None:
     """Gradient and Fisher sums are float32 tensors even for bfloat16 weights."""
     model = _LM().to(torch.bfloat16)
-    stats = accumulate_gradients(model, _Adapter(), BATCHES, "cpu", fisher=True, progress=False)
+    stats = accumulate_gradients(
+        RunContext(model, _Adapter(), BATCHES, progress=False), fisher=True
+    )
     assert {t.dtype for t in stats.grad.values()} == {torch.float32}
     assert {t.dtype for t in stats.fisher.values()} == {torch.float32}
 
@@ -129,10 +134,10 @@ def test_the_progress_bar_shows_by_default_and_not_when_turned_off(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Default: a "structured (gradients)" bar counting batches; progress=False: no output."""
-    accumulate_gradients(_LM(), _Adapter(), BATCHES, "cpu")
+    accumulate_gradients(RunContext(_LM(), _Adapter(), BATCHES))
     err = capsys.readouterr().err
     assert err.startswith("\rstructured (gradients): ") and "3/3" in err and "batch/s" in err
-    accumulate_gradients(_LM(), _Adapter(), BATCHES, "cpu", progress=False)
+    accumulate_gradients(RunContext(_LM(), _Adapter(), BATCHES, progress=False))
     assert capsys.readouterr().err == ""
 
 

@@ -221,11 +221,11 @@ def test_saap_refit_lowers_the_error(family, options):
     adapter = adapter_for(dense)
     batches = _batches()
     cfg = SaapConfig(**options, ratios="uniform", skip_first=0, skip_last=0, max_ratio=0.5)
-    scored = score_groups(dense, adapter, batches, cfg, progress=False)
+    scored = score_groups(RunContext(dense, adapter, batches, progress=False), cfg)
     plain, refit = copy.deepcopy(dense), copy.deepcopy(dense)
-    rep0 = apply_scores(plain, adapter, cfg, scored)
+    rep0 = apply_scores(RunContext(plain, adapter, []), cfg, scored)
     cfg1 = cfg.model_copy(update={"refit": True})
-    rep1 = apply_scores(refit, adapter, cfg1, scored, batches, progress=False)
+    rep1 = apply_scores(RunContext(refit, adapter, batches, progress=False), cfg1, scored)
     assert rep0["refit"] is None and rep1["refit"]["damp"] == cfg1.refit_damp
     assert rep1["config"]["refit"] is True
     for name in rep1["kinds"]:
@@ -265,6 +265,6 @@ def test_saap_refit_options_are_validated():
     model = tiny_family_model("llama")
     adapter = adapter_for(model)
     cfg = SaapConfig(ffn=0.3, refit=True)
-    scored = score_groups(model, adapter, _batches(1), cfg, progress=False)
+    scored = score_groups(RunContext(model, adapter, _batches(1), progress=False), cfg)
     with pytest.raises(PrunekitError, match="refit needs the calibration batches"):
-        apply_scores(model, adapter, cfg, scored)
+        apply_scores(RunContext(model, adapter, []), cfg, scored)

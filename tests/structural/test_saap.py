@@ -61,7 +61,7 @@ def test_the_lowest_scored_groups_are_the_ones_removed(importance):
     adapter = adapter_for(model)
     ref = copy.deepcopy(model)
     stats = accumulate_gradients(
-        ref, adapter, _batches(), "cpu", REGISTRY[importance]().needs_fisher, False
+        RunContext(ref, adapter, _batches(), progress=False), REGISTRY[importance]().needs_fisher
     )
     scores = {
         name: kind_scores(adapter.layers(ref), kind, REGISTRY[importance](), stats)[0]
@@ -200,13 +200,13 @@ def test_one_gradient_pass_scored_once_and_applied_to_copies_equals_prune_struct
 
     dense = tiny_family_model("qwen2")
     adapter = adapter_for(dense)
-    stats = accumulate_gradients(dense, adapter, _batches(), "cpu", False, False)
+    stats = accumulate_gradients(RunContext(dense, adapter, _batches(), progress=False))
     for importance in ("taylor_vector", "fused"):
         for ratios in ("uniform", "adaptive"):
             cfg = SaapConfig(heads=0.3, ffn=0.4, importance=importance, ratios=ratios)
-            scored = score_groups(dense, adapter, None, cfg, stats=stats, progress=False)
+            scored = score_groups(RunContext(dense, adapter, [], progress=False), cfg, stats)
             shared = copy.deepcopy(dense)
-            rep_shared = apply_scores(shared, adapter, cfg, scored)
+            rep_shared = apply_scores(RunContext(shared, adapter, []), cfg, scored)
             direct = copy.deepcopy(dense)
             rep_direct = prune_structured(
                 RunContext(direct, adapter, _batches(), progress=False), cfg
@@ -235,7 +235,7 @@ def test_block_weights_are_the_spread_of_fused_scores_without_their_constant(rat
     model = tiny_family_model("llama")
     adapter = adapter_for(model)
     ref = copy.deepcopy(model)
-    stats = accumulate_gradients(ref, adapter, _batches(), "cpu", False, False)
+    stats = accumulate_gradients(RunContext(ref, adapter, _batches(), progress=False))
     rep = prune_structured(
         RunContext(model, adapter, _batches(), progress=False),
         SaapConfig(heads=0.3, ffn=0.3, ratios=ratios),

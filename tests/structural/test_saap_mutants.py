@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from models.tiny_families import tiny_family_model
+from prunekit.calibration.context import RunContext
 from prunekit.config import Surface
 from prunekit.config.structured import StructuredConfig
 from prunekit.errors import PrunekitError
@@ -152,7 +153,9 @@ def test_apply_scores_removes_the_lowest_hand_scores_and_reports_by_hand():
     scores = [torch.randperm(64, generator=g).float() for _ in range(3)]
     cfg = SaapConfig(ffn=0.26, ratios="skip", skip_first=0, skip_last=1)
     info = {"by": "hand"}
-    section = apply_scores(model, adapter, cfg, GroupScores({"ffn": (scores, info, 0.5)}))
+    section = apply_scores(
+        RunContext(model, adapter, []), cfg, GroupScores({"ffn": (scores, info, 0.5)})
+    )
 
     assert section["kinds"]["ffn"] == {
         "groups_before": [64, 64, 64],

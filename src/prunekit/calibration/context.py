@@ -4,6 +4,8 @@ answer weights, the device, the forward dtype and whether to show progress."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -66,6 +68,19 @@ class RunContext:
             desc,
             forward_dtype=self.forward_dtype,
         )
+
+    @contextmanager
+    def placed(self) -> Iterator[torch.device]:
+        """The model on the context's device meanwhile (moved back where it was after)."""
+        device = torch.device(self.device)
+        home = next(self.model.parameters()).device
+        if device != home:
+            self.model.to(device)
+        try:
+            yield device
+        finally:
+            if device != home:
+                self.model.to(home)
 
     def with_batches(self, batches: list[torch.Tensor]) -> RunContext:
         return replace(self, batches=batches)

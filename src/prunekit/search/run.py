@@ -448,12 +448,12 @@ def search(
 
 def _repair(adapter: DecoderAdapter, build, progress: bool):
     """The depth-repair step for the chosen plan's dropped runs (fitted on the build split)."""
+    from prunekit.calibration.context import RunContext
     from prunekit.structural.depth_repair import repair_runs
 
     def repair(model: nn.Module, dropped: list[int]) -> None:
-        repair_runs(
-            model, adapter, build[0], dropped, weights=build[1], progress=progress, skip_layer0=True
-        )
+        ctx = RunContext(model, adapter, build[0], progress=progress, weights=build[1])
+        repair_runs(ctx, dropped, skip_layer0=True)
 
     return repair
 

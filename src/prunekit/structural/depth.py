@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,10 @@ from tqdm.auto import tqdm
 from prunekit.calibration.engine import LayerCall, LayerwiseEngine, _first, _to
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter
+
+if TYPE_CHECKING:
+    from prunekit.calibration.context import RunContext
+    from prunekit.config.depth import DepthConfig
 
 CRITERIA = ("kl", "cosine", "angular")
 LOGPROB_CACHE_BYTES = 2 << 30  # cache the current model's log-probs per round below this size
@@ -272,41 +277,26 @@ class KlHead:
 
 @torch.no_grad()
 def greedy_depth(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches: list[torch.Tensor],
-    remove: int,
-    criterion: str = "kl",
-    last_token: bool = False,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    rescore: bool = True,
-    weights: list[torch.Tensor] | None = None,
-    resamples: int = RESAMPLES,
+    ctx: RunContext, options: DepthConfig, rescore: bool = True, resamples: int = RESAMPLES
 ) -> DepthResult:
-    """Choose `remove` layers one at a time (pure scoring: the model is not edited).
+    """Choose `options.remove` layers one at a time by `options.criterion` on the context's
+    batches (pure scoring: the model is not edited).
 
     `rescore=False`: score once and remove the `remove` lowest (one round instead of `remove`).
-    `weights`: per-position weights, one tensor shaped like each batch (scores become weighted
-    means over the positions of weight > 0).
+    The context's `weights`: per-position weights, one tensor shaped like each batch (scores
+    become weighted means over the positions of weight > 0).
     `resamples`: bootstrap resamples of the batches per round for `DepthResult.stability` (each
     candidate's win rate; the batch is the unit resampled); needs ≥ 2 batches.
     """
-    if criterion not in CRITERIA:
-        raise PrunekitError(
-            f"unknown depth criterion '{criterion}'; choose one of: {', '.join(CRITERIA)}"
-        )
+    batches, weights, progress = ctx.batches, ctx.weights, ctx.progress
+    remove, criterion, last_token = options.remove, options.criterion, options.last_token
     if weights is not None:
         _check_weights(weights, batches, last_token)
-    num_layers = len(adapter.layers(model))
+    num_layers = len(ctx.adapter.layers(ctx.model))
     check_remove(remove, num_layers)
-    device = torch.device(device)
-    home = next(model.parameters()).device
-    if device != home:
-        model.to(device)
-    try:
+    with ctx.placed() as device:
         t0 = time.perf_counter()
-        stack = _Stack(model, adapter, batches, device)
+        stack = _Stack(ctx.model, ctx.adapter, batches, device)
         active = list(range(num_layers))
         streams: list[list[torch.Tensor]] = [
             stack.h0
@@ -345,9 +335,6 @@ def greedy_depth(
             bar.set_postfix(removed=result.removed[-1], **wins)
         result.cost = stack.cost(num_layers, time.perf_counter() - t0, forward_s)
         return result
-    finally:
-        if device != home:
-            model.to(home)
 
 
 def _check_weights(weights: list[torch.Tensor], batches: list[torch.Tensor], last_token: bool):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -30,6 +31,9 @@ from tqdm.auto import tqdm
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.structural.depth import _Stack, check_layers
+
+if TYPE_CHECKING:
+    from prunekit.calibration.context import RunContext
 
 RIDGE = 0.1  # default ridge, relative to the mean diagonal of DᵀD (see the module docstring)
 # families whose MLP branch enters the residual stream linearly: h = r + s · down_proj(...)
@@ -210,18 +214,14 @@ def repaired_stream(
 
 @torch.no_grad()
 def repair_runs(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches: list[torch.Tensor],
+    ctx: RunContext,
     drop: list[int],
     ridge: float = RIDGE,
-    weights: list[torch.Tensor] | None = None,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    skip_layer0: bool = False,
     prior: str = PRIOR,
+    skip_layer0: bool = False,
 ) -> list[dict]:
-    """Fit and fold T for every maximal run of `drop` into the block before it (in place).
+    """Fit and fold T for every maximal run of `drop` into the block before it (in place), on
+    the context's batches (and answer weights).
 
     The model still has every layer (remove `drop` afterwards with `depth.remove_layers`).
     Runs go first to last, each fitted on the stream of the model with the earlier runs already
@@ -230,6 +230,7 @@ def repair_runs(
     rows, seconds. A run starting at layer 0 is refused, or with `skip_layer0` left unrepaired
     (still removed from the stream the later runs are fitted on).
     """
+    model, adapter, weights = ctx.model, ctx.adapter, ctx.weights
     num_layers = len(adapter.layers(model))
     check_layers(list(drop), num_layers)
     check_fit(ridge, prior)
@@ -240,18 +241,14 @@ def repair_runs(
             "before it to fold into); keep layer 0 or use repair none"
         )
     scale = branch_scale(model, adapter)
-    device = torch.device(device)
-    home = next(model.parameters()).device
-    if device != home:
-        model.to(device)
-    try:
-        stack = _Stack(model, adapter, batches, device)
+    with ctx.placed() as device:
+        stack = _Stack(model, adapter, ctx.batches, device)
         before = {a - 1: (a, b) for a, b in runs if a > 0}
         dropped = set(drop)
         dense = pruned = stack.h0
         held = None  # (run, p's input, p's outputs, p's branches, t0) until the target is reached
         reports: list[dict] = []
-        bar = tqdm(range(num_layers), desc="depth repair", unit="layer", disable=not progress)
+        bar = tqdm(range(num_layers), desc="depth repair", unit="layer", disable=not ctx.progress)
         for idx in bar:
             same = pruned is dense
             if idx in before:
@@ -274,6 +271,3 @@ def repair_runs(
                 )
                 held = None
         return reports
-    finally:
-        if device != home:
-            model.to(home)

@@ -18,13 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from prunekit.errors import PrunekitError
-from prunekit.models.adapters import DecoderAdapter
 from prunekit.structural.depth import (
-    CRITERIA,
     KlHead,
     _check_weights,
     _mean,
@@ -37,8 +34,6 @@ from prunekit.structural.depth import (
     remove_layers,
 )
 from prunekit.structural.depth_repair import (
-    PRIOR,
-    RIDGE,
     branch_scale,
     check_fit,
     fit_run,
@@ -90,29 +85,17 @@ class RunResult:
 
 
 @torch.no_grad()
-def best_run(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches: list[torch.Tensor],
-    k: int,
-    criterion: str = "kl",
-    repair: bool = False,
-    weights: list[torch.Tensor] | None = None,
-    ridge: float = RIDGE,
-    last_token: bool = False,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    prior: str = PRIOR,
-) -> RunResult:
-    """Score every run of `k` consecutive layers and choose the lowest (the model is not edited).
+def best_run(ctx: RunContext, options: DepthConfig) -> RunResult:
+    """Score every run of `options.remove` consecutive layers by `options.criterion` on the
+    context's batches and choose the lowest (the model is not edited).
 
-    `repair`: score each run after its fitted linear map (runs from layer 1 on); `weights` and
-    `last_token` as in `greedy_depth` (weights also weight the repair fits).
+    `options.repair == "linear"`: score each run after its fitted linear map (runs from layer 1
+    on; `ridge`, `prior`); the context's weights and `last_token` as in `greedy_depth` (weights
+    also weight the repair fits).
     """
-    if criterion not in CRITERIA:
-        raise PrunekitError(
-            f"unknown depth criterion '{criterion}'; choose one of: {', '.join(CRITERIA)}"
-        )
+    model, adapter, batches, weights = ctx.model, ctx.adapter, ctx.batches, ctx.weights
+    k, criterion, last_token = options.remove, options.criterion, options.last_token
+    repair, ridge, prior = options.repair == "linear", options.ridge, options.prior
     if weights is not None:
         _check_weights(weights, batches, last_token)
     num_layers = len(adapter.layers(model))
@@ -126,11 +109,7 @@ def best_run(
     if repair:
         check_fit(ridge, prior)
     scale = branch_scale(model, adapter) if repair else 1.0
-    device = torch.device(device)
-    home = next(model.parameters()).device
-    if device != home:
-        model.to(device)
-    try:
+    with ctx.placed() as device:
         t0 = time.perf_counter()
         stack = _Stack(model, adapter, batches, device)
         starts = range(first, num_layers - k + 1)
@@ -145,7 +124,7 @@ def best_run(
         forward_s = time.perf_counter() - t0
         head = KlHead(stack, streams[-1], last_token, weights) if criterion == "kl" else None
         result = RunResult(criterion, k, repair, last_token, (0, 0))
-        for i in tqdm(starts, desc=f"depth runs ({k})", leave=False, disable=not progress):
+        for i in tqdm(starts, desc=f"depth runs ({k})", leave=False, disable=not ctx.progress):
             h = streams[i]  # without the run: what enters block i + k
             if repair:
                 t, result.fits[i] = fit_run(
@@ -167,9 +146,6 @@ def best_run(
         result.run = (best, best + k)
         result.cost = stack.cost(num_layers, time.perf_counter() - t0, forward_s)
         return result
-    finally:
-        if device != home:
-            model.to(home)
 
 
 def prune_depth(ctx: RunContext, options: DepthConfig) -> dict:
@@ -179,57 +155,33 @@ def prune_depth(ctx: RunContext, options: DepthConfig) -> dict:
     With greedy selection and `repair="linear"`, a run that starts at layer 0 stays unrepaired
     (listed under `runs_unrepaired`); run selection never picks one.
     """
-    model, adapter, batches, weights = ctx.model, ctx.adapter, ctx.batches, ctx.weights
-    remove, criterion, selection = options.remove, options.criterion, options.selection
-    repair, ridge, prior = options.repair, options.ridge, options.prior
-    device, progress, last_token = ctx.device, ctx.progress, options.last_token
+    model, adapter = ctx.model, ctx.adapter
+    criterion, selection, repair = options.criterion, options.selection, options.repair
     num_layers = len(adapter.layers(model))
-    check_remove(remove, num_layers)
+    check_remove(options.remove, num_layers)
     if repair == "linear":
         branch_scale(model, adapter)  # refuse bad input before any work
     t0 = time.perf_counter()
-    common = dict(last_token=last_token, weights=weights, device=device, progress=progress)
     if selection == "greedy":
-        chosen = greedy_depth(model, adapter, batches, remove, criterion, **common)
+        chosen = greedy_depth(ctx, options)
         order = list(chosen.removed)
     else:
-        chosen = best_run(
-            model,
-            adapter,
-            batches,
-            remove,
-            criterion,
-            repair == "linear",
-            ridge=ridge,
-            prior=prior,
-            **common,
-        )
+        chosen = best_run(ctx, options)
         order = chosen.removed
     t_select = time.perf_counter() - t0
     drop = sorted(order)
     runs = maximal_runs(drop)
     repaired: list[dict] = []
     if repair == "linear" and any(a > 0 for a, _ in runs):
-        repaired = repair_runs(
-            model,
-            adapter,
-            batches,
-            drop,
-            ridge,
-            weights,
-            device,
-            progress,
-            skip_layer0=True,
-            prior=prior,
-        )
+        repaired = repair_runs(ctx, drop, options.ridge, options.prior, skip_layer0=True)
     t_repair = time.perf_counter() - t0 - t_select
     remove_layers(model, adapter, drop)
     return {
         "selection": selection,
         "criterion": criterion,
         "repair": repair,
-        "ridge": ridge if repair == "linear" else None,
-        "prior": prior if repair == "linear" else None,
+        "ridge": options.ridge if repair == "linear" else None,
+        "prior": options.prior if repair == "linear" else None,
         "layers_before": num_layers,
         "layers_after": num_layers - len(drop),
         "removed": drop,
@@ -259,16 +211,7 @@ def remove_given(ctx: RunContext, options: DepthConfig) -> dict:
     out: dict = {"removed": sorted(drop), "repair": options.repair}
     if options.repair == "linear":
         out["runs_repaired"] = repair_runs(
-            model,
-            adapter,
-            ctx.batches,
-            drop,
-            options.ridge,
-            ctx.weights,
-            ctx.device,
-            ctx.progress,
-            skip_layer0=True,
-            prior=options.prior,
+            ctx, drop, options.ridge, options.prior, skip_layer0=True
         )
     remove_layers(model, adapter, drop)
     return {"layers_before": before, "layers_after": len(adapter.layers(model)), **out}

@@ -22,6 +22,7 @@ columns) and `combine` (over all groups of one kind in the model: N × M → N s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -30,6 +31,9 @@ from tqdm.auto import tqdm
 from prunekit.config.registry import Registry
 from prunekit.models.adapters import DecoderAdapter
 from prunekit.structural.groups import GroupKind
+
+if TYPE_CHECKING:
+    from prunekit.calibration.context import RunContext
 
 
 @dataclass
@@ -67,15 +71,10 @@ def block_parameters(model: nn.Module, adapter: DecoderAdapter) -> list[nn.Param
     return params
 
 
-def accumulate_gradients(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches,
-    device,
-    fisher: bool = False,
-    progress: bool = True,
-) -> GradStats:
-    """One forward+backward per batch; float32 sums of the block Linears' gradients (model on `device`)."""
+def accumulate_gradients(ctx: RunContext, fisher: bool = False) -> GradStats:
+    """One forward+backward per batch of the context; float32 sums of the block Linears'
+    gradients (the model already on the context's device)."""
+    model, adapter, device = ctx.model, ctx.adapter, ctx.device
     params = block_parameters(model, adapter)
     was = {id(p): p.requires_grad for p in model.parameters()}
     for p in model.parameters():
@@ -87,7 +86,7 @@ def accumulate_gradients(
         for p in params:
             p.requires_grad_(True)
         for batch in tqdm(
-            batches, desc="structured (gradients)", unit="batch", disable=not progress
+            ctx.batches, desc="structured (gradients)", unit="batch", disable=not ctx.progress
         ):
             with torch.enable_grad():
                 lm_loss(model, adapter, batch.to(device)).backward()

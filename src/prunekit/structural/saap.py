@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from prunekit.calibration.engine import BlockContext, LayerwiseEngine
+from prunekit.calibration.engine import BlockContext
 from prunekit.calibration.stats import HESSIAN
 from prunekit.config.structured import SaapConfig
 from prunekit.errors import PrunekitError
@@ -122,51 +122,31 @@ class GroupScores:
     kinds: dict[str, tuple[list[torch.Tensor], dict, float]]  # name → (scores, info, offset)
 
 
-def score_groups(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches,
-    cfg: SaapConfig,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-    stats: GradStats | None = None,
-) -> GroupScores:
-    """Score the groups of every kind the budget touches (`stats`: a gradient pass to reuse, e.g.
-    one pass shared by several importances in a benchmark; it must be this model's)."""
+def score_groups(ctx: RunContext, cfg: SaapConfig, stats: GradStats | None = None) -> GroupScores:
+    """Score the groups of every kind the budget touches on the context's batches (`stats`: a
+    gradient pass to reuse, e.g. one pass shared by several importances in a benchmark; it must
+    be this model's)."""
+    model, adapter = ctx.model, ctx.adapter
     layers = adapter.layers(model)
     targets = budgets(model, adapter, cfg, plan_blocks(model, adapter, cfg))
     importance = REGISTRY[cfg.importance]()
-    device = torch.device(device)
-    home = next(model.parameters()).device
-    model.to(device)
-    try:
+    with ctx.placed():
         if stats is None:
-            stats = accumulate_gradients(
-                model, adapter, batches, device, importance.needs_fisher, progress
-            )
+            stats = accumulate_gradients(ctx, importance.needs_fisher)
         kinds = {
             name: kind_scores(layers, kind, importance, stats)
             for name, kind in _kinds(adapter).items()
             if targets[name] > 0
         }
-    finally:
-        model.to(home)
     return GroupScores(kinds)
 
 
-def apply_scores(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    cfg: SaapConfig,
-    scored: GroupScores,
-    batches=None,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
-) -> dict:
+def apply_scores(ctx: RunContext, cfg: SaapConfig, scored: GroupScores) -> dict:
     """Allocate per-block removals from the scores and remove the lowest groups in place (the
-    model must have the shapes it was scored with); return the report section. `cfg.refit`
-    needs `batches`, the calibration data for the refit pass."""
-    if cfg.refit and batches is None:
+    context's model must have the shapes it was scored with); return the report section.
+    `cfg.refit` needs the context's batches, the calibration data for the refit pass."""
+    model, adapter = ctx.model, ctx.adapter
+    if cfg.refit and not ctx.batches:
         raise PrunekitError("structured refit needs the calibration batches")
     layers = adapter.layers(model)
     blocks = plan_blocks(model, adapter, cfg)
@@ -198,7 +178,7 @@ def apply_scores(
             "score_offset": offset,
         }
     if cfg.refit:
-        errors = keep_with_refit(model, adapter, keeps, batches, cfg.refit_damp, device, progress)
+        errors = keep_with_refit(ctx, keeps, cfg.refit_damp)
         section["refit"] = {"damp": cfg.refit_damp, **errors}
     else:
         for name, idxs in keeps.items():
@@ -213,44 +193,35 @@ def apply_scores(
 
 @torch.no_grad()
 def keep_with_refit(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    keeps: dict[str, list[torch.Tensor | None]],
-    batches,
-    damp: float = DAMP,
-    device: torch.device | str = "cpu",
-    progress: bool = True,
+    ctx: RunContext, keeps: dict[str, list[torch.Tensor | None]], damp: float = DAMP
 ) -> dict[str, dict[str, list[float | None]]]:
     """Keep groups `keeps[kind][i]` (None: block i keeps all) block by block on the engine, each
     cut followed by the refit of its consumer (heads first, then channels, as the forward runs);
     return per kind the per-layer relative output errors before and after (None: untouched)."""
+    model, adapter = ctx.model, ctx.adapter
     kinds = _kinds(adapter)
     n = len(adapter.layers(model))
     errors = {name: {"before": [None] * n, "after": [None] * n} for name in keeps}
 
-    def block_fn(ctx: BlockContext) -> None:
+    def block_fn(block: BlockContext) -> None:
         for name in ("heads", "ffn"):  # the order the block's forward reads them
-            idx = keeps.get(name, [None] * n)[ctx.index]
+            idx = keeps.get(name, [None] * n)[block.index]
             if idx is None:
                 continue
             kind = kinds[name]
-            consumer = consumer_part(kind, ctx.layer).name
-            gram = ctx.collect([HESSIAN], [consumer])[consumer].xtx
-            e = keep_and_refit(kind, ctx.layer, idx, gram, damp)
+            consumer = consumer_part(kind, block.layer).name
+            gram = block.collect([HESSIAN], [consumer])[consumer].xtx
+            e = keep_and_refit(kind, block.layer, idx, gram, damp)
             sync_configs(model, adapter)  # the cut block's forward reads its head counts
             for key in ("before", "after"):
-                errors[name][key][ctx.index] = e[key]
+                errors[name][key][block.index] = e[key]
 
-    LayerwiseEngine(model, adapter, batches, device, progress, desc="structured (refit)").run(
-        block_fn
-    )
+    ctx.engine("structured (refit)").run(block_fn)
     return errors
 
 
 def prune_structured(ctx: RunContext, cfg: SaapConfig) -> dict:
     """Score, allocate and remove head groups and MLP channels in place on the context's
     calibration batches; return the report section."""
-    model, adapter = ctx.model, ctx.adapter
-    check_budget(model, adapter, cfg)
-    scored = score_groups(model, adapter, ctx.batches, cfg, ctx.device, ctx.progress)
-    return apply_scores(model, adapter, cfg, scored, ctx.batches, ctx.device, ctx.progress)
+    check_budget(ctx.model, ctx.adapter, cfg)
+    return apply_scores(ctx, cfg, score_groups(ctx, cfg))

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from prunekit.calibration.engine import BlockContext, LayerwiseEngine
+from prunekit.calibration.engine import BlockContext
 from prunekit.calibration.stats import HESSIAN, SQ_NORM
 from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter
@@ -116,78 +116,67 @@ def slice_mlp(layer: nn.Module, adapter: DecoderAdapter, idx: torch.Tensor) -> N
 
 @torch.no_grad()
 def prune_width_activation(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches,
+    ctx: RunContext,
     k: int,
-    device,
-    progress: bool = True,
-    criterion: str = "activation",
-    refit: bool = False,
-    refit_damp: float = DAMP,
+    options: WidthConfig,
     errors: list[dict[str, float]] | None = None,
 ) -> list[torch.Tensor]:
     """Activation-statistics importance per block on the engine (block i scored on the pruned
-    stream of blocks < i); `refit`: down_proj's kept columns re-solved, errors appended to `errors`."""
+    stream of blocks < i), by `options.criterion`; `options.refit`: down_proj's kept columns
+    re-solved, errors appended to `errors`."""
+    adapter, criterion, refit = ctx.adapter, options.criterion, options.refit
     kept: list[torch.Tensor] = []
 
     mlp_in, mlp_out = adapter.mlp.inputs[0], adapter.mlp.output
     kinds = [SQ_NORM, HESSIAN] if refit else [SQ_NORM]
     names = [mlp_out] if criterion == "output" else [mlp_in, mlp_out]
 
-    def block_fn(ctx: BlockContext) -> None:
-        stats = ctx.collect(kinds, names)
-        down = ctx.linears[mlp_out].weight
+    def block_fn(block: BlockContext) -> None:
+        stats = block.collect(kinds, names)
+        down = block.linears[mlp_out].weight
         a_mid = stats[mlp_out].act_norm
         if criterion == "output":
             scores = output_importance(down, a_mid)
         else:
-            inputs = adapter.mlp_input_weights(ctx.layer)
+            inputs = adapter.mlp_input_weights(block.layer)
             scores = activation_importance(inputs, down, stats[mlp_in].act_norm, a_mid)
         idx = select_channels(scores.cpu(), k)
         dense = down.data  # slicing replaces the Parameter; this tensor stays the dense weight
-        slice_mlp(ctx.layer, adapter, idx.to(down.device))
+        slice_mlp(block.layer, adapter, idx.to(down.device))
         if refit:
-            out = ctx.layer.get_submodule(mlp_out)
-            errors.append(refit_linear(out, dense, stats[mlp_out].xtx, idx, refit_damp))
+            out = block.layer.get_submodule(mlp_out)
+            errors.append(refit_linear(out, dense, stats[mlp_out].xtx, idx, options.refit_damp))
         kept.append(idx)
 
-    LayerwiseEngine(model, adapter, batches, device, progress, desc=f"width ({criterion})").run(
-        block_fn
-    )
+    ctx.engine(f"width ({criterion})").run(block_fn)
     return kept
 
 
 @torch.no_grad()
 def slice_and_refit(
-    model: nn.Module,
-    adapter: DecoderAdapter,
-    batches,
-    kept: list[torch.Tensor],
-    device,
-    progress: bool = True,
-    damp: float = DAMP,
+    ctx: RunContext, kept: list[torch.Tensor], damp: float = DAMP
 ) -> list[dict[str, float]]:
     """Keep channels `kept[i]` of every block and refit its down projection from XᵀX of the dense
     block i on the stream pruned before it; return the per-layer relative output errors."""
+    adapter = ctx.adapter
     mlp_out = adapter.mlp.output
     errors: list[dict[str, float]] = []
 
-    def block_fn(ctx: BlockContext) -> None:
-        gram = ctx.collect([HESSIAN], [mlp_out])[mlp_out].xtx
-        dense = ctx.linears[mlp_out].weight.data
-        idx = kept[ctx.index].to(dense.device)
-        slice_mlp(ctx.layer, adapter, idx)
-        errors.append(refit_linear(ctx.layer.get_submodule(mlp_out), dense, gram, idx, damp))
+    def block_fn(block: BlockContext) -> None:
+        gram = block.collect([HESSIAN], [mlp_out])[mlp_out].xtx
+        dense = block.linears[mlp_out].weight.data
+        idx = kept[block.index].to(dense.device)
+        slice_mlp(block.layer, adapter, idx)
+        errors.append(refit_linear(block.layer.get_submodule(mlp_out), dense, gram, idx, damp))
 
-    LayerwiseEngine(model, adapter, batches, device, progress, desc="width (refit)").run(block_fn)
+    ctx.engine("width (refit)").run(block_fn)
     return errors
 
 
-def taylor_scores(
-    model: nn.Module, adapter: DecoderAdapter, batches, device, progress: bool = True
-) -> list[torch.Tensor]:
-    """Σ_tokens a·∂L/∂a at every MLP output projection's input, over the calibration batches (LM loss)."""
+def taylor_scores(ctx: RunContext) -> list[torch.Tensor]:
+    """Σ_tokens a·∂L/∂a at every MLP output projection's input, over the context's calibration
+    batches (LM loss; the model already on the context's device)."""
+    model, adapter = ctx.model, ctx.adapter
     layers = adapter.layers(model)
     sums = [torch.zeros(adapter.mlp_width(layer), dtype=torch.float64) for layer in layers]
     handles = []
@@ -215,8 +204,10 @@ def taylor_scores(
     for p in model.parameters():
         p.requires_grad_(False)
     try:
-        for batch in tqdm(batches, desc="width (taylor)", unit="batch", disable=not progress):
-            batch = batch.to(device)
+        for batch in tqdm(
+            ctx.batches, desc="width (taylor)", unit="batch", disable=not ctx.progress
+        ):
+            batch = batch.to(ctx.device)
             with torch.enable_grad():
                 hidden = adapter.decoder(model)(input_ids=batch, use_cache=False).last_hidden_state
                 # last_hidden_state is already normed: only the head and its post-processing
@@ -241,13 +232,7 @@ def prune_width(ctx: RunContext, options: WidthConfig) -> dict:
     `options.refit`: re-solve each down projection's kept columns on the calibration data
     (`refit_damp`: the ridge relative to the mean diagonal of XᵀX); the report gains per-layer
     output errors."""
-    model, adapter, batches, device, progress = (
-        ctx.model,
-        ctx.adapter,
-        ctx.batches,
-        ctx.device,
-        ctx.progress,
-    )
+    model, adapter = ctx.model, ctx.adapter
     ffn_keep, criterion, multiple = options.ffn_keep, options.criterion, options.multiple
     refit, refit_damp = options.refit, options.refit_damp
     layers = adapter.layers(model)
@@ -260,19 +245,13 @@ def prune_width(ctx: RunContext, options: WidthConfig) -> dict:
     k = keep_count(width, ffn_keep, multiple)
     errors: list[dict[str, float]] = []
     if criterion in ("activation", "output"):
-        kept = prune_width_activation(
-            model, adapter, batches, k, device, progress, criterion, refit, refit_damp, errors
-        )
+        kept = prune_width_activation(ctx, k, options, errors)
     else:
-        home = next(model.parameters()).device
-        model.to(device)
-        try:
-            scores = taylor_scores(model, adapter, batches, device, progress)
-        finally:
-            model.to(home)
+        with ctx.placed():
+            scores = taylor_scores(ctx)
         kept = [select_channels(taylor_importance(s), k) for s in scores]
         if refit:
-            errors = slice_and_refit(model, adapter, batches, kept, device, progress, refit_damp)
+            errors = slice_and_refit(ctx, kept, refit_damp)
         else:
             for layer, idx in zip(layers, kept):
                 slice_mlp(layer, adapter, idx)
