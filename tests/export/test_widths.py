@@ -84,10 +84,12 @@ def test_per_layer_export_reloads_in_prunekit_without_its_modeling_file(
     assert config["layer_num_key_value_heads"] == [w.kv_heads for w in widths]
     assert config["layer_intermediate_sizes"] == [w.mlp for w in widths]
     assert config["model_type"] == model.config.model_type
-    cls = modeling.CLASSES[model.config.model_type]
+    stock = type(model).__name__  # e.g. LlamaForCausalLM
     assert config["auto_map"] == {
-        "AutoModelForCausalLM": f"modeling_prunekit_widths.{cls.__name__}"
+        "AutoModelForCausalLM": f"modeling_prunekit_widths.Prunekit{stock}"
     }
+    assert getattr(modeling, f"Prunekit{stock}").__mro__[2] is type(model)
+    assert config["layer_modules"] == {"attention": "self_attn", "mlp": "mlp"}
     assert (out / MODELING_FILE).read_text() == MODELING_SOURCE.read_text()
     # prunekit must not run the folder's code: a file that would fail on import changes nothing
     (out / MODELING_FILE).write_text("raise RuntimeError('checkpoint code was executed')\n")

@@ -8,9 +8,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
-from hetero_helpers import FAMILIES, hetero_model
+from hetero_helpers import FAMILIES, hetero_model, make_hetero
 
+from conftest import TINY
 from prunekit.export.checkpoint import save_checkpoint
 
 IDS = torch.tensor(
@@ -60,26 +62,30 @@ print("RESULT " + json.dumps(result))
 """
 
 
-def test_every_family_loads_without_prunekit(tmp_path):
+def _export(models: dict, root) -> None:
+    """Save each per-layer-width model under root/NAME with its logits and greedy output."""
     expected = {"ids": IDS}
-    for family in FAMILIES:
-        model, _ = hetero_model(family)
-        save_checkpoint(model, None, tmp_path / family)
+    for name, model in models.items():
+        save_checkpoint(model, None, root / name)
         with torch.no_grad():
-            expected[f"{family}.logits"] = model(IDS).logits
-        expected[f"{family}.greedy"] = model.generate(
+            expected[f"{name}.logits"] = model(IDS).logits
+        expected[f"{name}.greedy"] = model.generate(
             IDS[:1],
             attention_mask=torch.ones_like(IDS[:1]),
             max_new_tokens=NEW_TOKENS,
             do_sample=False,
             pad_token_id=0,
         )
-    torch.save(expected, tmp_path / "expected.pt")
+    torch.save(expected, root / "expected.pt")
+
+
+def _load_without_prunekit(root, names) -> dict:
+    """CHILD's result for the folders root/NAME, in a process where prunekit is not importable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    env.update(HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    env.update(HF_HOME=str(root / "hf"), HF_HUB_OFFLINE="1")
     proc = subprocess.run(
-        [sys.executable, "-I", "-c", CHILD, str(tmp_path), ",".join(FAMILIES), str(NEW_TOKENS)],
-        cwd=tmp_path,
+        [sys.executable, "-I", "-c", CHILD, str(root), ",".join(names), str(NEW_TOKENS)],
+        cwd=root,
         env=env,
         capture_output=True,
         text=True,
@@ -90,9 +96,53 @@ def test_every_family_loads_without_prunekit(tmp_path):
     result = json.loads(lines[-1][len("RESULT ") :])
     assert result["prunekit_importable"] is False
     assert result["stock_refused"] is True
-    assert set(result["families"]) == set(FAMILIES)
-    for family, got in result["families"].items():
-        assert got["max_abs_diff"] <= 1e-5, (family, got)
-        assert got["generate_equal"], family
+    assert set(result["families"]) == set(names)
+    for name, got in result["families"].items():
+        assert got["max_abs_diff"] <= 1e-5, (name, got)
+        assert got["generate_equal"], name
         assert got["class"].startswith("transformers_modules."), got["class"]  # the carried file
-        assert got["attn"] == ["sdpa"], (family, got["attn"])
+        assert got["attn"] == ["sdpa"], (name, got["attn"])
+    return result
+
+
+def test_every_family_loads_without_prunekit(tmp_path):
+    _export({family: hetero_model(family)[0] for family in FAMILIES}, tmp_path)
+    _load_without_prunekit(tmp_path, list(FAMILIES))
+
+
+@pytest.fixture
+def olmo_family():
+    """OLMo registered the way a new family is added: one adapter entry (OLMo's blocks have the
+    llama roles), removed again after the test."""
+    from prunekit.models.adapters import FAMILIES as REGISTERED
+    from prunekit.models.adapters import DecoderAdapter
+
+    assert "olmo" not in REGISTERED
+    REGISTERED.register(DecoderAdapter("olmo", ("olmo",)))
+    yield
+    del REGISTERED["olmo"]
+
+
+def test_a_family_added_by_its_adapter_entry_alone_exports_and_reloads(
+    olmo_family, tmp_path, tiny_model_dir
+):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, OlmoConfig
+
+    import prunekit
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(OlmoConfig(**TINY), dtype=torch.float32).eval()
+    make_hetero(model)
+    _export({"olmo": model}, tmp_path)
+    config = json.loads((tmp_path / "olmo" / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoModelForCausalLM": "modeling_prunekit_widths.PrunekitOlmoForCausalLM"
+    }
+    assert config["layer_intermediate_sizes"] == [64, 42, 40]
+    result = _load_without_prunekit(tmp_path, ["olmo"])
+    assert result["families"]["olmo"]["class"].endswith(".PrunekitOlmoForCausalLM")
+
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tmp_path / "olmo")
+    loaded = prunekit.load_model(tmp_path / "olmo").model  # prunekit's own classes
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(IDS).logits, model(IDS).logits, atol=1e-5, rtol=0)

@@ -3,37 +3,33 @@
 Written by prunekit next to a pruned checkpoint whose layers differ in width. config.json keeps
 the stock `model_type` (every other setting means what it means there) and adds three lists,
 one entry per layer: `layer_num_attention_heads`, `layer_num_key_value_heads`,
-`layer_intermediate_sizes`; `head_dim` is written explicitly. `auto_map` names the class below
-for the checkpoint's family, so
+`layer_intermediate_sizes`; `head_dim` is written explicitly, and `layer_modules` names each
+layer's attention and MLP modules. `auto_map` names `Prunekit<StockClass>` (e.g.
+`PrunekitLlamaForCausalLM`): this module makes that class on first use from the stock class of
+that name, so any family works without a class written for it, and
 
     AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)
 
 builds the stock model, then rebuilds each layer's attention and MLP with the family's own
-classes from a per-layer copy of the config, before the weights load. Only the shapes change;
-the forward, KV cache, attention kernels (sdpa, flash) and generate() are the stock ones.
-Needs only torch and transformers.
+classes (attention: `(config, layer_idx)`, MLP: `(config)`) from a per-layer copy of the config,
+before the weights load. Only the shapes change; the forward, KV cache, attention kernels (sdpa,
+flash) and generate() are the stock ones. Needs only torch and transformers.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 
-from transformers import (
-    Gemma3ForCausalLM,
-    GraniteForCausalLM,
-    LlamaForCausalLM,
-    MistralForCausalLM,
-    Phi3ForCausalLM,
-    Qwen2ForCausalLM,
-    Qwen3ForCausalLM,
-    Starcoder2ForCausalLM,
-)
+import transformers
 
+PREFIX = "Prunekit"
 LAYER_KEYS = {
     "num_attention_heads": "layer_num_attention_heads",
     "num_key_value_heads": "layer_num_key_value_heads",
     "intermediate_size": "layer_intermediate_sizes",
 }
+LAYER_MODULES = {"attention": "self_attn", "mlp": "mlp"}  # when config.json names none
 
 
 def layer_config(config, index: int):
@@ -50,12 +46,19 @@ def layer_config(config, index: int):
     return layer
 
 
+def layer_modules(config) -> tuple[str, str]:
+    """The names of a layer's attention and MLP modules (config.json's `layer_modules`)."""
+    names = {**LAYER_MODULES, **(getattr(config, "layer_modules", None) or {})}
+    return names["attention"], names["mlp"]
+
+
 def resize_layers(model, config) -> None:
     """Rebuild every decoder layer's attention and MLP at that layer's widths (stock classes)."""
+    attention, mlp = layer_modules(config)
     for index, layer in enumerate(model.model.layers):
         cfg = layer_config(config, index)
-        layer.self_attn = type(layer.self_attn)(config=cfg, layer_idx=index)
-        layer.mlp = type(layer.mlp)(cfg)
+        setattr(layer, attention, type(getattr(layer, attention))(config=cfg, layer_idx=index))
+        setattr(layer, mlp, type(getattr(layer, mlp))(cfg))
 
 
 class PerLayerWidthsMixin:
@@ -69,50 +72,22 @@ class PerLayerWidthsMixin:
         """Keep the per-layer config copies on the model's attention implementation."""
         super().set_attn_implementation(*args, **kwargs)
         for layer in self.model.layers:
-            for module in (layer.self_attn, layer.mlp):
+            for name in layer_modules(self.config):
+                module = getattr(layer, name)
                 if getattr(module, "config", None) is not None:
                     module.config._attn_implementation = self.config._attn_implementation
 
 
-class PrunekitLlamaForCausalLM(PerLayerWidthsMixin, LlamaForCausalLM):
-    pass
+@functools.cache
+def per_layer_class(stock: type) -> type:
+    """`Prunekit<Stock>`: the stock causal-LM class with per-layer widths (one class per stock)."""
+    name = PREFIX + stock.__name__
+    return type(name, (PerLayerWidthsMixin, stock), {"__module__": __name__, "__qualname__": name})
 
 
-class PrunekitQwen2ForCausalLM(PerLayerWidthsMixin, Qwen2ForCausalLM):
-    pass
-
-
-class PrunekitQwen3ForCausalLM(PerLayerWidthsMixin, Qwen3ForCausalLM):
-    pass
-
-
-class PrunekitMistralForCausalLM(PerLayerWidthsMixin, MistralForCausalLM):
-    pass
-
-
-class PrunekitGemma3ForCausalLM(PerLayerWidthsMixin, Gemma3ForCausalLM):
-    pass
-
-
-class PrunekitStarcoder2ForCausalLM(PerLayerWidthsMixin, Starcoder2ForCausalLM):
-    pass
-
-
-class PrunekitPhi3ForCausalLM(PerLayerWidthsMixin, Phi3ForCausalLM):
-    pass
-
-
-class PrunekitGraniteForCausalLM(PerLayerWidthsMixin, GraniteForCausalLM):
-    pass
-
-
-CLASSES = {
-    "llama": PrunekitLlamaForCausalLM,
-    "qwen2": PrunekitQwen2ForCausalLM,
-    "qwen3": PrunekitQwen3ForCausalLM,
-    "mistral": PrunekitMistralForCausalLM,
-    "gemma3_text": PrunekitGemma3ForCausalLM,
-    "starcoder2": PrunekitStarcoder2ForCausalLM,
-    "phi3": PrunekitPhi3ForCausalLM,
-    "granite": PrunekitGraniteForCausalLM,
-}
+def __getattr__(name: str) -> type:
+    """`Prunekit<Stock>` for any stock transformers model class `<Stock>` (what auto_map names)."""
+    stock = getattr(transformers, name[len(PREFIX) :], None) if name.startswith(PREFIX) else None
+    if isinstance(stock, type) and issubclass(stock, transformers.PreTrainedModel):
+        return per_layer_class(stock)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from torch import nn
 
 from prunekit.errors import PrunekitError
+from prunekit.export.modeling_prunekit_widths import LAYER_KEYS  # config field → its list
 from prunekit.models.adapters import DecoderAdapter, adapter_for
 
-LAYER_KEYS = {  # config field → its per-layer list in a per-layer-width checkpoint
-    "num_attention_heads": "layer_num_attention_heads",
-    "num_key_value_heads": "layer_num_key_value_heads",
-    "intermediate_size": "layer_intermediate_sizes",
-}
+__all__ = ["LAYER_KEYS", "LayerWidths", "config_fields", "head_dim", "is_uniform", "layer_widths"]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Algorithms ask the adapter for roles (attention input/output, MLP input/output, head counts,
 logit post-processing); none hard-codes `model.model.layers` or a projection's name.
 Adding a family = one `DecoderAdapter(...)` entry in `FAMILIES` and its tiny config in
-tests/models/tiny_families.py (the contract test runs every adapter through the same checks).
+tests/models/tiny_families.py (the contract test runs every adapter through the same checks);
+per-layer-width exports follow from the entry (export/modeling_prunekit_widths.py makes the
+family's class from its stock one).
 """
 
 from __future__ import annotations
@@ -166,9 +168,15 @@ FAMILIES: Registry[DecoderAdapter] = Registry(
         DecoderAdapter("granite", ("granite",), logits_divisor_attr="logits_scaling"),
     ),
 )
-ADAPTERS: tuple[DecoderAdapter, ...] = tuple(FAMILIES.values())
+ADAPTERS: tuple[DecoderAdapter, ...] = tuple(FAMILIES.values())  # the built-in families
 
-SUPPORTED = tuple(t for a in ADAPTERS for t in a.model_types)
+
+def supported() -> tuple[str, ...]:
+    """Every model_type a registered family covers (families registered later included)."""
+    return tuple(t for a in FAMILIES.values() for t in a.model_types)
+
+
+SUPPORTED = supported()  # the built-in families' model types
 
 
 def adapter_for(model_or_type) -> DecoderAdapter:
@@ -176,9 +184,9 @@ def adapter_for(model_or_type) -> DecoderAdapter:
     model_type = (
         model_or_type if isinstance(model_or_type, str) else model_or_type.config.model_type
     )
-    for adapter in ADAPTERS:
+    for adapter in FAMILIES.values():
         if model_type in adapter.model_types:
             return adapter
     raise PrunekitError(
-        f"unsupported architecture '{model_type}'; supported: {', '.join(SUPPORTED)}"
+        f"unsupported architecture '{model_type}'; supported: {', '.join(supported())}"
     )
