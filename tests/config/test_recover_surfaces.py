@@ -157,3 +157,11 @@ def test_the_api_takes_a_config_or_keywords_not_both():
     assert cfg.lr == 3e-4
     with pytest.raises(PrunekitError, match="not both"):
         prunekit.recover(_Model(), _Model(), _Model(), _Model(), cfg, train="norms")
+
+
+def test_a_config_built_directly_refuses_in_one_line():
+    """`RecoveryConfig(...)` as the API docs show it: a bad value is a PrunekitError line, as the
+    keywords give it (no pydantic traceback)."""
+    with pytest.raises(PrunekitError) as built:
+        prunekit.RecoveryConfig(seq_len=1)
+    assert str(built.value) == _api({"seq_len": 1}) == "seq_len must be a whole number ≥ 2, got 1"

@@ -164,17 +164,21 @@ class Options(BaseModel):
             if cls.model_fields[f].default is not PydanticUndefined
         }
 
+    def __init__(self, **values: Any) -> None:
+        """Built directly too (`RecoveryConfig(lr=5)`), a bad value is one OptionError line."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise OptionError(type(self)._line(exc.errors()), type(self)) from None
+        except OptionError as exc:
+            if exc.owner is None:
+                exc.owner = type(self)
+            raise
+
     @classmethod
     def check(cls, values: Mapping[str, Any]):
         """An instance from values by field name; OptionError (a template) on the first problem."""
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            raise OptionError(cls._line(exc.errors()), cls) from None
-        except OptionError as exc:
-            if exc.owner is None:
-                exc.owner = cls
-            raise
+        return cls(**values)
 
     @classmethod
     def parse(cls, data: Mapping[str, Any], surface: Surface = Surface.API):
