@@ -16,6 +16,8 @@ import pytest
 
 from prunekit.evaluation import humaneval_x as hx
 from prunekit.evaluation import wire_stubs_cpp as cpp
+from prunekit.evaluation import wire_stubs_go as go
+from prunekit.evaluation import wire_stubs_java as java
 from prunekit.evaluation import wire_stubs_js as js
 from prunekit.evaluation.benchmarks import get_benchmark
 from prunekit.evaluation.sandbox import Limits, run_many
@@ -58,6 +60,56 @@ def test_every_cpp_and_js_signature_has_stubs():
     for p in hx.load_problems("js"):
         name, start = js.entry(p.prompt)
         assert name in p.test and p.prompt[start:].startswith(f"const {name}"), p.task_id
+
+
+def test_every_go_and_java_signature_has_stubs():
+    for p in hx.load_problems("go"):
+        prompt = p.prompt.replace(p.get("import"), "")
+        sig = go.signature(prompt)
+        assert f"{sig.name}(" in p.test and prompt[sig.start :].startswith("func " + sig.name)
+        assert len(sig.names) >= 1, p.task_id
+    for p in hx.load_problems("java"):
+        sig = java.signature(p.prompt)
+        assert f".{sig.name}(" in p.test, p.task_id
+        assert len(sig.types) == len(sig.names) >= 1, p.task_id
+
+
+def test_go_signature_reading():
+    sig = go.signature("// x\nfunc F(a, b int, m map[string][]int) (int, interface{}) {\n")
+    assert (sig.name, sig.names, sig.variadic) == ("F", ("a", "b", "m"), False)
+    assert sig.results == "(int, interface{})"
+    sig = go.signature(hx.load_problems("go")[105].prompt)  # `)[]string {`: no space
+    assert (sig.name, sig.results) == ("ByLength", "[]string")
+    assert go.signature("func V(xs ...float64) [2]bool {\n").variadic
+    for ok in ("map[rune]int", "[][2]interface{}", "map[interface {}]interface{}", "any"):
+        go.check_type(ok)
+    for bad in ("*int", "chan int", "func() int", "struct{}", "error", "map[string]Foo"):
+        with pytest.raises(js.StubError):
+            go.check_type(bad)
+    with pytest.raises(js.StubError):
+        go.signature("func F(int, string) bool {\n")  # unnamed: nothing to forward
+
+
+def test_java_signature_reading():
+    sig = java.signature(hx.load_problems("java")[95].prompt)
+    assert (sig.returns, sig.name, sig.types) == (
+        "boolean",
+        "checkDictCase",
+        ("Map<Object, Object>",),
+    )
+    assert java.raw_class("Map<Object, Object>") == "Map.class"
+    for ok in ("List<Optional<Integer>>", "int[]", "Map<String, List<Integer>>", "Object"):
+        java.check_type(ok)
+    for bad in ("Set<Integer>", "List<int>", "Foo", "Map<String>", "List<?>", "Iterator<Integer>"):
+        with pytest.raises(js.StubError):
+            java.check_type(bad)
+
+
+def test_go_test_program_drops_setup_imports_only_the_candidate_used():
+    p = hx.load_problems("go")[162]  # its setup imports crypto/md5 for the candidate's code
+    cand, tests = hx.split_programs("go", p, p.canonical_solution, "M")
+    assert '"crypto/md5"' in cand["main_test.go"] and '"crypto/md5"' not in tests["main_test.go"]
+    assert p.canonical_solution not in tests["main_test.go"]
 
 
 def test_cpp_signature_reading():
@@ -236,13 +288,15 @@ def test_js_codec_round_trips_through_the_relay(tmp_path):
                 TOOLCHAINS[x].missing() is not None, reason="toolchain missing"
             ),
         )
-        for x in ("cpp", "js")
+        for x in ("cpp", "js", "go", "java")
     ],
 )
 def test_a_raise_reaches_the_tests_as_an_exception_and_fails(lang):
     body = {
         "cpp": '    throw std::runtime_error("nope");\n}\n',
         "js": "  throw new Error('nope')\n}\n",
+        "go": '    panic("nope")\n}\n',
+        "java": '        throw new IllegalStateException("nope");\n    }\n}\n',
     }[lang]
     bench = get_benchmark(f"humaneval-x:{lang}")
     (problem,) = bench.load(1)

@@ -168,17 +168,21 @@ def _cpp_program(problem: Problem, completion: str, marker: str) -> dict[str, st
     return {"main.cpp": source}
 
 
-def _java_program(problem: Problem, completion: str, marker: str) -> dict[str, str]:
-    runner = (
+def _java_runner(marker: str) -> str:
+    """PrunekitRunner: the tests' Main, then the marker (only if Main returned)."""
+    return (
         "public class PrunekitRunner {\n"
         "    public static void main(String[] args) throws Throwable {\n"
         "        Main.main(args);\n"
         f'        System.out.println("\\n{marker}");\n'
         "        System.out.flush();\n    }\n}\n"
     )
+
+
+def _java_program(problem: Problem, completion: str, marker: str) -> dict[str, str]:
     return {
         "Main.java": problem.prompt + completion + "\n" + problem.test,
-        "PrunekitRunner.java": runner,
+        "PrunekitRunner.java": _java_runner(marker),
     }
 
 
@@ -199,19 +203,26 @@ def go_imports(problem: Problem, completion: str) -> str:
     return "import (\n" + "".join(f'    "{p}"\n' for p in wanted) + ")\n" if wanted else ""
 
 
-def _go_program(problem: Problem, completion: str, marker: str) -> dict[str, str]:
-    prompt = problem.prompt.replace(problem.get("import"), "")
-    harness = (
-        '\nimport (\n    prunekitfmt "fmt"\n    prunekitos "os"\n)\n\n'
-        "func TestMain(m *testing.M) {\n    code := m.Run()\n    if code == 0 {\n"
+GO_HARNESS_IMPORTS = '\nimport (\n    prunekitfmt "fmt"\n    prunekitos "os"\n)\n'
+
+
+def _go_harness(marker: str) -> str:
+    """A TestMain that runs the tests and prints the marker if they all passed."""
+    return (
+        "\nfunc TestMain(m *testing.M) {\n    code := m.Run()\n    if code == 0 {\n"
         f'        prunekitfmt.Printf("\\n%s\\n", "{marker}")\n    }}\n'
         "    prunekitos.Exit(code)\n}\n"
     )
+
+
+def _go_program(problem: Problem, completion: str, marker: str) -> dict[str, str]:
+    prompt = problem.prompt.replace(problem.get("import"), "")
     source = (
         problem.get("test_setup")
         + "\n"
         + go_imports(problem, completion)
-        + harness
+        + GO_HARNESS_IMPORTS
+        + _go_harness(marker)
         + "\n"
         + prompt
         + completion
@@ -245,8 +256,68 @@ def _cpp_split(problem: Problem, completion: str, marker: str) -> tuple[dict, di
     return {"main.cpp": candidate}, {"main.cpp": tests}
 
 
+def _go_split(problem: Problem, completion: str, marker: str) -> tuple[dict, dict]:
+    from prunekit.evaluation import wire_stubs_go as go
+
+    prompt = problem.prompt.replace(problem.get("import"), "")
+    sig = go.signature(prompt)
+    setup = problem.get("test_setup")
+    package = setup.lstrip().split("\n", 1)[0] + "\n"
+    if not package.startswith("package "):
+        raise go.StubError("the test setup does not start with a package clause")
+    own = go.import_block(go.packages(prompt + completion, GO_PACKAGES))
+    candidate = (
+        package
+        + 'import prunekitwtesting "testing"\n'
+        + own
+        + go.CODEC_IMPORTS
+        + "\n"
+        + prompt
+        + completion
+        + "\n"
+        + go.server_main(sig)
+    )
+    helpers = prompt[: sig.start]
+    used = go.packages(helpers + "\n" + problem.test, GO_PACKAGES)
+    for p in GO_PACKAGES:  # a package the setup imports for the candidate's code (Go/162's md5)
+        if p not in used:
+            setup = re.sub(rf'^[ \t]*"{re.escape(p)}"[ \t]*\n', "", setup, flags=re.MULTILINE)
+    theirs = go.import_block(go.packages(helpers + "\n" + problem.test, GO_PACKAGES, setup))
+    tests = (
+        setup
+        + "\n"
+        + theirs
+        + GO_HARNESS_IMPORTS
+        + go.CODEC_IMPORTS
+        + _go_harness(marker)
+        + "\n"
+        + helpers
+        + go.client(sig)
+        + "\n"
+        + problem.test
+    )
+    return {"main_test.go": candidate}, {"main_test.go": tests}
+
+
+def _java_split(problem: Problem, completion: str, marker: str) -> tuple[dict, dict]:
+    from prunekit.evaluation import wire_stubs_java as java
+
+    sig = java.signature(problem.prompt)
+    candidate = {
+        "Main.java": problem.prompt + completion + "\n",
+        "PrunekitRunner.java": java.server(sig),
+        "PrunekitWire.java": java.codec(),
+    }
+    tests = {
+        "Main.java": problem.prompt[: sig.start] + java.client_method(sig) + "\n" + problem.test,
+        "PrunekitRunner.java": _java_runner(marker),
+        "PrunekitWire.java": java.codec(),
+    }
+    return candidate, tests
+
+
 # languages whose tests run in their own process: (candidate files, test files) per problem
-SPLITTERS = {"js": _js_split, "cpp": _cpp_split}
+SPLITTERS = {"js": _js_split, "cpp": _cpp_split, "go": _go_split, "java": _java_split}
 
 
 def split_programs(key: str, problem: Problem, completion: str, marker: str):

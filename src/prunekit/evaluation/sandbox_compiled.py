@@ -6,8 +6,8 @@ the benchmark assembles them) and the stages that build and run them (`g++`, `ja
 supervisor, with the same namespaces, read-only root, uid and cgroup as a Python candidate, and
 its own limits (compilers get a compile budget; the program gets the run limits).
 
-How the verdict is obtained in this module (the in-process mode, used for Java and Go, and for
-any C++/JS problem whose signature has no stubs): the tests run inside the candidate's own
+How the verdict is obtained in this module (the in-process mode, the fallback for any problem
+whose signature has no stubs): the tests run inside the candidate's own
 process, so there is no separate judge. The supervisor (outside the candidate's reach: another
 user namespace, non-dumpable, its stdout never handed to a stage) reports for each stage how it
 ended (`waitpid` status, limits) and the tails of its output files. The evaluator passes a
@@ -16,8 +16,8 @@ candidate only if every stage exited 0 within its limits, JavaScript wrote nothi
 a random nonce the harness prints after the last test returned, written into the source at
 assembly time, after generation. So exiting 0 early fails, and a candidate's own
 `main`/`TestMain` is a compile error. Not closed: code that searches its own process or binary
-for the nonce and prints it can forge a pass, since it shares the process with the tests. C++
-and JavaScript are judged by `sandbox_split` instead: the candidate and the tests in two
+for the nonce and prints it can forge a pass, since it shares the process with the tests. C++,
+JavaScript, Go and Java are judged by `sandbox_split` instead: the candidate and the tests in two
 sandboxes (this module's `_StagedRun`, with pipe ends passed to the stages), the candidate
 answering calls as JSON over a relay, and the verdict the test process's exit status. Output
 tails are only ever used to label failures and to find the marker, never to pass a candidate
