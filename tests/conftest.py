@@ -142,3 +142,19 @@ def tiny_model_dir(tmp_path_factory):
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def answering(monkeypatch, tmp_path):
+    """The model "answers" instructions with code that runs (generation faked, the sandbox real),
+    so `answered:python` gives checked answers offline and fast."""
+    from tests.search.search_helpers import BODIES
+
+    from prunekit.evaluation.generation import Generation
+
+    monkeypatch.setenv("PRUNEKIT_HOME", str(tmp_path / "home"))
+
+    def fake(model, tokenizer, prompts, **kw):
+        return [[Generation(BODIES[i % 2], 5)] for i in range(len(prompts))], {}
+
+    monkeypatch.setattr("prunekit.evaluation.generation.generate_batched", fake)

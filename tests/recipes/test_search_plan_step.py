@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 from safetensors.torch import load_file
-from tests.search.conftest import SMALL, answering, tiny_lm  # noqa: F401 (answering: a fixture)
+from tests.search.search_helpers import SMALL, tiny_lm
 
 import prunekit
 from prunekit.cli import main

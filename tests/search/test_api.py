@@ -4,7 +4,7 @@ and the HumanEval decontamination record of the fitness split."""
 
 from __future__ import annotations
 
-from tests.search.conftest import SMALL, tiny_lm
+from tests.search.search_helpers import SMALL, tiny_lm
 
 import prunekit
 from prunekit.search.config import SearchConfig
