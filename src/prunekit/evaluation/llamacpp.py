@@ -21,7 +21,7 @@ from prunekit.errors import PrunekitError
 PACKAGE = "llama-cpp-python"
 INSTALL_HINT = (
     "install it with scripts/install_llamacpp.sh (the full ./setup.sh runs it; it builds "
-    "llama-cpp-python, ~7 min on 2 cores)"
+    "llama-cpp-python, 4-7 min on 2 cores)"
 )
 
 
