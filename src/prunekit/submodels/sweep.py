@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from prunekit.calibration.engine import BlockContext, LayerwiseEngine
-from prunekit.calibration.stats import LARGE, LinearStats
+from prunekit.calibration.stats import LinearStats, large_kinds
 from prunekit.data.windows import calibration_windows, evaluation_windows
 from prunekit.errors import PrunekitError
 from prunekit.evaluation import cross_eval
@@ -82,9 +82,9 @@ class SweepConfig:
                 f"{self.method} also updates the kept weights, so masks alone cannot rebuild its sub-models; "
                 "use --save checkpoints (or --save none)"
             )
-        if self.stream == "dense" and pruner.needs & LARGE:
+        if self.stream == "dense" and large_kinds(pruner.needs):
             raise PrunekitError(
-                f"{self.method}'s statistics ({', '.join(sorted(pruner.needs & LARGE))}) for every layer "
+                f"{self.method}'s statistics ({', '.join(sorted(large_kinds(pruner.needs)))}) for every layer "
                 "at once do not fit memory; use --stats-stream pruned"
             )
         for lang in [*self.languages, *self.eval_languages]:
