@@ -212,22 +212,18 @@ def _jsonl_path(args: argparse.Namespace, out_dir: Path | None, bench) -> Path:
     return Path(tempfile.gettempdir()) / f"prunekit-{kind}-{slug}-{stamp}.jsonl"
 
 
-def _run_one(args: argparse.Namespace, bench, loaded, device, out_dir: Path | None) -> tuple:
-    """One benchmark: its report section, its energy, and where its rows went."""
-    from prunekit.evaluation.energy import EnergyMeter
-    from prunekit.evaluation.runner import RunSettings, run_benchmark
+def run_settings(args: argparse.Namespace, device, **extra):
+    """The generation and sandbox settings the code-evaluation flags ask for (eval, submodels)."""
+    from prunekit.evaluation.runner import RunSettings
     from prunekit.evaluation.sandbox import Limits
 
-    bench.load(limit=1)  # fail fast (install hint) before any generation
     limits = Limits(
         wall_s=args.exec_timeout,
         cpu_s=max(1, int(round(args.exec_timeout))),
         memory_mb=args.exec_memory_mb,
     )
-    settings = RunSettings(
+    return RunSettings(
         mode=args.mode,
-        samples=args.samples,
-        temperature=args.temperature,
         limit=args.limit,
         max_new_tokens=args.max_new_tokens,
         batch_size=args.gen_batch_size,
@@ -235,7 +231,17 @@ def _run_one(args: argparse.Namespace, bench, loaded, device, out_dir: Path | No
         workers=args.exec_workers,
         device=device,
         progress=not args.no_progress,
+        **extra,
     )
+
+
+def _run_one(args: argparse.Namespace, bench, loaded, device, out_dir: Path | None) -> tuple:
+    """One benchmark: its report section, its energy, and where its rows went."""
+    from prunekit.evaluation.energy import EnergyMeter
+    from prunekit.evaluation.runner import run_benchmark
+
+    bench.load(limit=1)  # fail fast (install hint) before any generation
+    settings = run_settings(args, device, samples=args.samples, temperature=args.temperature)
     jsonl = _jsonl_path(args, out_dir, bench)
     with (
         unsafe_same_uid(getattr(args, "unsafe_same_uid_sandbox", False)),

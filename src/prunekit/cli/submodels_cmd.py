@@ -101,28 +101,13 @@ def _judge(args: argparse.Namespace, device):
     """The generation judge the flags ask for (None without --benchmark), checked before loading."""
     if args.benchmark is None:
         return None
+    from prunekit.cli.eval_code import run_settings
     from prunekit.errors import PrunekitError
-    from prunekit.evaluation.runner import RunSettings
-    from prunekit.evaluation.sandbox import Limits
     from prunekit.submodels.by_generation import Judge, parse_benchmarks
 
     if args.exec_timeout <= 0 or args.exec_memory_mb < 64:
         raise PrunekitError("--exec-timeout must be > 0 and --exec-memory-mb at least 64")
-    limits = Limits(
-        wall_s=args.exec_timeout,
-        cpu_s=max(1, int(round(args.exec_timeout))),
-        memory_mb=args.exec_memory_mb,
-    )
-    settings = RunSettings(
-        mode=args.mode,
-        limit=args.limit,
-        max_new_tokens=args.max_new_tokens,
-        batch_size=args.gen_batch_size,
-        limits=limits,
-        workers=args.exec_workers,
-        device=device,
-        progress=not args.no_progress,
-    )
+    settings = run_settings(args, device)
     judge = Judge(parse_benchmarks(args.benchmark), settings, dtype=args.gen_dtype)
     judge.preflight()
     return judge
