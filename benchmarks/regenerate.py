@@ -323,6 +323,22 @@ ENTRIES: tuple[Entry, ...] = (
         75,
         note="reuse an existing runs/q-seed made by the same recipe by skipping the first three steps",
     ),
+    # issue 28's one short search, run by hand (README "Search"); the 3-hour cells are search.py's
+    Entry(
+        "search_minus20_short",
+        (
+            "prunekit search qwen2.5-coder-0.5b --budget params=0.8 --hours 0.4 --dtype auto "
+            "--calib answered:python --calib-samples 32 --seq-len 1024 -o runs/s-minus20-short",
+            "prunekit eval runs/s-minus20-short --humaneval --dtype auto",
+            "mkdir -p benchmarks/results/search_minus20_short",
+            "cp runs/s-minus20-short/report.json runs/s-minus20-short/report.md "
+            "runs/s-minus20-short/plan.json runs/s-minus20-short/pareto.png "
+            "runs/s-minus20-short/humaneval_problems.jsonl benchmarks/results/search_minus20_short/",
+        ),
+        ("search_minus20_short/",),
+        50,
+        note="a 0.4-h search is time-bounded: a rerun on another machine explores a different number of generations",
+    ),
 )
 BY_NAME = {e.name: e for e in ENTRIES}
 

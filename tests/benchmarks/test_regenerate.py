@@ -47,7 +47,7 @@ def test_every_result_is_claimed_by_exactly_one_entry():
 def test_names_unique_and_scripts_exist():
     assert len(regen.BY_NAME) == len(regen.ENTRIES)
     for e in regen.ENTRIES:
-        assert e.scripts, e.name
+        assert e.scripts or any(s.startswith("prunekit ") for s in e.steps), e.name
         assert all((ROOT / s).is_file() for s in e.scripts), e.name
         assert e.minutes > 0 and e.outputs
 
@@ -66,6 +66,19 @@ def test_recorded_commands_are_the_entries_steps():
         steps = regen.BY_NAME[entry].steps
         for cmd in filter(None, recorded):
             assert f"python {cmd}" in steps, (path.name, cmd)
+
+
+def test_recorded_cli_commands_of_result_folders_are_the_entries_steps():
+    """A result folder's report.json records the prunekit command that made it; its entry runs it."""
+    checked = 0
+    for report in regen.RESULTS.glob("*/report.json"):
+        cmd = json.loads(report.read_text()).get("command", "")
+        if not cmd.split(" ")[0].endswith("/prunekit"):
+            continue
+        (entry,) = _claims(report.parent)
+        assert "prunekit " + cmd.partition(" ")[2] in regen.BY_NAME[entry].steps, report
+        checked += 1
+    assert checked
 
 
 def test_dry_run_all_prints_one_flocked_command_per_entry():
