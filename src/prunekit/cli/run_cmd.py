@@ -60,4 +60,6 @@ def _summary(report: dict, out: Path) -> None:
                 (f"{before:.3f} → " if before else "") + f"{r['ppl']:.3f}",
             ]
         )
+    for f in report.get("export", {}).get("gguf", {}).get("files", []):
+        rows.append([f"gguf {f['quant']}", f"{f['file']} ({f['bytes'] / 2**20:.1f} MiB)"])
     print_summary(rows, report, out)

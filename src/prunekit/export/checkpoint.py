@@ -48,6 +48,11 @@ def weights_skipped() -> Iterator[None]:
         _SKIP_WEIGHTS.reset(token)
 
 
+def skipping_weights() -> bool:
+    """Whether saves now keep no weights (inside `weights_skipped`)."""
+    return _SKIP_WEIGHTS.get()
+
+
 def weights_bytes(model: torch.nn.Module, dtype: torch.dtype | None = None) -> int:
     """Bytes the model's tensors take on disk (tied tensors once), in `dtype` if given."""
     seen, total = set(), 0

@@ -15,6 +15,7 @@ an interrupt never leaves a half-written .gguf.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 
 from prunekit.errors import PrunekitError
 from prunekit.export.gguf_arch import ArchPlan, add_hparams, permute_rows, plan_arch
-from prunekit.export.gguf_tokenizer import GGUFVocab, add_vocab, read_vocab
+from prunekit.export.gguf_tokenizer import GGUFVocab, add_vocab, check_tokenizer_json, read_vocab
 
 QUANTS = ("f16", "bf16", "q8_0", "q4_0", "f32")
 BLOCK = 32  # values per q8_0 / q4_0 block
@@ -93,6 +94,7 @@ class GGUFPlan:
     arch: ArchPlan
     vocab: GGUFVocab
     jobs: list[TensorJob] = field(default_factory=list)
+    name: str = ""  # general.name; empty: the folder's name
 
     @property
     def nbytes(self) -> int:
@@ -201,6 +203,16 @@ def plan_export(folder: Path, quant: str) -> GGUFPlan:
     )
 
 
+def check_exportable(config, tokenizer) -> None:
+    """The refusals a loaded model shows before any pruning (family, rope scaling, sliding
+    windows, tokenizer); per-layer widths are only known, and checked, on export."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise PrunekitError("the model has no fast tokenizer; GGUF export needs one")
+    plan_arch(config)
+    check_tokenizer_json(json.loads(backend.to_str()))
+
+
 def _array(job: TensorJob) -> np.ndarray:
     """The tensor's bytes as GGUF stores them (float32 math, then the target type)."""
     import torch
@@ -236,7 +248,7 @@ def write_plan(plan: GGUFPlan, out: Path, progress: bool = True) -> None:
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     writer = gguf.GGUFWriter(tmp, plan.arch.arch)
     try:
-        writer.add_name(_name(plan.folder))
+        writer.add_name(plan.name or _name(plan.folder))
         writer.add_file_type(file_type(plan.quant))
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
         add_hparams(writer, plan.arch, len(plan.vocab.tokens))
@@ -278,9 +290,16 @@ class ExportResult:
 
 
 def export_gguf(
-    folder: Path, out: Path, quant: str = "f16", *, force: bool = False, progress: bool = True
+    folder: Path,
+    out: Path,
+    quant: str = "f16",
+    *,
+    force: bool = False,
+    progress: bool = True,
+    name: str = "",
 ) -> ExportResult:
-    """Write `folder` as the GGUF file `out` (see the module docstring for the tensor types)."""
+    """Write `folder` as the GGUF file `out` (see the module docstring for the tensor types);
+    `name`: the model's name in the file (default: the folder's), for a folder not yet in place."""
     from prunekit.utils import check_output_file
 
     out = Path(out)
@@ -289,6 +308,7 @@ def export_gguf(
     if out.exists() and not force:
         raise PrunekitError(f"'{out}' already exists; pass --force to replace it")
     plan = plan_export(folder, quant)
+    plan.name = name
     write_plan(plan, out, progress)
     counts: dict[str, int] = {}
     for job in plan.jobs:

@@ -225,10 +225,9 @@ def loaded_tokenizer_json(folder: Path) -> dict:
     return json.loads(backend.to_str())
 
 
-def read_vocab(folder: Path, rows: int) -> GGUFVocab:
-    """The folder's tokenizer (as transformers loads it, + configs) as a GGUF vocabulary of
-    exactly `rows` ids."""
-    tok_json = loaded_tokenizer_json(folder)
+def check_tokenizer_json(tok_json: dict) -> str:
+    """llama.cpp's pre-tokenizer name for a `tokenizers` JSON; one line when llama.cpp's gpt2
+    tokenizer would not split text alike."""
     model = tok_json.get("model", {})
     if model.get("type") != "BPE" or model.get("byte_fallback"):
         kind = "byte-fallback BPE" if model.get("byte_fallback") else model.get("type")
@@ -241,7 +240,14 @@ def read_vocab(folder: Path, rows: int) -> GGUFVocab:
             f"the tokenizer normalizes text ({normalizer}) before splitting it, which llama.cpp's "
             "gpt2 tokenizer does not do; GGUF export cannot keep its tokenization exact"
         )
-    pre = pre_tokenizer_name(tok_json)
+    return pre_tokenizer_name(tok_json)
+
+
+def read_vocab(folder: Path, rows: int) -> GGUFVocab:
+    """The folder's tokenizer (as transformers loads it, + configs) as a GGUF vocabulary of
+    exactly `rows` ids."""
+    tok_json = loaded_tokenizer_json(folder)
+    pre = check_tokenizer_json(tok_json)
     tokens, types = _tokens(tok_json, rows)
     merges, dropped = _merges(tok_json, {t for t, k in zip(tokens, types) if k == NORMAL})
     special = special_ids(Path(folder), tok_json)

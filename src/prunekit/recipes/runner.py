@@ -78,6 +78,18 @@ def check_against_model(recipe: Recipe, model, adapter, tokenizer) -> None:
             )
     if recipe.evaluate["perplexity"]:
         check_seq_len(model, recipe.evaluate["ppl_seq_len"])
+    if recipe.export.gguf:
+        _check_gguf(model, tokenizer)
+
+
+def _check_gguf(model, tokenizer) -> None:
+    """What `export: {gguf: ...}` would refuse whatever the steps do, before the first step."""
+    from prunekit.export.gguf import check_exportable
+
+    try:
+        check_exportable(model.config, tokenizer)
+    except PrunekitError as exc:
+        raise PrunekitError(f"recipe export: {exc}") from None
 
 
 def _check_structured(step: Step, model, adapter) -> None:
@@ -289,7 +301,7 @@ def run_recipe(
     recipe: Recipe, out: Path, force: bool = False, progress: bool = True, command=None
 ) -> dict:
     """Load the model, run every step, evaluate, and write checkpoint + report.json/md (+ plots) atomically."""
-    from prunekit.export.checkpoint import save_checkpoint
+    from prunekit.export.checkpoint import save_checkpoint, skipping_weights
     from prunekit.models.loading import load_model, resolve_device
     from prunekit.reports.report import new_report, param_counts, write_report
     from prunekit.structural.depth import plot_depth_scores
@@ -327,6 +339,7 @@ def run_recipe(
         report["evaluation"] = run.evaluate()
     report["timings_s"] = timer.stages
     report["peak_rss_mb"] = peak_rss_mb()
+    name = Path(out).resolve().name  # GGUF files are named (and name the model) after OUT
 
     def _write(tmp: Path) -> None:
         save_checkpoint(run.model, run.tokenizer, tmp)
@@ -336,12 +349,45 @@ def run_recipe(
             from prunekit.reports.structured_plots import write_ratio_plot
 
             write_ratio_plot(section, tmp / "structured_ratios.png")
+        if recipe.export.gguf and not skipping_weights():  # a salvage keeps no weights
+            report["export"] = {"gguf": export_ggufs(tmp, recipe.export.gguf, name, progress)}
         write_report(tmp, report)
         with (tmp / "report.md").open("a") as fh:
             fh.write(render_steps(report))
 
     write_output(Path(out), _write, force=force)
+    refused = report.get("export", {}).get("gguf", {}).get("refused")
+    if refused:
+        raise PrunekitError(
+            f"recipe export: {refused} (no GGUF written; the model and report are in '{out}')"
+        )
     return report
+
+
+def export_ggufs(folder: Path, quants: list[str], name: str, progress: bool) -> dict:
+    """FOLDER/NAME-QUANT.gguf for each quant, by `prunekit export`'s exporter (the file named
+    `name` as if exported from its final place); the refusal line instead of any file when
+    llama.cpp cannot hold the result (refusals do not depend on the quant)."""
+    from prunekit.export.gguf import export_gguf, plan_export
+
+    try:
+        plan_export(folder, quants[0])
+    except PrunekitError as exc:
+        return {"files": [], "refused": str(exc)}
+    files = []
+    for quant in quants:
+        file = folder / f"{name}-{quant}.gguf"
+        result = export_gguf(folder, file, quant, progress=progress, name=name)
+        files.append(
+            {
+                "file": file.name,
+                "quant": quant,
+                "arch": result.arch,
+                "bytes": result.bytes,
+                "tensors": result.tensors,
+            }
+        )
+    return {"files": files}
 
 
 def render_steps(report: dict) -> str:
@@ -378,6 +424,7 @@ def render_steps(report: dict) -> str:
             f"- speed ({sp['device']}, {sp['dtype']}): prefill {sp['prefill']['tokens_per_s']} tok/s, "
             f"decode batch 1 {sp['decode'].get('batch_1', {}).get('tokens_per_s')} tok/s"
         )
+    lines += gguf_lines(report)
     for s in report.get("steps", []):
         if s["step"] != "depth" or "rounds" not in s:  # layers given: no scores to show
             continue
@@ -397,6 +444,18 @@ def render_steps(report: dict) -> str:
         lines += _stability_lines(s)
         lines += ["", "![depth scores per round](depth_scores.png)"]
     return "\n".join(lines) + "\n"
+
+
+def gguf_lines(report: dict) -> list[str]:
+    """One line per GGUF file the recipe's `export:` wrote (or the refusal)."""
+    gguf = report.get("export", {}).get("gguf", {})
+    lines = [
+        f"- GGUF {f['file']}: {f['arch']}, {f['quant']}, {f['bytes']:,} bytes"
+        for f in gguf.get("files", [])
+    ]
+    if gguf.get("refused"):
+        lines.append(f"- GGUF: not written ({gguf['refused']})")
+    return lines
 
 
 def _stability_lines(s: dict) -> list[str]:

@@ -12,6 +12,7 @@
       - unstructured: {method: wanda, sparsity: 0.5, allocation: owl, allocation_options: {lambda: 0.08},
                        forward_dtype: auto, stream: pruned}
     evaluate: {perplexity: [python], humaneval: true, speed: true}
+    export: {gguf: [q8_0, f16]}  # OUT/<name>-<quant>.gguf each, as `prunekit export` writes it
 
 Every problem is reported as one line naming the key and listing what is valid.
 """
@@ -25,6 +26,7 @@ from typing import Any
 from prunekit.config import Options, Registry, Surface
 from prunekit.config.calibration import CalibrationOptions
 from prunekit.config.depth import DepthConfig
+from prunekit.config.export import ExportOptions
 from prunekit.config.load import LoadOptions
 from prunekit.config.prune import PruneConfig
 from prunekit.config.search_plan import SearchPlanConfig
@@ -42,6 +44,7 @@ TOP_KEYS = (
     "calibration",
     "steps",
     "evaluate",
+    "export",
     "output",
 )
 CALIBRATION_DEFAULTS = CalibrationOptions.defaults(Surface.RECIPE)
@@ -94,6 +97,7 @@ class Recipe:
     trust_remote_code: bool = False
     calibration: dict[str, Any] = field(default_factory=lambda: dict(CALIBRATION_DEFAULTS))
     evaluate: dict[str, Any] = field(default_factory=lambda: dict(EVALUATE_DEFAULTS))
+    export: ExportOptions = field(default_factory=ExportOptions)
     output: str | None = None
     raw: dict = field(default_factory=dict)
 
@@ -137,6 +141,17 @@ def _mapping(where: str, value, what: str) -> dict:
     if not isinstance(value, dict):
         _fail(where, f"{what} must be a mapping of key: value, got {type(value).__name__}")
     return value
+
+
+def _export(given) -> ExportOptions:
+    """The `export:` key (a single quant may stand for a list of one)."""
+    if given is None:
+        return ExportOptions()
+    if not isinstance(given, dict):
+        _fail("export", f"must be a mapping like {{gguf: [q8_0, f16]}}, got {given!r}")
+    if isinstance(given.get("gguf"), str):
+        given = {**given, "gguf": [given["gguf"]]}
+    return _parsed("export", ExportOptions, given)
 
 
 def _step(index: int, item, calibration: dict) -> Step:
@@ -285,6 +300,7 @@ def validate(data) -> Recipe:
             _bool("evaluate", key, ev[key])
     for key in ("ppl_seq_len", "ppl_tokens", "ppl_batch_size"):
         _int("evaluate", key, ev[key], 2 if key == "ppl_seq_len" else 1)
+    export = _export(data.get("export"))
     output = data.get("output")
     if output is not None and not isinstance(output, str):
         _fail("top level", f"output must be a folder path, got {output!r}")
@@ -296,6 +312,7 @@ def validate(data) -> Recipe:
         trust_remote_code=load.trust_remote_code,
         calibration=calib,
         evaluate=ev,
+        export=export,
         output=output,
         raw=data,
     )
