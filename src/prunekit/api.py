@@ -290,15 +290,24 @@ def perplexity(
     device: str | torch.device = "cpu",
     progress: bool = True,
 ) -> dict:
-    """Held-out perplexity of `model` on a built-in corpus's eval split or a user path."""
-    check_seq_len(model, seq_len)
+    """Held-out perplexity of `model` on a built-in corpus's eval split or a user path; `model`
+    may be a GGUF run by llama.cpp (`llamacpp_eval.LlamaCppBackend`): the same windows, scored
+    on its logits, with the backend named in the result."""
+    in_llamacpp = getattr(model, "generates_itself", False)
+    if in_llamacpp:
+        model.check_window(seq_len)
+    else:
+        check_seq_len(model, seq_len)
     source = resolve_source(data, "eval")
     windows = evaluation_windows(source, tokenizer, seq_len, max_tokens)
     from prunekit.evaluation.perplexity import perplexity as _ppl
 
-    result = _ppl(
-        model, adapter_for(model), windows, batch_size, device, progress, desc=f"ppl {data}"
-    )
+    if in_llamacpp:
+        result = model.perplexity(windows, progress, desc=f"ppl {data}")
+    else:
+        result = _ppl(
+            model, adapter_for(model), windows, batch_size, device, progress, desc=f"ppl {data}"
+        )
     result["data"] = source.description
     return result
 

@@ -55,13 +55,12 @@ def test_bad_input_is_one_line_and_writes_nothing(capsys, tiny_model_dir, tmp_pa
 
 
 def test_backend_choice():
-    assert resolve_backend("runs/x", "auto", False) == "transformers"
-    assert resolve_backend("m.gguf", "transformers", False) == "transformers"
-    assert resolve_backend("m.gguf", "auto", True) == "transformers"  # --ppl: torch only
-    expected = "llama.cpp" if available() else "transformers"
-    assert resolve_backend("m.gguf", "auto", False) == expected
+    assert resolve_backend("runs/x", "auto") == "transformers"
+    assert resolve_backend("m.gguf", "transformers") == "transformers"
+    expected = "llama.cpp" if available() else "transformers"  # --ppl included
+    assert resolve_backend("m.gguf", "auto") == expected
     with pytest.raises(PrunekitError, match="runs .gguf files; export the model first"):
-        resolve_backend("runs/x", "llama.cpp", False)
+        resolve_backend("runs/x", "llama.cpp")
 
 
 @pytest.mark.skipif(available(), reason="checks the message shown when llama.cpp is missing")

@@ -72,10 +72,11 @@ def add_ppl_args(parser: argparse.ArgumentParser, flag: str = "--ppl") -> None:
 
 
 def perplexities(lm, names: list[str], args: argparse.Namespace, device) -> dict:
-    """Held-out perplexity on each named corpus/path, with the model on `device` meanwhile."""
+    """Held-out perplexity on each named corpus/path, with the model on `device` meanwhile (a
+    GGUF in llama.cpp has no device and stays where it is)."""
     from prunekit import api
 
-    home = next(lm.model.parameters()).device
+    home = getattr(lm.model, "device", device)
     lm.model.to(device)
     try:
         return {

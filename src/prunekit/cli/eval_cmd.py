@@ -43,9 +43,9 @@ def register(sub) -> None:
         "--backend",
         default="auto",
         choices=["auto", "llama.cpp", "transformers"],
-        help="engine for a .gguf MODEL: llama.cpp runs the file itself (generation and speed as "
-        "llama.cpp users get them); transformers dequantizes it into torch; auto = llama.cpp "
-        "when installed and no --ppl is asked (default)",
+        help="engine for a .gguf MODEL: llama.cpp runs the file itself (perplexity, generation "
+        "and speed as llama.cpp users get them); transformers dequantizes it into torch; "
+        "auto = llama.cpp when installed (default)",
     )
     p.add_argument(
         "--threads", type=int, default=None, help="llama.cpp threads (default: all cores)"
@@ -105,7 +105,7 @@ def _write_report(target: Path, report: dict) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from prunekit.evaluation.llamacpp_eval import load_llamacpp, resolve_backend
+    from prunekit.evaluation.llamacpp_eval import N_CTX, load_llamacpp, resolve_backend
     from prunekit.models.loading import load_model, resolve_device
     from prunekit.reports.report import new_report
 
@@ -118,15 +118,17 @@ def run(args: argparse.Namespace) -> int:
     folder = _run_folder(args.model)
     target = args.report or (folder / "report.json" if folder else None)
     existing = _check_target(target)
-    backend = resolve_backend(str(args.model), args.backend, bool(ppl_sets))
-    if backend == "llama.cpp":
-        lm = load_llamacpp(args.model, args.threads)
+    backend = resolve_backend(str(args.model), args.backend)
+    if backend == "llama.cpp":  # a context that holds a whole perplexity window
+        lm = load_llamacpp(args.model, args.threads, max(N_CTX, args.ppl_seq_len))
     else:
         lm = load_model(args.model, args.dtype, args.trust_remote_code, device)
     lm.model.to(device)
     results: dict = {}
     if ppl_sets:
         results["perplexity"] = perplexities(lm, ppl_sets, args, device)
+        for entry in results["perplexity"].values():
+            entry.setdefault("backend", backend)  # llama.cpp's entries also name its runtime
     if code is not None:
         results.update(
             code.run(args, lm, device, folder or (args.report.parent if args.report else None))
@@ -151,9 +153,9 @@ def run(args: argparse.Namespace) -> int:
                 evaluation[key] = value
         _write_report(target, report)
     rows = [
-        [d, f"{r['ppl']:.4f}", r["tokens"], r["seq_len"]]
+        [d, f"{r['ppl']:.4f}", r["tokens"], r["seq_len"], r["backend"]]
         for d, r in results.get("perplexity", {}).items()
     ]
     if rows:
-        print_table(["data", "perplexity", "tokens", "window"], rows)
+        print_table(["data", "perplexity", "tokens", "window", "backend"], rows)
     return 0

@@ -2,7 +2,8 @@
 sections as the transformers path, with generation and speed measured in llama.cpp.
 
 `LlamaCppBackend` stands where the torch model stands in `LoadedModel`; `generation.
-generate_batched` and `speed.measure_speed` hand their work to it (`generate`, `speed`).
+generate_batched`, `speed.measure_speed` and `api.perplexity` hand their work to it (`generate`,
+`speed`, `perplexity`: the transformers path's windows, scored on llama.cpp's logits).
 Decoding is one sequence at a time (what a llama.cpp user running one request sees); greedy
 is argmax of llama.cpp's logits, sampling uses the transformers path's top-p code and seeds.
 A row ends on llama.cpp's end-of-generation tokens (the file's eos plus those llama.cpp treats
@@ -18,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from prunekit.errors import PrunekitError
 from prunekit.evaluation.llamacpp import LlamaCppModel, default_threads, version
 
 BACKENDS = ("auto", "llama.cpp", "transformers")
+N_CTX = 4096  # llama.cpp context of `prunekit eval FILE.gguf` (more when a --ppl window needs it)
 
 
 @dataclass
@@ -29,7 +32,7 @@ class LlamaCppBackend:
 
     path: Path
     threads: int = field(default_factory=default_threads)
-    n_ctx: int = 4096
+    n_ctx: int = N_CTX
     rss_before_load_mb: float = 0.0
 
     def __post_init__(self) -> None:
@@ -145,6 +148,28 @@ class LlamaCppBackend:
             "gguf_type": self.file_type,
         }
 
+    # perplexity -----------------------------------------------------------------------------
+    def check_window(self, seq_len: int) -> None:
+        """A perplexity window fits the model's trained context and this llama.cpp context."""
+        trained = self.lm.meta(f"{self.lm.arch}.context_length")
+        for limit, what in ((trained, "the model's context"), (self.lm.n_ctx, "llama.cpp's n_ctx")):
+            if limit is not None and seq_len > int(limit):
+                raise PrunekitError(
+                    f"--ppl-seq-len {seq_len} is beyond {what} of {limit} tokens; lower it"
+                )
+
+    def window_nll(self, ids) -> list[float]:
+        """Summed next-token NLL of each window (a row of the tensor `ids`) from llama.cpp's
+        logits at every position (its logits_all), in float64."""
+        return [token_nll(self.lm.logits(row), row) for row in ids.tolist()]
+
+    def perplexity(self, windows, progress: bool = True, desc: str = "perplexity") -> dict:
+        """`perplexity.score_windows` on llama.cpp (one window at a time), naming the backend."""
+        from prunekit.evaluation.perplexity import score_windows
+
+        self.check_window(int(windows.shape[1]))
+        return {**score_windows(windows, self.window_nll, 1, progress, desc), **self.identity()}
+
     # speed ----------------------------------------------------------------------------------
     def speed(
         self,
@@ -210,6 +235,19 @@ class LlamaCppBackend:
             "disk": disk_size(Path(spec) if spec else Path(self.path)),
             "flops_per_token": stats["flops_per_token"],
         }
+
+
+def token_nll(logits: np.ndarray, tokens: list[int], rows: int = 64) -> float:
+    """Σ −log p(tokens[i+1] | tokens[..i]) from `logits` (len(tokens), vocab), in float64,
+    `rows` positions at a time."""
+    targets = np.asarray(tokens[1:])
+    total = 0.0
+    for lo in range(0, len(targets), rows):
+        chunk = logits[lo : min(lo + rows, len(targets))].astype(np.float64)
+        top = chunk.max(-1)
+        lse = top + np.log(np.exp(chunk - top[:, None]).sum(-1))
+        total += float((lse - chunk[np.arange(len(chunk)), targets[lo : lo + len(chunk)]]).sum())
+    return total
 
 
 class _Stops:
@@ -301,14 +339,12 @@ def gguf_stats(path: Path, context: int) -> dict:
     }
 
 
-def resolve_backend(model: str, backend: str, wants_ppl: bool) -> str:
+def resolve_backend(model: str, backend: str) -> str:
     """Which engine evaluates MODEL. auto: llama.cpp for a .gguf file when the runtime is
-    installed and no perplexity is asked (perplexity is measured in transformers only), else
-    transformers (which dequantizes a GGUF into a torch model, as before llama.cpp existed
-    here); the choice is printed, never silent."""
+    installed, else transformers (which dequantizes a GGUF into a torch model, as before
+    llama.cpp existed here); the choice is printed, never silent."""
     import sys
 
-    from prunekit.errors import PrunekitError
     from prunekit.evaluation.llamacpp import INSTALL_HINT, available
 
     if backend not in BACKENDS:
@@ -322,32 +358,27 @@ def resolve_backend(model: str, backend: str, wants_ppl: bool) -> str:
             )
         if not available():
             raise PrunekitError(f"llama.cpp is not installed; {INSTALL_HINT}")
-        if wants_ppl:
-            raise PrunekitError(
-                "--ppl is measured in transformers only; drop it or pass --backend transformers"
-            )
         return backend
     if backend == "transformers" or not is_gguf:
         return "transformers"
-    if available() and not wants_ppl:
+    if available():
         print(
             f"prunekit: evaluating '{model}' in llama.cpp (--backend transformers evaluates "
             "its dequantized weights in torch)",
             file=sys.stderr,
         )
         return "llama.cpp"
-    why = "--ppl is measured in transformers only" if wants_ppl else INSTALL_HINT
     print(
-        f"prunekit: evaluating '{model}' dequantized in transformers, not llama.cpp ({why})",
+        f"prunekit: evaluating '{model}' dequantized in transformers, not llama.cpp "
+        f"({INSTALL_HINT})",
         file=sys.stderr,
     )
     return "transformers"
 
 
-def load_llamacpp(path: str, threads: int | None = None):
-    """A LoadedModel whose model is the GGUF in llama.cpp and whose tokenizer is rebuilt from
-    the GGUF (for chat templates)."""
-    from prunekit.errors import PrunekitError
+def load_llamacpp(path: str, threads: int | None = None, n_ctx: int = N_CTX):
+    """A LoadedModel whose model is the GGUF in llama.cpp (a context of `n_ctx` tokens) and
+    whose tokenizer is rebuilt from the GGUF (for chat templates and perplexity windows)."""
     from prunekit.export.gguf_tokenizer import tokenizer_from_gguf
     from prunekit.models.loading import LoadedModel
     from prunekit.utils import sha256_file
@@ -358,7 +389,7 @@ def load_llamacpp(path: str, threads: int | None = None):
     if threads is not None and threads < 1:
         raise PrunekitError(f"--threads must be at least 1, got {threads}")
     tokenizer = tokenizer_from_gguf(file)
-    backend = LlamaCppBackend(file, threads=threads or default_threads())
+    backend = LlamaCppBackend(file, threads=threads or default_threads(), n_ctx=n_ctx)
     info = {
         "source": "gguf",
         "id": str(file.resolve()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -34,12 +35,28 @@ def perplexity(
     progress: bool = True,
     desc: str = "perplexity",
 ) -> dict:
-    """exp(mean NLL) over all windows; also the token count, window length and each window's mean
-    NLL (for paired comparisons of two models on the same windows: `paired_nll_difference`)."""
+    """exp(mean NLL) over all windows (see `score_windows`), scored by `model` in torch."""
+
+    def batch_nll(ids: torch.Tensor) -> list[float]:
+        return window_nll(model, adapter, ids.to(device))
+
+    return score_windows(windows, batch_nll, batch_size, progress, desc)
+
+
+def score_windows(
+    windows: torch.Tensor,
+    batch_nll: Callable[[torch.Tensor], list[float]],
+    batch_size: int = 4,
+    progress: bool = True,
+    desc: str = "perplexity",
+) -> dict:
+    """exp(mean NLL) over all windows, `batch_nll` giving each batch's summed NLL per window;
+    also the token count, window length and each window's mean NLL (for paired comparisons of
+    two models on the same windows: `paired_nll_difference`)."""
     sums: list[float] = []
     starts = range(0, windows.shape[0], batch_size)
     for start in tqdm(starts, desc=desc, unit="batch", disable=not progress):
-        sums += window_nll(model, adapter, windows[start : start + batch_size].to(device))
+        sums += batch_nll(windows[start : start + batch_size])
     per_window = windows.shape[1] - 1
     tokens = per_window * len(sums)
     nll = sum(sums) / tokens
