@@ -62,6 +62,7 @@ def test_search_end_to_end_and_plan_rebuild(tiny_model_dir, answering, tmp_path,
         (["--budget", "params=0.7", "--calib", "answered:humaneval"], "names HumanEval"),
         (["--budget", "params=0.7", "--stages", "0.5,0.25,1"], "must ascend and end at 1"),
         (["--budget", "params=0.7", "--resume"], None),  # default work dir has no state
+        (["--budget", "params=0.7", "--vocabulary", "nonesuch"], "--vocabulary: data 'nonesuch'"),
     ],
 )
 def test_bad_input_is_one_line_before_work(
@@ -97,3 +98,20 @@ def test_humaneval_text_in_the_fitness_corpus_is_refused(tiny_model_dir, tmp_pat
     assert main([*argv, *FAST, "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "shares a 13-gram with HumanEval" in err and "leak.py" in err
+
+
+def test_vocabulary_move_is_exported_with_its_tokenizer(tiny_model_dir, answering, tmp_path):
+    from transformers import AutoTokenizer
+
+    out = tmp_path / "out"
+    corpus = tmp_path / "corpus.py"
+    corpus.write_text("def add(a, b):\n    return a + b\n")
+    argv = ["search", str(tiny_model_dir), "--budget", "size=160KB", "--max-generations", "1"]
+    assert main([*argv, "--vocabulary", str(corpus), *FAST, "-o", str(out)]) == 0
+    plan = json.loads((out / "plan.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    kept = plan["vocabulary"]["tokens_kept"]
+    assert len(AutoTokenizer.from_pretrained(out)) == kept == config["vocab_size"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["search"]["budget"]["chosen"] <= report["search"]["budget"]["limit"]
+    assert "vocabulary (first move)" in (out / "report.md").read_text()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from prunekit.config.options import Choice, Options
+from prunekit.config.options import Choice, OptionError, Options
 from prunekit.errors import PrunekitError
 
 REPAIRS = ("none", "linear")
@@ -31,6 +31,11 @@ class SearchConfig(Options):
 
     budget: str = Field(
         description="params=F (of the non-embedding parameters), params=N[K|M|B] or size=N[MB|GB]"
+    )
+    vocabulary: str | None = Field(
+        None,
+        description="first keep only the tokens this corpus uses (e.g. python,text,javascript,"
+        "cpp); the search, its budget and the export start from the pruned vocabulary",
     )
     hours: float = Field(3.0, gt=0, description="wall-clock hours for the whole run (stops early)")
     max_generations: int | None = Field(None, ge=1, description="stop after this many generations")
@@ -82,6 +87,18 @@ class SearchConfig(Options):
         parse_budget(value)
         return value
 
+    @field_validator("vocabulary")
+    @classmethod
+    def _vocabulary(cls, value):
+        from prunekit.data.sources import resolve_source
+
+        if value is not None:
+            try:
+                resolve_source(value, "calib")
+            except PrunekitError as exc:
+                raise OptionError(f"<vocabulary>: {exc}") from None
+        return value
+
     @model_validator(mode="after")
     def _consistent(self):
         s = self.stages
@@ -95,8 +112,8 @@ class SearchConfig(Options):
     def fingerprint(self) -> dict:
         """The fields that decide the level database and the search (not time limits)."""
         keep = (
-            "budget", "offspring", "stages", "ffn_levels", "head_levels", "drop", "refit",
-            "refit_damp", "multiple", "calib", "calib_samples", "seq_len", "seed",
+            "budget", "vocabulary", "offspring", "stages", "ffn_levels", "head_levels", "drop",
+            "refit", "refit_damp", "multiple", "calib", "calib_samples", "seq_len", "seed",
             "fitness_split", "kl_topk",
         )  # fmt: skip
         return {k: getattr(self, k) for k in keep}

@@ -50,6 +50,16 @@ def plot_pareto(section: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _vocabulary_line(vocab: dict | None) -> list[str]:
+    """The vocabulary move, first (the budget and the search start from its model)."""
+    if vocab is None:
+        return []
+    return [
+        f"- vocabulary (first move): tokens of `{vocab['corpus']}` kept, {vocab['tokens_kept']:,} "
+        f"of {vocab['tokens_before']:,} ({vocab['params_saved']:,} embedding/head parameters saved)"
+    ]
+
+
 def render_markdown(report: dict) -> str:
     s = report["search"]
     b, best, fit = s["budget"], s["best"], s["fitness"]
@@ -57,6 +67,7 @@ def render_markdown(report: dict) -> str:
         "# prunekit search",
         "",
         f"- model: `{report.get('model', {}).get('id', '?')}`",
+        *_vocabulary_line(s.get("vocabulary")),
         f"- budget: {b['text']} → limit {b['limit']:,} {b['unit']} (dense {b['dense']:,}); "
         f"chosen {b['chosen']:,}",
         f"- fitness: {fit['definition']}; {fit['sequences']} held-out answers, "

@@ -29,6 +29,7 @@ from prunekit.search.levels import (
 )
 from prunekit.search.plan import apply_plan, plan_dict, plan_variants
 from prunekit.search.state import Evaluated, SearchState, load_state, save_state
+from prunekit.search.vocabulary import VocabularyMove, check_rebuilt, plan_record
 
 PLAN_SPREAD = 12  # candidate plans written for the fitness ↔ pass@1 rank correlation
 
@@ -131,6 +132,21 @@ def _calibration(model, tokenizer, cfg: SearchConfig, progress: bool):
 
     size = {"samples": cfg.calib_samples, "seq_len": cfg.seq_len, "seed": cfg.seed, "batch_size": 1}
     return calibration_set(model, tokenizer, cfg.calib, size, "cpu", progress)
+
+
+def fitness_data(model: nn.Module, tokenizer, cfg: SearchConfig, progress: bool):
+    """(calibration set, build split, fitness split): the model's answers, tokenized with
+    `tokenizer` (after a vocabulary move: the pruned one, answered by the pruned model)."""
+    cal = _calibration(model, tokenizer, cfg, progress)
+    build, fit = _split(cal, cfg.fitness_split, cfg.seed)
+    return cal, build, fit
+
+
+def _vocabulary(model: nn.Module, tokenizer, adapter: DecoderAdapter, cfg: SearchConfig):
+    """The vocabulary move when `cfg.vocabulary` names a corpus: (tokenizer, record or None)."""
+    if cfg.vocabulary is None:
+        return tokenizer, None
+    return VocabularyMove(cfg.vocabulary).apply(model, tokenizer, adapter)
 
 
 def _database(model, adapter, space, cfg: SearchConfig, build, folder: Path, meta: dict, progress):
@@ -314,18 +330,21 @@ def search(
     cfg = SearchConfig.of(config, options)
     adapter = adapter_for(model)
     budget = parse_budget(cfg.budget)
+    model_info = _model_info(model, info)
+    timer = Timer()
+    params_before = param_counts(model)
+    vocab = None
+    if cfg.vocabulary is not None:
+        with timer("vocabulary"):
+            tokenizer, vocab = _vocabulary(model, tokenizer, adapter, cfg)
     space = build_space(model, adapter, cfg.ffn_levels, cfg.head_levels, cfg.multiple, cfg.drop)
     measure = measure_budget(model, adapter, space, budget)
-    model_info = _model_info(model, info)
     fingerprint = {**cfg.fingerprint(), "model": model_info}
     folder = Path(cfg.work_dir) if cfg.work_dir else None
     state = load_state(folder, fingerprint) if cfg.resume else SearchState(fingerprint)
     started = (time.perf_counter(), time.process_time())
-    timer = Timer()
-    params_before = param_counts(model)
     with timer("calibration_data"):
-        cal = _calibration(model, tokenizer, cfg, cfg.progress)
-    build, fit = _split(cal, cfg.fitness_split, cfg.seed)
+        cal, build, fit = fitness_data(model, tokenizer, cfg, cfg.progress)
     decontam = fitness_decontamination(fit[0], tokenizer, cal.describe())
     scratch = tempfile.TemporaryDirectory(prefix="prunekit-levels-") if folder is None else None
     db_folder = folder if folder is not None else Path(scratch.name)
@@ -369,23 +388,22 @@ def search(
         if not e.full
     ]
     config_dump = cfg.model_dump(exclude={"work_dir", "resume", "progress"})
-    extra = {
-        "budget": {
-            "text": budget.text,
-            "value": measure.value(space.cost(best)),
-            "unit": measure.unit,
-        },
-        "fitness": state.parent_fitness,
-    }
-    plan = plan_dict(space, best, config_dump, model_info, extra)
+
+    def plan_of(levels, value, fitness) -> dict:
+        extra = {
+            "budget": {"text": budget.text, "value": value, "unit": measure.unit},
+            "fitness": fitness,
+            "vocabulary": plan_record(vocab),
+        }
+        return plan_dict(space, levels, config_dump, model_info, extra)
+
+    plan = plan_of(best, measure.value(space.cost(best)), state.parent_fitness)
     spread = [
-        plan_dict(space, c["levels"], config_dump, model_info,
-                  {"budget": {"text": budget.text, "value": c["value"], "unit": measure.unit},
-                   "fitness": c["fitness"]})
-        for c in _spread(candidates, PLAN_SPREAD)
-    ]  # fmt: skip
+        plan_of(c["levels"], c["value"], c["fitness"]) for c in _spread(candidates, PLAN_SPREAD)
+    ]
     section = {
         "config": cfg.model_dump(),
+        "vocabulary": vocab,
         "budget": {
             "text": budget.text,
             "kind": budget.kind,
@@ -466,17 +484,21 @@ def rebuild(model: nn.Module, tokenizer, plan: dict, progress: bool = True) -> S
 
     cfg = SearchConfig.parse({**plan["config"], "progress": progress}, Surface.API)
     adapter = adapter_for(model)
+    tokenizer, vocab = _vocabulary(model, tokenizer, adapter, cfg)
+    if vocab is not None:
+        check_rebuilt(plan.get("vocabulary") or {}, vocab)
     space = build_space(model, adapter, cfg.ffn_levels, cfg.head_levels, cfg.multiple, cfg.drop)
     variants = plan_variants(plan)
     known = [set(s.variants) for s in space.layers]
     if len(variants) != len(known) or any(v not in k for v, k in zip(variants, known)):
         raise PrunekitError("the plan's layers do not match this model's levels; wrong model?")
-    cal = _calibration(model, tokenizer, cfg, progress)
-    build, _ = _split(cal, cfg.fitness_split, cfg.seed)
+    cal, build, _ = fitness_data(model, tokenizer, cfg, progress)
     with tempfile.TemporaryDirectory(prefix="prunekit-levels-") as tmp:
         db = build_db(model, adapter, build[0], space, Path(tmp), cfg.refit, cfg.refit_damp, {},
                       "cpu", progress)  # fmt: skip
         repair = _repair(adapter, build, progress) if cfg.repair == "linear" else None
         apply_plan(model, adapter, db, variants, repair)
     report = {"search_plan": plan, "calibration": cal.describe(), "params": param_counts(model)}
+    if vocab is not None:
+        report["vocabulary"] = vocab
     return SearchResult(model, tokenizer, plan, report)
