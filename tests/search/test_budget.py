@@ -24,6 +24,8 @@ from prunekit.structural.saap import non_embedding
         ("size=300MB", "size", 300e6, False),
         ("size=1.5GiB", "size", 1.5 * 2**30, False),
         ("size=4096", "size", 4096.0, False),
+        ("decode=1.25x", "decode", 1.25, False),
+        ("DECODE = 2", "decode", 2.0, False),
     ],
 )
 def test_parse(text, kind, value, fraction):
@@ -35,14 +37,17 @@ def test_parse(text, kind, value, fraction):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("params", "cannot read budget"),
+        ("params", "cannot read budget 'params'"),
         ("params=", "cannot read budget"),
         ("params=abc", "cannot read budget"),
         ("params=0", r"fraction must be in \(0, 1\]"),
         ("params=3Q", "params takes a fraction"),
         ("size=300XB", "size takes a positive size"),
         ("flops=0.5", "unknown budget kind 'flops'"),
-        ("decode=1.25x", "decode=… is not implemented"),
+        ("decode=0.9x", r"budget 'decode=0.9x': decode takes .* above 1 such as decode=1.25x"),
+        ("decode=1x", "a number above 1"),
+        ("decode=abc", r"budget 'decode=abc': decode takes .* such as decode=1.25x"),
+        ("decode=1.25MB", "a number above 1"),
     ],
 )
 def test_bad_budgets_are_one_line(text, message):

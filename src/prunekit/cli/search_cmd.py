@@ -12,7 +12,8 @@ from prunekit.errors import PrunekitError
 
 HELP = {
     "budget": "params=F (of the non-embedding parameters, e.g. 0.8), params=N[K|M|B] (e.g. "
-    "318.5M) or size=N[MB|GB] (bytes of the export at --dtype); decode=… is not implemented",
+    "318.5M), size=N[MB|GB] (bytes of the export at --dtype) or decode=Sx (predicted decode "
+    "speedup S > 1 over the dense model, from per-layer times measured on this machine)",
     "stages": "selection stages as fractions of the fitness tokens (comma list ending at 1); "
     "survivors halve each stage",
     "ffn_levels": "MLP channel fractions a layer may keep (comma list)",
@@ -127,6 +128,7 @@ def _summary(report: dict, out: Path) -> None:
         b = s["budget"]
         rows += [
             ["budget", f"{b['text']}: {b['chosen']:,} of {b['limit']:,} {b['unit']}"],
+            *_decode_rows(s.get("decode")),
             ["best fitness (KL)", f"{s['best']['fitness']:.6g}"],
             ["exported model's KL", f"{s['best']['direct_fitness']:.6g}"],
             ["dropped layers", str(s["best"]["dropped"] or "none")],
@@ -139,3 +141,12 @@ def _summary(report: dict, out: Path) -> None:
     rows += [[f"time {k} (s)", f"{v:.1f}"] for k, v in report.get("timings_s", {}).items()]
     rows.append(["output", str(out)])
     print_table(["", "value"], rows)
+
+
+def _decode_rows(decode: dict | None) -> list[list[str]]:
+    if decode is None:
+        return []
+    return [
+        ["decode speedup predicted", f"{decode['predicted_speedup']:.3f}x"],
+        ["decode speedup measured (this machine)", f"{decode['measured_speedup']:.3f}x"],
+    ]

@@ -30,12 +30,16 @@ class SearchConfig(Options):
     parameter or size budget, KL fitness on the held-out answers, multi-stage selection."""
 
     budget: str = Field(
-        description="params=F (of the non-embedding parameters), params=N[K|M|B] or size=N[MB|GB]"
+        description="params=F (of the non-embedding parameters), params=N[K|M|B], size=N[MB|GB] "
+        "or decode=Sx (predicted decode speedup over the dense model on this machine, S > 1)"
     )
     vocabulary: str | None = Field(
         None,
         description="first keep only the tokens this corpus uses (e.g. python,text,javascript,"
         "cpp); the search, its budget and the export start from the pruned vocabulary",
+    )
+    decode_context: int = Field(
+        256, ge=1, description="KV-cache tokens of the decode timings (decode= budgets)"
     )
     hours: float = Field(3.0, gt=0, description="wall-clock hours for the whole run (stops early)")
     max_generations: int | None = Field(None, ge=1, description="stop after this many generations")
@@ -112,7 +116,7 @@ class SearchConfig(Options):
     def fingerprint(self) -> dict:
         """The fields that decide the level database and the search (not time limits)."""
         keep = (
-            "budget", "vocabulary", "offspring", "stages", "ffn_levels", "head_levels", "drop",
+            "budget", "vocabulary", "decode_context", "offspring", "stages", "ffn_levels", "head_levels", "drop",
             "refit", "refit_damp", "multiple", "calib", "calib_samples", "seq_len", "seed",
             "fitness_split", "kl_topk",
         )  # fmt: skip

@@ -102,6 +102,12 @@ class SearchSpace:
     def labels(self, genome) -> list[str]:
         return [s.variants[g].label(s.width, s.groups) for s, g in zip(self.layers, genome)]
 
+    def with_costs(self, costs: list[list[int]]) -> SearchSpace:
+        """The same ladders with other per-level costs (e.g. predicted decode ns)."""
+        return SearchSpace(
+            [LayerSpace(s.width, s.groups, s.variants, list(c)) for s, c in zip(self.layers, costs)]
+        )
+
 
 def _layer_params(layer: nn.Module) -> int:
     return sum(p.numel() for p in layer.parameters())

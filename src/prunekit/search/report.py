@@ -60,6 +60,19 @@ def _vocabulary_line(vocab: dict | None) -> list[str]:
     ]
 
 
+def _decode_line(decode: dict | None) -> list[str]:
+    """Predicted against measured decode speedup (decode budgets; this machine only)."""
+    if decode is None:
+        return []
+    return [
+        f"- decode speedup of the chosen model: predicted {decode['predicted_speedup']:.3f}×, "
+        f"measured {decode['measured_speedup']:.3f}× ({decode['measured_chosen_tokens_per_s']:.1f}"
+        f" vs {decode['measured_dense_tokens_per_s']:.1f} tok/s dense, batch 1, "
+        f"{decode['context']}-token KV cache, {decode['threads']} threads, {decode['dtype']}); "
+        "timings are specific to this machine"
+    ]
+
+
 def render_markdown(report: dict) -> str:
     s = report["search"]
     b, best, fit = s["budget"], s["best"], s["fitness"]
@@ -70,6 +83,7 @@ def render_markdown(report: dict) -> str:
         *_vocabulary_line(s.get("vocabulary")),
         f"- budget: {b['text']} → limit {b['limit']:,} {b['unit']} (dense {b['dense']:,}); "
         f"chosen {b['chosen']:,}",
+        *_decode_line(s.get("decode")),
         f"- fitness: {fit['definition']}; {fit['sequences']} held-out answers, "
         f"{fit['scored_tokens']:,} scored tokens, top-k {fit['topk']}",
         f"- HumanEval kept out: {fit['decontamination']['removed_humaneval_overlap_by_calibration']} "

@@ -17,6 +17,15 @@ from prunekit.errors import PrunekitError
 from prunekit.models.adapters import DecoderAdapter, adapter_for
 from prunekit.search.budget import Budget, parse_budget
 from prunekit.search.config import SearchConfig
+from prunekit.search.decode_time import (
+    DecodeTimes,
+    DecodeTiming,
+    decode_section,
+    load_times,
+    measure_decode_times,
+    measured_decode,
+    save_times,
+)
 from prunekit.search.evolve import initial_genome, mutate, select, stage_survivors
 from prunekit.search.fitness import Evaluator, stage_sequences
 from prunekit.search.levels import (
@@ -34,39 +43,69 @@ from prunekit.search.vocabulary import VocabularyMove, check_rebuilt, plan_recor
 PLAN_SPREAD = 12  # candidate plans written for the fitness ↔ pass@1 rank correlation
 
 
+UNITS = {
+    "params": "non-embedding parameters",
+    "size": "bytes",
+    "decode": "predicted decode ns/token",
+}
+
+
 @dataclass
 class BudgetMeasure:
-    """The budget as one bound on Σ layer parameters, and a candidate's cost in the budget's unit."""
+    """The budget as one bound on Σ layer costs of `space` (parameters; predicted ns for
+    decode), and a candidate's cost in the budget's unit."""
 
     budget: Budget
-    limit: float  # Σ layer parameters allowed
-    fixed: int  # parameters outside the layers, in the budget's count
-    itemsize: int
-    dense: int  # Σ layer parameters of the dense model
+    space: SearchSpace  # the ladders, costed in the budget's count
+    limit: float  # Σ layer costs allowed
+    fixed: int  # the cost outside the layers, in the budget's count
+    itemsize: int  # budget units per counted unit: bytes per parameter for size, else 1
+    dense: int  # Σ layer costs of the dense model
 
     @property
     def unit(self) -> str:
-        return "non-embedding parameters" if self.budget.kind == "params" else "bytes"
+        return UNITS[self.budget.kind]
 
     def value(self, cost: int) -> int:
-        total = cost + self.fixed
-        return total if self.budget.kind == "params" else total * self.itemsize
+        return (cost + self.fixed) * self.itemsize
+
+    def value_of(self, genome) -> int:
+        return self.value(self.space.cost(genome))
 
 
-def measure_budget(model: nn.Module, adapter: DecoderAdapter, space: SearchSpace, budget: Budget):
-    """The bound, refused (one line) when the dense model already fits or nothing fits."""
+def _counts(model: nn.Module, adapter: DecoderAdapter, budget: Budget, layers: int, times):
+    """(fixed cost, the dense cost `Budget.limit` reads, units per counted unit)."""
     from prunekit.reports.report import param_counts
     from prunekit.structural.saap import non_embedding
 
-    layer_params = space.cost([0] * len(space.layers))
-    itemsize = next(model.parameters()).dtype.itemsize
+    if budget.kind == "decode":
+        if times is None:
+            raise PrunekitError("a decode budget needs the measured decode times")
+        return times.fixed, times.fixed + layers, 1
     non_emb = non_embedding(model, adapter)
-    total = param_counts(model)["total"]
-    fixed = (non_emb if budget.kind == "params" else total) - layer_params
-    limit = budget.limit(non_emb, fixed, itemsize)
-    m = BudgetMeasure(budget, limit, fixed, itemsize, layer_params)
-    dense_value = m.value(layer_params)
-    if limit >= layer_params:
+    if budget.kind == "params":
+        return non_emb - layers, non_emb, 1
+    itemsize = next(model.parameters()).dtype.itemsize
+    return param_counts(model)["total"] - layers, non_emb, itemsize
+
+
+def measure_budget(
+    model: nn.Module,
+    adapter: DecoderAdapter,
+    space: SearchSpace,
+    budget: Budget,
+    times: DecodeTimes | None = None,
+) -> BudgetMeasure:
+    """The bound (a decode budget on `times`' costs), refused (one line) when the dense model
+    already fits or nothing fits."""
+    if budget.kind == "decode" and times is not None:
+        space = space.with_costs(times.layers)
+    dense = space.cost([0] * len(space.layers))
+    fixed, dense_total, itemsize = _counts(model, adapter, budget, dense, times)
+    limit = budget.limit(dense_total, fixed, itemsize)
+    m = BudgetMeasure(budget, space, limit, fixed, itemsize if budget.kind == "size" else 1, dense)
+    dense_value = m.value(dense)
+    if limit >= dense:
         raise PrunekitError(
             f"budget {budget.text}: the dense model already fits ({dense_value:,} {m.unit}); "
             "give a tighter budget"
@@ -140,6 +179,26 @@ def fitness_data(model: nn.Module, tokenizer, cfg: SearchConfig, progress: bool)
     cal = _calibration(model, tokenizer, cfg, progress)
     build, fit = _split(cal, cfg.fitness_split, cfg.seed)
     return cal, build, fit
+
+
+def _decode_times(
+    model: nn.Module, adapter: DecoderAdapter, space: SearchSpace, cfg: SearchConfig, folder, key
+) -> DecodeTimes:
+    """Measured once per search and kept in the work folder (a resumed search keeps its costs)."""
+    times = load_times(folder, key) if cfg.resume else None
+    if times is None:
+        timing = DecodeTiming(context=cfg.decode_context)
+        times = measure_decode_times(model, adapter, space, timing)
+        save_times(folder, key, times)
+    return times
+
+
+def _measured_decode(model: nn.Module, times: DecodeTimes | None, timer) -> float | None:
+    """Real decode tokens/s of the model as it is now, for decode budgets only."""
+    if times is None:
+        return None
+    with timer("decode_check"):
+        return measured_decode(model, times.context)
 
 
 def _vocabulary(model: nn.Module, tokenizer, adapter: DecoderAdapter, cfg: SearchConfig):
@@ -338,9 +397,13 @@ def search(
         with timer("vocabulary"):
             tokenizer, vocab = _vocabulary(model, tokenizer, adapter, cfg)
     space = build_space(model, adapter, cfg.ffn_levels, cfg.head_levels, cfg.multiple, cfg.drop)
-    measure = measure_budget(model, adapter, space, budget)
     fingerprint = {**cfg.fingerprint(), "model": model_info}
     folder = Path(cfg.work_dir) if cfg.work_dir else None
+    times = None
+    if budget.kind == "decode":
+        with timer("decode_timing"):
+            times = _decode_times(model, adapter, space, cfg, folder, fingerprint)
+    measure = measure_budget(model, adapter, space, budget, times)
     state = load_state(folder, fingerprint) if cfg.resume else SearchState(fingerprint)
     started = (time.perf_counter(), time.process_time())
     with timer("calibration_data"):
@@ -355,7 +418,7 @@ def search(
         cache = VariantCache(model, adapter, db, space, cfg.cache_mb << 20)
         with timer("fitness_setup"):
             ev = Evaluator(model, adapter, fit[0], fit[1], cache, cfg.kl_topk)
-        loop = _Search(cfg, space, measure, ev, state, folder, started)
+        loop = _Search(cfg, measure.space, measure, ev, state, folder, started)
         with timer("search"):
             loop.run()
         best = tuple(state.parent)
@@ -363,8 +426,10 @@ def search(
         repair = None
         if cfg.repair == "linear":
             repair = _repair(adapter, build, cfg.progress)
+        dense_speed = _measured_decode(model, times, timer)
         with timer("apply"):
             apply_plan(model, adapter, db, space.variants(best), repair)
+        chosen_speed = _measured_decode(model, times, timer)
         with timer("direct_check"):
             direct = direct_fitness(model, adapter, ev, fit[0])
     finally:
@@ -397,7 +462,7 @@ def search(
         }
         return plan_dict(space, levels, config_dump, model_info, extra)
 
-    plan = plan_of(best, measure.value(space.cost(best)), state.parent_fitness)
+    plan = plan_of(best, measure.value_of(best), state.parent_fitness)
     spread = [
         plan_of(c["levels"], c["value"], c["fitness"]) for c in _spread(candidates, PLAN_SPREAD)
     ]
@@ -410,9 +475,12 @@ def search(
             "unit": measure.unit,
             "limit": measure.value(int(measure.limit)),
             "dense": measure.value(measure.dense),
-            "chosen": measure.value(space.cost(best)),
+            "chosen": measure.value_of(best),
         },
-        "space": {"layers": space_summary(space), "band": space.step()},
+        "space": {"layers": space_summary(space), "band": measure.space.step()},
+        "decode": decode_section(times, best, dense_speed, chosen_speed)
+        if times is not None
+        else None,
         "database": {
             "memory_bytes": db.memory_bytes(),
             "disk_bytes": db.disk_bytes(),
@@ -445,7 +513,7 @@ def search(
             "levels": list(best),
             "labels": space.labels(best),
             "dropped": plan["dropped"],
-            "value": measure.value(space.cost(best)),
+            "value": measure.value_of(best),
             "fitness": state.parent_fitness,
             "direct_fitness": direct,
             "repair": cfg.repair,
