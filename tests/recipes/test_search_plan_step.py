@@ -10,6 +10,7 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 from tests.search.search_helpers import SMALL, tiny_lm
+from transformers import AutoTokenizer
 
 import prunekit
 from prunekit.cli import main
@@ -48,6 +49,29 @@ def test_search_plan_step_rebuilds_the_weights_of_search_plan(tiny_model_dir, tm
     assert a.keys() != dense.keys() or any(a[k].shape != dense[k].shape for k in a)  # cut
     step = json.loads((by_recipe / "report.json").read_text())["steps"][0]
     assert step["step"] == "search_plan" and step["plan"]["levels"] == plan["levels"]
+
+
+@pytest.mark.usefixtures("answering")
+def test_a_plan_with_a_vocabulary_move_saves_the_pruned_tokenizer(tiny_model_dir, tmp_path):
+    corpus = tmp_path / "corpus.py"
+    corpus.write_text("def add(a, b):\n    return a + b\n" * 20)
+    model, tok = tiny_lm(tiny_model_dir)
+    cfg = SearchConfig(budget="params=0.7", vocabulary=str(corpus), max_generations=1, **SMALL)
+    result = prunekit.search(model, tok, cfg)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(result.plan))
+    recipe = tmp_path / "recipe.yaml"
+    steps = [{"search_plan": {"file": str(path)}}]
+    recipe.write_text(yaml.safe_dump({"model": str(tiny_model_dir), "steps": steps}))
+    out = tmp_path / "out"
+    assert main(["run", str(recipe), "-o", str(out)]) == 0
+
+    kept = result.plan["vocabulary"]["tokens_kept"]
+    saved = AutoTokenizer.from_pretrained(out)
+    assert len(saved) == kept == json.loads((out / "config.json").read_text())["vocab_size"]
+    assert saved.encode("def add(a, b):") == result.tokenizer.encode("def add(a, b):")
+    step = json.loads((out / "report.json").read_text())["steps"][0]
+    assert step["vocabulary"]["tokens_kept"] == kept
 
 
 @pytest.mark.parametrize(

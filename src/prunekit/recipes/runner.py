@@ -144,8 +144,10 @@ class _Run:
 
         plan = _read_plan(step)
         result = rebuild(self.model, self.tokenizer, plan, self.progress)
+        self.tokenizer = result.tokenizer  # a plan with a vocabulary move prunes the tokenizer too
         rep = result.report
-        return {"calibration": rep["calibration"], "plan": rep["search_plan"]}
+        out = {"calibration": rep["calibration"], "plan": rep["search_plan"]}
+        return out | ({"vocabulary": rep["vocabulary"]} if "vocabulary" in rep else {})
 
     def vocabulary(self, step: Step) -> dict:
         from prunekit.data.sources import resolve_source
