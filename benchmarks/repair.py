@@ -90,6 +90,11 @@ CELLS: dict[str, tuple[str, str | None, dict | list[str]]] = {
         "depth1",
         _same_layers("depth1", repair="linear"),
     ),
+    "depth1-layer6": (
+        "−1 layer: layer 6, the float32 pick that kept 42.1% (recovery table), not scored here",
+        "depth1",
+        {"steps": [{"depth": {"layers": [6]}}]},
+    ),
     "depth2": ("−2 layers, greedy KL (answered)", "dense", _depth(2)),
     "depth2-repair": (
         "−2 layers as depth2 chose them + linear repair",
