@@ -103,7 +103,7 @@ def measure_budget(
     dense = space.cost([0] * len(space.layers))
     fixed, dense_total, itemsize = _counts(model, adapter, budget, dense, times)
     limit = budget.limit(dense_total, fixed, itemsize)
-    m = BudgetMeasure(budget, space, limit, fixed, itemsize if budget.kind == "size" else 1, dense)
+    m = BudgetMeasure(budget, space, limit, fixed, itemsize, dense)
     dense_value = m.value(dense)
     if limit >= dense:
         raise PrunekitError(
