@@ -13,15 +13,16 @@ from prunekit.errors import PrunekitError
 REPAIRS = ("none", "linear")
 
 
-def _floats(value, what: str) -> tuple[float, ...]:
-    """'1,0.75' or [1, 0.75] as a tuple of floats in (0, 1]."""
+def _floats(value, what: str, zero: bool = False) -> tuple[float, ...]:
+    """'1,0.75' or [1, 0.75] as a tuple of floats in (0, 1] (`zero`: in [0, 1))."""
     items = value.split(",") if isinstance(value, str) else value
     try:
         out = tuple(float(v) for v in items)
     except (TypeError, ValueError):
         out = ()
-    if not out or not all(0 < v <= 1 for v in out):
-        raise PrunekitError(f"{what} must be numbers in (0, 1] such as 1,0.75,0.5; got {value!r}")
+    if not out or not all(0 <= v < 1 if zero else 0 < v <= 1 for v in out):
+        span, example = ("[0, 1)", "0,0.3,0.5") if zero else ("(0, 1]", "1,0.75,0.5")
+        raise PrunekitError(f"{what} must be numbers in {span} such as {example}; got {value!r}")
     return out
 
 
@@ -54,6 +55,11 @@ class SearchConfig(Options):
     head_levels: tuple[float, ...] = Field(
         (1.0,), description="kv head-group fractions a layer may keep (1 = heads not searched)"
     )
+    sparsity_levels: tuple[float, ...] = Field(
+        (0.0,),
+        description="unstructured (Wanda) sparsity a layer's Linears may take on top of its "
+        "width and heads (0 always included); a params= budget then counts non-zero parameters",
+    )
     drop: bool = Field(True, description="a layer may be dropped whole")
     refit: bool = Field(False, description="refit down_proj / o_proj of every level (stored)")
     refit_damp: float = Field(0.3, ge=0, description="refit ridge (structural.refit)")
@@ -78,10 +84,10 @@ class SearchConfig(Options):
     resume: bool = Field(False, description="continue the search state in work_dir")
     progress: bool = True
 
-    @field_validator("stages", "ffn_levels", "head_levels", mode="before")
+    @field_validator("stages", "ffn_levels", "head_levels", "sparsity_levels", mode="before")
     @classmethod
     def _tuples(cls, value, info):
-        return _floats(value, info.field_name)
+        return _floats(value, info.field_name, zero=info.field_name == "sparsity_levels")
 
     @field_validator("budget")
     @classmethod
@@ -111,16 +117,31 @@ class SearchConfig(Options):
         if self.resume and not self.work_dir:
             raise PrunekitError("resume needs the work_dir of the interrupted search")
         check_fitness_spec(self.calib)
+        self._check_sparsity()
         return self
 
+    def _check_sparsity(self) -> None:
+        """Zeros save no bytes in the dense export and no CPU decode time: params= budgets only."""
+        from prunekit.search.budget import parse_budget
+
+        kind = parse_budget(self.budget).kind
+        if any(self.sparsity_levels) and kind != "params":
+            raise OptionError(
+                f"<sparsity_levels> {','.join(f'{s:g}' for s in self.sparsity_levels)} with a "
+                f"{kind}= budget: zeros in the dense export save no bytes and no decode time; "
+                "use a params= budget (it counts non-zero parameters) or drop <sparsity_levels>"
+            )
+
     def fingerprint(self) -> dict:
-        """The fields that decide the level database and the search (not time limits)."""
+        """The fields that decide the level database and the search (not time limits);
+        `sparsity_levels` only when searched, so dense-only work folders keep their fingerprint."""
         keep = (
-            "budget", "vocabulary", "decode_context", "offspring", "stages", "ffn_levels", "head_levels", "drop",
-            "refit", "refit_damp", "multiple", "calib", "calib_samples", "seq_len", "seed",
-            "fitness_split", "kl_topk",
+            "budget", "vocabulary", "decode_context", "offspring", "stages", "ffn_levels",
+            "head_levels", "drop", "refit", "refit_damp", "multiple", "calib", "calib_samples",
+            "seq_len", "seed", "fitness_split", "kl_topk",
         )  # fmt: skip
-        return {k: getattr(self, k) for k in keep}
+        sparse = ("sparsity_levels",) if any(self.sparsity_levels) else ()
+        return {k: getattr(self, k) for k in (*keep, *sparse)}
 
 
 def check_fitness_spec(spec: str) -> None:

@@ -10,6 +10,11 @@ input, as in EvoPress's database); a level keeps the top of that ranking, so the
 one ranking per layer (width + groups integers). With `refit`, each level's consumer projection
 (down_proj, o_proj) is re-solved on the kept inputs (`structural.refit`) and stored on disk
 (safetensors, read lazily): Σ_levels d × kept × itemsize per layer.
+
+Optional sparsity levels multiply the ladder: a sparse variant is the cut layer with Wanda's mask
+on each Linear (per output row, the lowest ⌊kept columns · s⌋ of |W_ij|·‖X_j‖₂, ‖X_j‖₂ on the
+dense stream); the database then also stores every Linear's input norms (Σ_Linears d_in floats
+per layer, no masks) and its cost is the layer's non-zero parameters.
 """
 
 from __future__ import annotations
@@ -23,11 +28,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from prunekit.calibration.engine import BlockContext, LayerwiseEngine
-from prunekit.calibration.stats import HESSIAN, SQ_NORM
+from prunekit.calibration.engine import BlockContext, LayerwiseEngine, hooked_forward
+from prunekit.calibration.stats import HESSIAN, SQ_NORM, LinearStats
 from prunekit.errors import PrunekitError
+from prunekit.methods.masks import row_mask, row_prune_counts, zero_masked_
+from prunekit.methods.scores import wanda_scores
 from prunekit.models.adapters import DecoderAdapter
-from prunekit.structural.groups import ChannelGroups, HeadGroups
+from prunekit.structural.groups import ChannelGroups, GroupKind, HeadGroups
 from prunekit.structural.refit import consumer_part, refit_columns
 from prunekit.structural.width import keep_count, output_importance, slice_mlp
 
@@ -36,17 +43,20 @@ DB_FILE, META_FILE = "levels.safetensors", "levels.json"
 
 @dataclass(frozen=True)
 class Variant:
-    """One compressed version of a layer: MLP channels and kv groups kept, or the layer dropped."""
+    """One compressed version of a layer: MLP channels and kv groups kept and the unstructured
+    sparsity of its Linears, or the layer dropped."""
 
     ffn: int
     groups: int
     dropped: bool = False
+    sparsity: float = 0.0
 
     def label(self, width: int, groups: int) -> str:
         if self.dropped:
             return "drop"
         heads = "" if self.groups == groups else f" h{self.groups}/{groups}"
-        return f"ffn{self.ffn / width:.3g}{heads}"
+        sparse = f" s{self.sparsity:g}" if self.sparsity else ""
+        return f"ffn{self.ffn / width:.3g}{heads}{sparse}"
 
 
 @dataclass
@@ -68,6 +78,11 @@ class SearchSpace:
     """Every layer's ladder; a genome is one level per layer."""
 
     layers: list[LayerSpace]
+
+    @property
+    def sparse(self) -> bool:
+        """Whether some variant is sparse (costs are then non-zero parameters)."""
+        return any(v.sparsity for s in self.layers for v in s.variants)
 
     def cost(self, genome) -> int:
         return sum(s.costs[g] for s, g in zip(self.layers, genome))
@@ -113,6 +128,22 @@ def _layer_params(layer: nn.Module) -> int:
     return sum(p.numel() for p in layer.parameters())
 
 
+def _cut_shapes(
+    layer: nn.Module, adapter: DecoderAdapter, cuts: list[tuple[GroupKind, int]]
+) -> list[tuple[int, int]]:
+    """(rows, columns) of every Linear of `layer` once each (kind, n) in `cuts` lost n groups."""
+    shapes = {n: [lin.out_features, lin.in_features] for n, lin in adapter.linears(layer).items()}
+    for kind, removed in cuts:
+        for part in kind.parts(layer):
+            shapes[part.name][part.dim] -= removed * part.index.shape[1]
+    return [(rows, cols) for rows, cols in shapes.values()]
+
+
+def _zeroed(shapes: list[tuple[int, int]], sparsity: float) -> int:
+    """Weights Wanda's row mask zeroes at `sparsity` in Linears of these shapes (`row_mask`)."""
+    return sum(int(row_prune_counts(cols, sparsity, rows).sum()) for rows, cols in shapes)
+
+
 def build_space(
     model: nn.Module,
     adapter: DecoderAdapter,
@@ -120,9 +151,12 @@ def build_space(
     head_levels: tuple[float, ...],
     multiple: int,
     drop: bool,
+    sparsity_levels: tuple[float, ...] = (0.0,),
 ) -> SearchSpace:
-    """Each layer's variants from the ladders (1 is always level 0), ordered by parameter count."""
+    """Each layer's variants from the ladders (1 and sparsity 0 are always in: level 0 is the
+    dense layer), ordered by (non-zero) parameter count."""
     channels, heads = ChannelGroups(adapter), HeadGroups(adapter)
+    sparsity = sorted({0.0, *sparsity_levels})
     spaces = []
     for layer in adapter.layers(model):
         width, groups = channels.count(layer), heads.count(layer)
@@ -130,12 +164,17 @@ def build_space(
         ffn = sorted({keep_count(width, f, multiple) for f in (1.0, *ffn_levels)}, reverse=True)
         grp = sorted({max(1, round(groups * h)) for h in (1.0, *head_levels)}, reverse=True)
         per_ch, per_grp = channels.cost(layer), heads.cost(layer)
-        options = [
-            (dense - (width - k) * per_ch - (groups - g) * per_grp, -k, -g, Variant(k, g))
-            for k, g in itertools.product(ffn, grp)
-        ]
-        options.sort(key=lambda o: (-o[0], o[1], o[2]))
-        variants, costs = [o[3] for o in options], [o[0] for o in options]
+        options = []
+        for k, g in itertools.product(ffn, grp):
+            params = dense - (width - k) * per_ch - (groups - g) * per_grp
+            cuts = [(channels, width - k), (heads, groups - g)]
+            shapes = _cut_shapes(layer, adapter, cuts) if len(sparsity) > 1 else []
+            options += [
+                (params - _zeroed(shapes, s), -k, -g, s, Variant(k, g, sparsity=s))
+                for s in sparsity
+            ]
+        options.sort(key=lambda o: (-o[0], o[1], o[2], o[3]))
+        variants, costs = [o[4] for o in options], [o[0] for o in options]
         if drop:
             variants.append(Variant(0, 0, dropped=True))
             costs.append(0)
@@ -157,14 +196,22 @@ def _ranking(scores: torch.Tensor) -> torch.Tensor:
 
 
 class LevelDB:
-    """Per layer: the channel ranking, the head-group ranking, and (with refit) the refit
-    consumer weights of every level, on disk."""
+    """Per layer: the channel ranking, the head-group ranking, (with refit) the refit consumer
+    weights of every level, on disk, and (with sparsity levels) every Linear's input norms."""
 
-    def __init__(self, channel_order, group_order, refit_file: Path | None, meta: dict) -> None:
+    def __init__(
+        self,
+        channel_order,
+        group_order,
+        refit_file: Path | None,
+        meta: dict,
+        norms: list[dict[str, torch.Tensor]] | None = None,
+    ) -> None:
         self.channel_order = channel_order
         self.group_order = group_order
         self.refit_file = refit_file
         self.meta = meta
+        self.norms = norms or []
         self._handle = None
 
     def kept_channels(self, i: int, k: int) -> torch.Tensor:
@@ -172,6 +219,12 @@ class LevelDB:
 
     def kept_groups(self, i: int, g: int) -> torch.Tensor:
         return torch.sort(self.group_order[i][:g]).values
+
+    def input_norms(self, i: int) -> dict[str, torch.Tensor]:
+        """‖X_j‖₂ of every Linear's input in layer `i` (dense stream), by Linear name."""
+        if i >= len(self.norms):
+            raise PrunekitError("this level database has no input norms; sparse variants need one")
+        return self.norms[i]
 
     def refit(self, key: str) -> torch.Tensor | None:
         if self.refit_file is None:
@@ -191,8 +244,10 @@ class LevelDB:
         return f"refit.{i}.heads.{g}"
 
     def memory_bytes(self) -> int:
-        """RAM held: the rankings (refit weights stay on disk)."""
-        return sum(t.numel() * t.element_size() for t in (*self.channel_order, *self.group_order))
+        """RAM held: the rankings and input norms (refit weights stay on disk)."""
+        norms = [t for layer in self.norms for t in layer.values()]
+        held = (*self.channel_order, *self.group_order, *norms)
+        return sum(t.numel() * t.element_size() for t in held)
 
     def disk_bytes(self) -> int:
         return self.refit_file.stat().st_size if self.refit_file else 0
@@ -212,18 +267,23 @@ def build_db(
     progress: bool = True,
 ) -> LevelDB:
     """One pass of the dense model over `batches`: rank channels and groups per layer, solve
-    every level's refit (optional), and write `folder`/levels.{safetensors,json}."""
+    every level's refit (optional), keep every Linear's input norms (sparse spaces), and write
+    `folder`/levels.{safetensors,json}."""
     from safetensors.torch import save_file
 
     heads = HeadGroups(adapter)
     mlp_out, attn_out = adapter.mlp.output, adapter.attention.output
     channel_order: list[torch.Tensor] = []
     group_order: list[torch.Tensor] = []
+    norms: list[dict[str, torch.Tensor]] = []
     tensors: dict[str, torch.Tensor] = {}
     kinds = [SQ_NORM, HESSIAN] if refit else [SQ_NORM]
+    names = adapter.linear_names() if space.sparse else ()
 
     def block_fn(ctx: BlockContext) -> None:
-        stats = ctx.collect(kinds, [attn_out, mlp_out], pass_on=True)  # dense stream passed on
+        stats = _collect(ctx, kinds, [attn_out, mlp_out], names)
+        if names:
+            norms.append({n: stats[n].act_norm.cpu().contiguous() for n in names})
         layer, s = ctx.layer, space.layers[ctx.index]
         down = layer.get_submodule(mlp_out).weight
         ranking = _ranking(output_importance(down, stats[mlp_out].act_norm))
@@ -249,6 +309,7 @@ def build_db(
     folder.mkdir(parents=True, exist_ok=True)
     tensors |= {f"order.{i}.ffn": t for i, t in enumerate(channel_order)}
     tensors |= {f"order.{i}.heads": t for i, t in enumerate(group_order)}
+    tensors |= {f"norm.{i}.{n}": t for i, layer in enumerate(norms) for n, t in layer.items()}
     tmp = folder / f".{DB_FILE}.tmp"
     save_file(tensors, str(tmp))
     tmp.replace(folder / DB_FILE)
@@ -271,7 +332,25 @@ def load_db(folder: Path, meta: dict) -> LevelDB | None:
         channels = [handle.get_tensor(f"order.{i}.ffn") for i in range(n)]
         groups = [handle.get_tensor(f"order.{i}.heads") for i in range(n)]
         has_refit = any(k.startswith("refit.") for k in keys)
-    return LevelDB(channels, groups, path if has_refit else None, meta)
+        norms: list[dict[str, torch.Tensor]] = [{} for _ in range(n)]
+        for key in sorted(k for k in keys if k.startswith("norm.")):
+            _, i, name = key.split(".", 2)
+            norms[int(i)][name] = handle.get_tensor(key)
+    return LevelDB(
+        channels, groups, path if has_refit else None, meta, norms if any(norms) else None
+    )
+
+
+def _collect(
+    ctx: BlockContext, kinds: list[str], names: list[str], extra: tuple[str, ...]
+) -> dict[str, LinearStats]:
+    """One pass passing the dense stream on: `kinds` statistics of the Linears `names`, and the
+    input norms (SQ_NORM only) of the `extra` Linears not among them."""
+    others = {n: ctx.linears[n] for n in extra if n not in names}
+    stats, inner = hooked_forward(
+        others, [SQ_NORM], lambda: ctx.collect(kinds, names, pass_on=True), ctx.input_groups
+    )
+    return {**stats, **inner}
 
 
 @torch.no_grad()
@@ -279,9 +358,11 @@ def shape_layer(
     layer: nn.Module, adapter: DecoderAdapter, db: LevelDB, i: int, variant: Variant
 ) -> None:
     """Cut layer `i` (in place) to `variant` from the database: keep its top kv groups and MLP
-    channels, and put in the stored refit weights. A dropped variant is not handled here."""
+    channels, put in the stored refit weights, then zero its sparsity's Wanda mask. A dropped
+    variant is not handled here."""
     if variant.dropped:
         raise PrunekitError("shape_layer: a dropped layer is removed, not shaped")
+    kept = _kept_columns(layer, adapter, db, i, variant) if variant.sparsity else {}
     heads = HeadGroups(adapter)
     if variant.groups < heads.count(layer):
         heads.keep(layer, db.kept_groups(i, variant.groups))
@@ -294,6 +375,40 @@ def shape_layer(
         new = db.refit(LevelDB.ffn_key(i, variant.ffn))
         if new is not None:
             layer.get_submodule(adapter.mlp.output).weight.data.copy_(new)
+    if variant.sparsity:
+        _sparsify(layer, adapter, db.input_norms(i), kept, variant.sparsity)
+
+
+def _kept_columns(
+    layer: nn.Module, adapter: DecoderAdapter, db: LevelDB, i: int, variant: Variant
+) -> dict[str, torch.Tensor]:
+    """The input columns each consumer Linear keeps under `variant` (o_proj: the kept groups',
+    the MLP output: the kept channels), read from the dense layer before the cut."""
+    kept: dict[str, torch.Tensor] = {}
+    cuts = (
+        (HeadGroups(adapter), variant.groups, db.kept_groups),
+        (ChannelGroups(adapter), variant.ffn, db.kept_channels),
+    )
+    for kind, count, keep in cuts:
+        if count < kind.count(layer):
+            part = consumer_part(kind, layer)
+            kept[part.name] = torch.sort(part.index[keep(i, count)].flatten()).values
+    return kept
+
+
+def _sparsify(
+    layer: nn.Module,
+    adapter: DecoderAdapter,
+    norms: dict[str, torch.Tensor],
+    kept: dict[str, torch.Tensor],
+    sparsity: float,
+) -> None:
+    """Wanda within the (cut) layer: every Linear zeroes, per output row, the ⌊columns · s⌋
+    lowest |W_ij|·‖X_j‖₂, the dense input norms taken at the columns the cut kept."""
+    for name, linear in adapter.linears(layer).items():
+        norm = norms[name][kept.get(name, slice(None))]
+        weight = linear.weight.data
+        zero_masked_(weight, row_mask(wanda_scores(weight, norm), sparsity))
 
 
 class VariantCache:

@@ -64,7 +64,9 @@ class BudgetMeasure:
 
     @property
     def unit(self) -> str:
-        return UNITS[self.budget.kind]
+        """The budget's unit; with sparse variants a params budget counts non-zero parameters."""
+        sparse = self.budget.kind == "params" and self.space.sparse
+        return ("non-zero " if sparse else "") + UNITS[self.budget.kind]
 
     def value(self, cost: int) -> int:
         return (cost + self.fixed) * self.itemsize
@@ -114,7 +116,7 @@ def measure_budget(
         raise PrunekitError(
             f"budget {budget.text} is impossible with these levels: the smallest candidate has "
             f"{m.value(space.min_cost()):,} {m.unit} ({dense_value:,} dense); allow lower levels "
-            "(ffn_levels, head_levels, drop) or a larger budget"
+            "(ffn_levels, head_levels, sparsity_levels, drop) or a larger budget"
         )
     return m
 
@@ -128,6 +130,12 @@ class SearchResult:
     plan: dict
     report: dict
     candidate_plans: list[dict] = field(default_factory=list)
+
+
+def _space(model: nn.Module, adapter: DecoderAdapter, cfg: SearchConfig) -> SearchSpace:
+    """The ladders of `cfg` on this model."""
+    levels = (cfg.ffn_levels, cfg.head_levels, cfg.multiple, cfg.drop, cfg.sparsity_levels)
+    return build_space(model, adapter, *levels)
 
 
 def _split(cal, fraction: float, seed: int):
@@ -396,7 +404,7 @@ def search(
     if cfg.vocabulary is not None:
         with timer("vocabulary"):
             tokenizer, vocab = _vocabulary(model, tokenizer, adapter, cfg)
-    space = build_space(model, adapter, cfg.ffn_levels, cfg.head_levels, cfg.multiple, cfg.drop)
+    space = _space(model, adapter, cfg)
     fingerprint = {**cfg.fingerprint(), "model": model_info}
     folder = Path(cfg.work_dir) if cfg.work_dir else None
     times = None
@@ -555,7 +563,7 @@ def rebuild(model: nn.Module, tokenizer, plan: dict, progress: bool = True) -> S
     tokenizer, vocab = _vocabulary(model, tokenizer, adapter, cfg)
     if vocab is not None:
         check_rebuilt(plan.get("vocabulary") or {}, vocab)
-    space = build_space(model, adapter, cfg.ffn_levels, cfg.head_levels, cfg.multiple, cfg.drop)
+    space = _space(model, adapter, cfg)
     variants = plan_variants(plan)
     known = [set(s.variants) for s in space.layers]
     if len(variants) != len(known) or any(v not in k for v, k in zip(variants, known)):
