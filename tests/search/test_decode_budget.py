@@ -1,6 +1,7 @@
 """`decode=` budgets: the cost model is additive over measured per-layer times and monotone in
 the levels, bad speedups are one line naming --budget before the model loads, and a tiny search
-returns a plan whose predicted speedup meets the bound (timings checked for structure only)."""
+returns a plan whose predicted speedup meets the bound (timings checked for structure only); a
+decode_context beyond the model's context length is one line before any timing."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from tests.search.search_helpers import SMALL, tiny_lm
 
 import prunekit
 from prunekit.cli import main
+from prunekit.errors import PrunekitError
 from prunekit.models.adapters import adapter_for
 from prunekit.search.budget import parse_budget
+from prunekit.search.config import SearchConfig
 from prunekit.search.decode_time import DecodeTimes, DecodeTiming, measure_decode_times
 from prunekit.search.levels import build_space
-from prunekit.search.run import measure_budget
+from prunekit.search.run import check_decode_context, measure_budget
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +102,22 @@ def test_search_with_a_decode_budget_meets_the_predicted_speedup(tiny_model_dir,
     from prunekit.search.report import render_markdown
 
     assert "decode speedup of the chosen model: predicted" in render_markdown(result.report)
+
+
+def test_decode_context_must_fit_the_model(tiny_model_dir, monkeypatch):
+    def no_work(*a, **k):
+        raise AssertionError("expensive work started")
+
+    monkeypatch.setattr("prunekit.search.run._calibration", no_work)
+    monkeypatch.setattr("prunekit.search.run.measure_decode_times", no_work)
+    model, tok = tiny_lm(tiny_model_dir)  # max_position_embeddings 256
+    with pytest.raises(PrunekitError) as info:
+        prunekit.search(model, tok, budget="decode=1.25x", decode_context=241, **SMALL)
+    assert str(info.value) == (
+        "decode_context 241 plus 16 decoded tokens exceeds the model's context length 256 "
+        "(max_position_embeddings); give decode_context at most 240"
+    )
+    fits = SearchConfig(budget="decode=1.25x", decode_context=240)
+    check_decode_context(model, fits, parse_budget(fits.budget))
+    params = SearchConfig(budget="params=0.8", decode_context=4096)  # not timed: not checked
+    check_decode_context(model, params, parse_budget(params.budget))

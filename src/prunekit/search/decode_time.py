@@ -41,6 +41,11 @@ class DecodeTiming:
     seed: int = 0
 
 
+MEASURE_STEPS = 16  # decoded tokens of the real-speed check (`measured_decode`)
+# tokens past the prompt a decode budget runs: the position range needs context + DECODE_STEPS
+DECODE_STEPS = max(MEASURE_STEPS, DecodeTiming.warmup + DecodeTiming.steps)
+
+
 @dataclass
 class DecodeTimes:
     """Per layer, per level: predicted ns of one decode step (0 for a dropped layer); `fixed`:
@@ -215,7 +220,9 @@ def save_times(folder: Path | None, fingerprint: dict, times: DecodeTimes) -> No
     tmp.replace(folder / TIMES_FILE)
 
 
-def measured_decode(model: nn.Module, context: int, steps: int = 16, repeats: int = 5) -> float:
+def measured_decode(
+    model: nn.Module, context: int, steps: int = MEASURE_STEPS, repeats: int = 5
+) -> float:
     """Real decode tokens/s at batch 1 after a `context`-token prompt (`evaluation.speed`)."""
     from prunekit.evaluation.speed import time_decode
 

@@ -18,6 +18,7 @@ from prunekit.models.adapters import DecoderAdapter, adapter_for
 from prunekit.search.budget import Budget, parse_budget
 from prunekit.search.config import SearchConfig
 from prunekit.search.decode_time import (
+    DECODE_STEPS,
     DecodeTimes,
     DecodeTiming,
     decode_section,
@@ -136,6 +137,19 @@ def _space(model: nn.Module, adapter: DecoderAdapter, cfg: SearchConfig) -> Sear
     """The ladders of `cfg` on this model."""
     levels = (cfg.ffn_levels, cfg.head_levels, cfg.multiple, cfg.drop, cfg.sparsity_levels)
     return build_space(model, adapter, *levels)
+
+
+def check_decode_context(model: nn.Module, cfg: SearchConfig, budget: Budget) -> None:
+    """A decode budget's prompt plus the decoded tokens fit the model's context length; one line
+    otherwise (before any timing or calibration)."""
+    limit = getattr(model.config, "max_position_embeddings", None)
+    need = cfg.decode_context + DECODE_STEPS
+    if budget.kind == "decode" and limit is not None and need > limit:
+        raise PrunekitError(
+            f"decode_context {cfg.decode_context} plus {DECODE_STEPS} decoded tokens exceeds the "
+            f"model's context length {limit} (max_position_embeddings); give decode_context at "
+            f"most {limit - DECODE_STEPS}"
+        )
 
 
 def _split(cal, fraction: float, seed: int):
@@ -397,6 +411,7 @@ def search(
     cfg = SearchConfig.of(config, options)
     adapter = adapter_for(model)
     budget = parse_budget(cfg.budget)
+    check_decode_context(model, cfg, budget)
     model_info = _model_info(model, info)
     timer = Timer()
     params_before = param_counts(model)
