@@ -184,11 +184,11 @@ ENTRIES: tuple[Entry, ...] = (
         (
             "python benchmarks/repair.py --run dense depth2 depth1 depth1-repair depth2-repair "
             "depth2-run-repair depth1-layer6 depth4 depth4-repair depth4-run-repair width90 "
-            "width90-refit width80 width80-refit saap20-refit wanda50-python wanda50-instruct "
+            "width90-refit width80 width80-refit saap20 saap20-refit wanda50-python wanda50-instruct "
             "wanda50-answered sg24-python sg24-instruct sg24-answered seed seed-repair",
         ),
         files(f"repair_{Q}", ".json", ".md", ".png"),
-        430,
+        450,
         note="issue 27's table: each cell is a prune + full HumanEval (10-40 min on 2 cores); "
         "reuses runs/r-<cell> folders when present; `--list` shows every cell, the rest can be "
         "added to --run",
