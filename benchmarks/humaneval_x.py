@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -82,6 +83,19 @@ CELLS: dict[str, tuple[str, str, str | None, list[str] | dict, tuple[str, ...]]]
     },
 }
 MATRICES = {"wanda50": "Wanda 50% sub-models", "vocab": "language-specific vocabulary"}
+# Why a completion did not compile, read from the compiler's own message (first match counts):
+# harness conventions that MultiPL-E's prompts do not share (its C++ prompts include
+# <bits/stdc++.h>), then names the completion uses but never defines.
+COMPILE_CAUSES: dict[str, re.Pattern] = {
+    "missing header/import": re.compile(
+        r"is defined in header|is not a member of ‘std’|initializer but incomplete type|"
+        r"symbol:\s+(?:variable|class) (?:Collectors|IntStream|Stream|Pattern|Matcher|"
+        r"BigInteger|BigDecimal)\b"
+    ),
+    "undefined name": re.compile(
+        r"‘\w+’ was not declared in this scope|undefined: [A-Za-z_]\w*(?![.\w])"
+    ),
+}
 
 
 def parse_targets(names: list[str]) -> list[tuple[str, tuple[str, ...]]]:
@@ -130,12 +144,27 @@ def run_cell(name: str, langs: tuple[str, ...]) -> None:
     record(name, times)
 
 
-def _solved(folder: Path, section: dict) -> dict[str, bool] | None:
+def _problem_rows(folder: Path, section: dict) -> list[dict]:
     path = folder / (section.get("problems_file") or "")
     if not path.is_file():
-        return None
-    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    return {r["task_id"]: bool(r["passed"]) for r in rows}
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def _solved(folder: Path, section: dict) -> dict[str, bool] | None:
+    rows = _problem_rows(folder, section)
+    return {r["task_id"]: bool(r["passed"]) for r in rows} if rows else None
+
+
+def compile_causes(rows: list[dict]) -> dict[str, int]:
+    """Compile failures by the cause their compiler message names (COMPILE_CAUSES), rest 'other'."""
+    out = dict.fromkeys([*COMPILE_CAUSES, "other"], 0)
+    for r in rows:
+        if r.get("error") == "compile":
+            detail = r.get("detail") or ""
+            cause = next((k for k, rx in COMPILE_CAUSES.items() if rx.search(detail)), "other")
+            out[cause] += 1
+    return out
 
 
 def record(name: str, times: dict) -> None:
@@ -154,6 +183,7 @@ def record(name: str, times: dict) -> None:
         keep = ("pass@1", "problems", "limited", "mode", "dtype", "outcomes", "toolchain")
         evals[lang] = {k: sec.get(k) for k in keep} | {
             "solved": _solved(folder, sec),
+            "compile_causes": compile_causes(_problem_rows(folder, sec)),
             "command": f"prunekit eval runs/hx-{name} --benchmark humaneval-x:{lang} --dtype auto",
         }
     data["cells"][name] = {
@@ -210,6 +240,7 @@ def render_dense(cells: dict) -> list[str]:
             f"| {lang} | {ours} | {e.get('dtype') if e else '—'} | "
             f"{f'{pub[0]:.1f}%' if pub else 'none published'} | {diff} | {pub[1] if pub else '—'} |"
         )
+    lines += render_failures(evals)
     own = ROOT / OWN_HUMANEVAL
     if own.is_file():
         he = json.loads(own.read_text())["cells"].get("dense", {}).get("humaneval", {})
@@ -235,6 +266,46 @@ def render_dense(cells: dict) -> list[str]:
         "reference needs the npm module js-md5 (see README, evaluation section).",
         "",
     ]
+    return lines
+
+
+def render_failures(evals: dict) -> list[str]:
+    """How the dense model's completions fail per language: outcome counts, and the compile
+    failures split by the cause the compiler names (COMPILE_CAUSES)."""
+    if not evals:
+        return []
+    kinds = sorted({k for e in evals.values() for k in e.get("outcomes") or {}} - {"passed"})
+    causes = [*COMPILE_CAUSES, "other"]
+    head = ["language", "passed", *kinds, *(f"compile: {c}" for c in causes)]
+    lines = [
+        "",
+        "Outcomes of the dense model's completions (compile failures split by the "
+        "cause the compiler names):",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for lang in ALL:
+        e = evals.get(lang)
+        if not e:
+            continue
+        out, cc = e.get("outcomes") or {}, e.get("compile_causes") or {}
+        cols = [str(out.get(k, 0)) for k in ["passed", *kinds]]
+        cols += [str(cc[c]) if c in cc else "—" for c in causes]
+        lines.append(f"| {lang} | " + " | ".join(cols) + " |")
+    cc = evals.get("cpp", {}).get("compile_causes")
+    if cc:
+        fixable = cc["missing header/import"] + cc["undefined name"]
+        lines += [
+            "",
+            f"C++: {cc['missing header/import']} compile failures name a standard header that "
+            "HumanEval-X's nine includes lack (MultiPL-E's C++ prompts include <bits/stdc++.h>), "
+            f"{cc['undefined name']} a name the completion uses but never defines (a helper not "
+            "written, or written after the function, where the stop at the first `}` in column 0 "
+            f"cuts it off): together at most {fixable} problems "
+            f"({100 * fixable / evals['cpp']['problems']:.1f} pt) that a harness with "
+            "MultiPL-E's headers and extraction might judge differently.",
+        ]
     return lines
 
 

@@ -113,3 +113,39 @@ def test_list_and_help_run_without_a_model():
         [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
     ).stdout
     assert "--run" in helped
+
+
+def test_compile_causes_read_the_compiler_message():
+    rows = [
+        {"error": "compile", "detail": "note: ‘std::set’ is defined in header ‘<set>’; did you"},
+        {
+            "error": "compile",
+            "detail": "error: variable ‘std::stringstream ss’ has initializer but incomplete type",
+        },
+        {
+            "error": "compile",
+            "detail": "error: cannot find symbol\n  symbol:   variable Collectors",
+        },
+        {"error": "compile", "detail": "error: ‘is_prime’ was not declared in this scope"},
+        {"error": "compile", "detail": "./main_test.go:44:6: undefined: isPrime"},
+        {"error": "compile", "detail": "./main_test.go:30:42: undefined: strings.Set"},
+        {"error": "compile", "detail": "error: invalid cast from type ‘boost::any’ to type ‘int’"},
+        {"error": "assertion", "detail": "is defined in header"},  # not a compile failure
+        {"error": None, "detail": None},
+    ]
+    assert hx.compile_causes(rows) == {
+        "missing header/import": 3,
+        "undefined name": 2,
+        "other": 2,
+    }
+
+
+def test_render_lists_outcomes_and_cpp_causes(recorded):
+    data = json.loads(hx.RECORD.read_text())
+    cpp = data["cells"]["dense"]["evals"]["cpp"]
+    cpp["outcomes"] = {"passed": 8, "compile": 2}
+    cpp["compile_causes"] = {"missing header/import": 1, "undefined name": 1, "other": 0}
+    hx.RECORD.write_text(json.dumps(data))
+    text = hx.render()
+    assert "| cpp | 8 | 2 | 1 | 1 | 0 |" in text
+    assert "together at most 2 problems (20.0 pt)" in text
