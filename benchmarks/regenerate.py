@@ -207,6 +207,16 @@ ENTRIES: tuple[Entry, ...] = (
         "shows the vocabulary cells too",
     ),
     Entry(
+        "gguf",
+        ("python benchmarks/gguf_llamacpp.py --run dense:f16 vocab-wide:q8_0",),
+        (f"gguf_{Q}.json", f"gguf_{Q}.md"),
+        80,
+        note="issue 29: each cell exports a GGUF and runs full HumanEval + speed in llama.cpp, "
+        "one sequence at a time on 2 threads (dense f16 ~55 min at ~10 tok/s); `--list` shows "
+        "every cell (q4_0, the seed recipe, transformers rows) and `--agree MODEL` the 20-prompt "
+        "greedy check",
+    ),
+    Entry(
         "saap",
         (
             "python benchmarks/saap.py --targets 0.2,0.35 --export "
