@@ -333,7 +333,8 @@ def render_matrix(cells: dict, matrix: str) -> list[str]:
             continue
         lines.append(
             f"- {row}: {100 * c.pass_b:.1f}% vs dense {100 * c.pass_a:.1f}% over {c.pairs} "
-            f"problems ({len(c.by_benchmark)} languages): +{c.only_b}/−{c.only_a}, exact McNemar "
+            f"problems ({sum(1 for v in c.by_benchmark.values() if v['pairs'])} languages): "
+            f"+{c.only_b}/−{c.only_a}, exact McNemar "
             f"p = {c.p_value:.3g}"
         )
     return [*lines, ""]

@@ -149,3 +149,12 @@ def test_render_lists_outcomes_and_cpp_causes(recorded):
     text = hx.render()
     assert "| cpp | 8 | 2 | 1 | 1 | 0 |" in text
     assert "together at most 2 problems (20.0 pt)" in text
+
+
+def test_pooled_line_counts_only_shared_languages(recorded):
+    data = json.loads(hx.RECORD.read_text())
+    del data["cells"]["dense"]["evals"]["python"]  # dense not yet judged in Python
+    hx.RECORD.write_text(json.dumps(data))
+    text = hx.render()
+    # java cell: cpp 2 + java 6 + js 2 of 30 shared problems, vs dense 8 + 8 + 8
+    assert "- java: 33.3% vs dense 80.0% over 30 problems (3 languages): +0/−14" in text
