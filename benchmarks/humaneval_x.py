@@ -309,6 +309,11 @@ def render_failures(evals: dict) -> list[str]:
     return lines
 
 
+def _languages(c) -> str:
+    n = sum(1 for v in c.by_benchmark.values() if v["pairs"])
+    return f"{n} language" + ("s" if n != 1 else "")
+
+
 def render_matrix(cells: dict, matrix: str) -> list[str]:
     """One matrix: the pass@1 table with the diagonal tests, and each cell pooled against dense."""
     from prunekit.errors import PrunekitError
@@ -333,7 +338,7 @@ def render_matrix(cells: dict, matrix: str) -> list[str]:
             continue
         lines.append(
             f"- {row}: {100 * c.pass_b:.1f}% vs dense {100 * c.pass_a:.1f}% over {c.pairs} "
-            f"problems ({sum(1 for v in c.by_benchmark.values() if v['pairs'])} languages): "
+            f"problems ({_languages(c)}): "
             f"+{c.only_b}/−{c.only_a}, exact McNemar "
             f"p = {c.p_value:.3g}"
         )
