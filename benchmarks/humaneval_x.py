@@ -151,8 +151,7 @@ def _problem_rows(folder: Path, section: dict) -> list[dict]:
     return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
 
 
-def _solved(folder: Path, section: dict) -> dict[str, bool] | None:
-    rows = _problem_rows(folder, section)
+def _solved(rows: list[dict]) -> dict[str, bool] | None:
     return {r["task_id"]: bool(r["passed"]) for r in rows} if rows else None
 
 
@@ -181,9 +180,10 @@ def record(name: str, times: dict) -> None:
         if not sec:
             continue
         keep = ("pass@1", "problems", "limited", "mode", "dtype", "outcomes", "toolchain")
+        rows = _problem_rows(folder, sec)
         evals[lang] = {k: sec.get(k) for k in keep} | {
-            "solved": _solved(folder, sec),
-            "compile_causes": compile_causes(_problem_rows(folder, sec)),
+            "solved": _solved(rows),
+            "compile_causes": compile_causes(rows),
             "command": f"prunekit eval runs/hx-{name} --benchmark humaneval-x:{lang} --dtype auto",
         }
     data["cells"][name] = {
@@ -310,7 +310,7 @@ def render_failures(evals: dict) -> list[str]:
 
 
 def _languages(c) -> str:
-    n = sum(1 for v in c.by_benchmark.values() if v["pairs"])
+    n = len(c.paired_benchmarks)
     return f"{n} language" + ("s" if n != 1 else "")
 
 
@@ -338,8 +338,7 @@ def render_matrix(cells: dict, matrix: str) -> list[str]:
             continue
         lines.append(
             f"- {row}: {100 * c.pass_b:.1f}% vs dense {100 * c.pass_a:.1f}% over {c.pairs} "
-            f"problems ({_languages(c)}): "
-            f"+{c.only_b}/−{c.only_a}, exact McNemar "
+            f"problems ({_languages(c)}): +{c.only_b}/−{c.only_a}, exact McNemar "
             f"p = {c.p_value:.3g}"
         )
     return [*lines, ""]

@@ -27,6 +27,7 @@ def test_counts_pool_languages_and_keep_them_apart():
     assert (c.pairs, c.both, c.only_a, c.only_b, c.neither, c.unpaired) == (5, 1, 2, 1, 1, 1)
     assert c.by_benchmark["humaneval-x:go"]["only_a"] == 1
     assert c.by_benchmark["humaneval-x:go"]["unpaired"] == 1
+    assert c.paired_benchmarks == ["humaneval-x:cpp", "humaneval-x:go"]
     assert c.pass_a == pytest.approx(3 / 5) and c.pass_b == pytest.approx(2 / 5)
     d = c.as_dict()
     assert d["difference"] == pytest.approx(0.2) and 0 < d["p_value"] <= 1
@@ -55,3 +56,9 @@ def test_bad_input_is_one_line(tmp_path):
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in _rows({"0": True})))
     assert read_rows({"x": path}) == {"x": _rows({"0": True})}
+
+
+def test_paired_benchmarks_leave_out_those_only_one_model_has():
+    a = {"x": _rows({"0": True}), "y": _rows({"0": True})}
+    b = {"x": _rows({"0": False})}
+    assert pooled_paired(a, b).paired_benchmarks == ["x"]

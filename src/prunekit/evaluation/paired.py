@@ -39,6 +39,11 @@ class PairedCounts:
         return (self.both + self.only_b) / self.pairs if self.pairs else float("nan")
 
     @property
+    def paired_benchmarks(self) -> list[str]:
+        """The benchmarks both models were scored on (the others hold only unpaired problems)."""
+        return [b for b, c in self.by_benchmark.items() if c["pairs"]]
+
+    @property
     def p_value(self) -> float:
         """Exact two-sided McNemar test (binomial on the discordant pairs, p = 1/2)."""
         return mcnemar_exact(self.only_a, self.only_b)
