@@ -126,7 +126,7 @@ def _make_args(name: str, spec: list[str] | dict) -> list[str]:
     return ["run", str(path)]
 
 
-def run_cell(name: str, langs: tuple[str, ...]) -> None:
+def run_cell(name: str, langs: tuple[str, ...], dtype: str = "auto") -> None:
     """Make the model if missing, then judge it on each language not yet in its report."""
     spec = CELLS[name][3]
     folder = RUNS / f"hx-{name}"
@@ -134,14 +134,17 @@ def run_cell(name: str, langs: tuple[str, ...]) -> None:
     if name == "dense" and not folder.exists():
         _link_dense(folder)
     elif not folder.exists():
-        times["make"] = _call([*_make_args(name, spec), "-o", str(folder)])
+        make = [*_make_args(name, spec), "-o", str(folder)]
+        if dtype != "auto" and make[0] == "prune":
+            make += ["--dtype", dtype]  # pruned in the dtype it is judged in
+        times["make"] = _call(make)
     for lang in langs:
         if f"humaneval-x:{lang}" in _report(folder).get("evaluation", {}):
             continue
-        args = ["eval", str(folder), "--benchmark", f"humaneval-x:{lang}", "--dtype", "auto"]
+        args = ["eval", str(folder), "--benchmark", f"humaneval-x:{lang}", "--dtype", dtype]
         times[f"eval_{lang}"] = _call(args)
-        record(name, times)  # a language at a time: a cut-short cell keeps what it finished
-    record(name, times)
+        record(name, times, dtype)  # a language at a time: a cut-short cell keeps what it finished
+    record(name, times, dtype)
 
 
 def _problem_rows(folder: Path, section: dict) -> list[dict]:
@@ -166,7 +169,7 @@ def compile_causes(rows: list[dict]) -> dict[str, int]:
     return out
 
 
-def record(name: str, times: dict) -> None:
+def record(name: str, times: dict, dtype: str = "auto") -> None:
     """Store one cell's judged languages (numbers, per-problem outcomes, machine, times)."""
     from prunekit.reports.report import machine
 
@@ -175,23 +178,31 @@ def record(name: str, times: dict) -> None:
     data = _load()
     old = data["cells"].get(name, {})
     evals = dict(old.get("evals", {}))
+    here = {**machine(), "cpu_flags": _cpu_flags()}
     for lang in ALL:
         sec = ev.get(f"humaneval-x:{lang}")
         if not sec:
             continue
         keep = ("pass@1", "problems", "limited", "mode", "dtype", "outcomes", "toolchain")
         rows = _problem_rows(folder, sec)
+        # the machine that judged this language: a cell's languages may run on different machines
+        judged_here = f"eval_{lang}" in times or lang not in evals
         evals[lang] = {k: sec.get(k) for k in keep} | {
             "solved": _solved(rows),
             "compile_causes": compile_causes(rows),
-            "command": f"prunekit eval runs/hx-{name} --benchmark humaneval-x:{lang} --dtype auto",
+            "command": f"prunekit eval runs/hx-{name} --benchmark humaneval-x:{lang} "
+            f"--dtype {sec.get('dtype', 'auto')}",
+            "machine": here if judged_here else evals[lang].get("machine", old.get("machine")),
         }
+    for e in evals.values():  # languages judged before per-language machines were recorded
+        e.setdefault("machine", old.get("machine"))
     data["cells"][name] = {
         "what": CELLS[name][0],
-        "command": f"benchmarks/humaneval_x.py --run {name}",
+        "command": f"benchmarks/humaneval_x.py --run {name}"
+        + ("" if dtype == "auto" else f" --dtype {dtype}"),
         "evals": evals,
         "times": {**old.get("times", {}), **times},
-        "machine": {**machine(), "cpu_flags": _cpu_flags()},
+        "machine": here if "make" in times or not old else old["machine"],
     }
     RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
@@ -346,7 +357,12 @@ def render_matrix(cells: dict, matrix: str) -> list[str]:
 
 def render() -> str:
     cells = _load()["cells"]
-    machines = {json.dumps(c["machine"], sort_keys=True) for c in cells.values()}
+    machines = {
+        json.dumps(m, sort_keys=True)
+        for c in cells.values()
+        for m in [c["machine"], *(e.get("machine") for e in c["evals"].values())]
+        if m
+    }
     lines = [
         f"# HumanEval-X per language on {MODEL} (issue 30)",
         "",
@@ -388,6 +404,13 @@ def main() -> None:
         "--run", nargs="*", default=[], help="cells (or CELL:lang,lang) to make and judge, in order"
     )
     p.add_argument("--list", action="store_true", help="show every cell and how it is made")
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "bfloat16", "float32"),
+        help="generation dtype (auto: bfloat16 where the CPU computes in it); name bfloat16 to "
+        "match cells judged on a bfloat16 machine",
+    )
     args = p.parse_args()
     if args.list:
         print_list()
@@ -395,7 +418,7 @@ def main() -> None:
     targets = parse_targets(args.run)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     for name, langs in targets:
-        run_cell(name, langs)
+        run_cell(name, langs, args.dtype)
         render()
     print(render())
 

@@ -158,3 +158,31 @@ def test_pooled_line_counts_only_shared_languages(recorded):
     text = hx.render()
     # java cell: cpp 2 + java 6 + js 2 of 30 shared problems, vs dense 8 + 8 + 8
     assert "- java: 33.3% vs dense 80.0% over 30 problems (3 languages): +0/−14" in text
+
+
+def test_record_keeps_the_machine_each_language_was_judged_on(recorded, monkeypatch):
+    """A cell extended on another machine (a new language) keeps the old machine on the old
+    languages, names the new one on the new language, and its command names the dtype used."""
+    import prunekit.reports.report as report
+
+    folder = hx.RUNS / "hx-wanda50-java"
+    rows = [{"task_id": f"JavaScript/{i}", "passed": i < 5} for i in range(10)]
+    section = {"pass@1": 0.5, "problems": 10, "dtype": "bfloat16", "problems_file": "js.jsonl"}
+    monkeypatch.setattr(hx, "_report", lambda f: {"evaluation": {"humaneval-x:js": section}})
+    monkeypatch.setattr(hx, "_problem_rows", lambda f, s: rows if f == folder else [])
+    monkeypatch.setattr(report, "machine", lambda: {"cpu": "second"})
+    monkeypatch.setattr(hx, "_cpu_flags", lambda: ["avx2"])
+    hx.record("wanda50-java", {"eval_js": {"wall_s": 1.0, "cpu_s": 2.0}}, "bfloat16")
+    cell = hx._load()["cells"]["wanda50-java"]
+    assert cell["evals"]["js"]["machine"] == {"cpu": "second", "cpu_flags": ["avx2"]}
+    assert sum(cell["evals"]["js"]["solved"].values()) == 5
+    assert cell["evals"]["js"]["command"].endswith("humaneval-x:js --dtype bfloat16")
+    assert cell["evals"]["java"]["machine"] == {"cpu": "test"}  # judged before, elsewhere
+    assert cell["machine"] == {"cpu": "test"}  # the model was not made again
+    assert cell["command"] == "benchmarks/humaneval_x.py --run wanda50-java --dtype bfloat16"
+    assert "second" in hx.render() and '"cpu": "test"' in hx.render()
+    hx.record("wanda50-java", {"make": {"wall_s": 1.0, "cpu_s": 2.0}}, "bfloat16")  # re-made
+    cell = hx._load()["cells"]["wanda50-java"]
+    assert cell["machine"]["cpu"] == "second" and cell["evals"]["java"]["machine"] == {
+        "cpu": "test"
+    }
