@@ -7,6 +7,7 @@ in llama.cpp against transformers (float32) on the first 20 HumanEval prompts.
 
     flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/gguf_llamacpp.py --run dense:f16 vocab-wide:q8_0
     flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/gguf_llamacpp.py --agree dense vocab-wide
+    flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/gguf_llamacpp.py --speed all
     .venv/bin/python benchmarks/gguf_llamacpp.py --list      # every cell and its commands
     .venv/bin/python benchmarks/gguf_llamacpp.py             # only render what is recorded
 
@@ -15,6 +16,9 @@ Cells are MODEL:QUANT (llama.cpp) or MODEL:transformers. Students are made once 
 benchmarks is reused); each cell's GGUF, report.json and humaneval_problems.jsonl live in
 runs/g-<model>-<quant>/. Every number is read from those reports and recorded in
 benchmarks/results/gguf_qwen2.5-coder-0.5b.json, from which the .md table is rendered.
+`--speed` measures only size, memory and speed (minutes a cell, not the 30-40 of HumanEval in
+llama.cpp), so the whole grid is timed on one machine: speed ratios are only taken between cells
+timed on the same machine.
 """
 
 from __future__ import annotations
@@ -91,14 +95,16 @@ def cell_dir(cell: str) -> Path:
     return RUNS / f"g-{model}-{quant}"
 
 
-def commands(cell: str, folder: Path) -> list[list[str]]:
-    """The prunekit commands one cell runs (export, then eval), for --list and --run."""
+def commands(cell: str, folder: Path, humaneval: bool = True) -> list[list[str]]:
+    """The prunekit commands one cell runs (export, then eval), for --list, --run and --speed
+    (humaneval=False: size, memory and speed only, reported to speed.json)."""
     model, quant = cell.split(":")
     out = cell_dir(cell)
-    report = ["--report", str(out / "report.json")]
-    evaluate = ["--humaneval", "--speed", "--speed-repeats", "3", "--no-progress"]
+    report = ["--report", str(out / ("report.json" if humaneval else "speed.json"))]
+    evaluate = [*(["--humaneval"] if humaneval else []), "--speed", "--speed-repeats", "3"]
+    evaluate.append("--no-progress")
     if quant == "transformers":
-        jsonl = ["--humaneval-jsonl", str(out / "humaneval_problems.jsonl")]
+        jsonl = ["--humaneval-jsonl", str(out / "humaneval_problems.jsonl")] if humaneval else []
         return [["eval", str(folder), "--dtype", "auto", *evaluate, *report, *jsonl]]
     gguf = out / "model.gguf"
     return [
@@ -129,21 +135,35 @@ def run_cell(cell: str) -> None:
     record(cell, times)
 
 
-def record(cell: str, times: dict) -> None:
-    """One evaluated cell's numbers (and per-problem outcomes, machine, times) into the JSON."""
+def run_speed(cell: str) -> None:
+    """Size, memory and speed of one cell on this machine (no HumanEval), into the JSON."""
+    out = cell_dir(cell)
+    export, *rest = commands(cell, student(cell.split(":")[0]), humaneval=False)
+    out.mkdir(parents=True, exist_ok=True)
+    times = {}
+    if rest and not (out / "model.gguf").is_file():
+        times["export"] = _call(export)
+    times["speed"] = _call(rest[-1] if rest else export)
+    sp = json.loads((out / "speed.json").read_text()).get("evaluation", {}).get("speed", {})
+    data = _load()
+    data.setdefault("speed", {})[cell] = {
+        **_size_speed(sp, out),
+        "times": times,
+        "machine": _here(),
+    }
+    RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def _here() -> dict:
     from prunekit.reports.report import machine
 
-    out = cell_dir(cell)
-    ev = _report(out).get("evaluation", {})
-    he, sp = ev.get("humaneval"), ev.get("speed", {})
-    if not he:
-        return
-    data = _load()
+    return {**machine(), "cpu_flags": _cpu_flags()}
+
+
+def _size_speed(sp: dict, out: Path) -> dict:
+    """File size, memory and speed from an eval report's speed section."""
     gguf = out / "model.gguf"
-    data["cells"][cell] = {
-        "humaneval": {k: he.get(k) for k in ("pass@1", "problems", "limited", "mode", "dtype")},
-        "backend": he.get("backend", "transformers"),
-        "runtime": he.get("runtime"),
+    return {
         "threads": sp.get("threads"),
         "file_mib": round(gguf.stat().st_size / 2**20, 1) if gguf.is_file() else None,
         "weights_mib": round((sp.get("disk", {}).get("weights_bytes") or 0) / 2**20, 1),
@@ -151,11 +171,27 @@ def record(cell: str, times: dict) -> None:
         "rss_before_load_mib": sp.get("memory", {}).get("rss_before_load_mb"),
         "prefill_tok_s": sp.get("prefill", {}).get("tokens_per_s"),
         "decode_tok_s": sp.get("decode", {}).get("batch_1", {}).get("tokens_per_s"),
-        "generation_tok_s": he.get("tokens_per_s"),
         "params_total": sp.get("params", {}).get("total"),
+    }
+
+
+def record(cell: str, times: dict) -> None:
+    """One evaluated cell's numbers (and per-problem outcomes, machine, times) into the JSON."""
+    out = cell_dir(cell)
+    ev = _report(out).get("evaluation", {})
+    he, sp = ev.get("humaneval"), ev.get("speed", {})
+    if not he:
+        return
+    data = _load()
+    data["cells"][cell] = {
+        "humaneval": {k: he.get(k) for k in ("pass@1", "problems", "limited", "mode", "dtype")},
+        "backend": he.get("backend", "transformers"),
+        "runtime": he.get("runtime"),
+        **_size_speed(sp, out),
+        "generation_tok_s": he.get("tokens_per_s"),
         "solved": _solved(out),
         "times": {**data["cells"].get(cell, {}).get("times", {}), **times},
-        "machine": {**machine(), "cpu_flags": _cpu_flags()},
+        "machine": _here(),
     }
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
@@ -249,13 +285,10 @@ def rows(data: dict) -> list[list[str]]:
         model, engine = cell.split(":")
         p1 = c["humaneval"]["pass@1"]
         ratio = p1 / base["humaneval"]["pass@1"] if base and base["humaneval"]["pass@1"] else None
-        speed = c["decode_tok_s"] / base["decode_tok_s"] if base and c["decode_tok_s"] else None
         out.append(
             [
                 model,
-                f"llama.cpp {engine}"
-                if engine != "transformers"
-                else f"transformers ({c['humaneval']['dtype']})",
+                _engine(engine, c["humaneval"]["dtype"]),
                 _fmt(c["file_mib"], ".1f"),
                 _fmt(c["peak_rss_mib"], ".0f"),
                 _fmt(c["prefill_tok_s"], ".1f"),
@@ -263,10 +296,60 @@ def rows(data: dict) -> list[list[str]]:
                 f"{p1:.1%} ({c['humaneval']['problems']})",
                 "—" if cell == "dense:f16" else paired(base, c, own=False),
                 _fmt(ratio, ".3f"),
-                _fmt(speed, ".2f"),
+                _fmt(_decode_ratio(c, base), ".2f"),
             ]
         )
     return out
+
+
+def _engine(engine: str, dtype: str | None = None) -> str:
+    return (
+        f"llama.cpp {engine}" if engine != "transformers" else f"transformers ({dtype or 'auto'})"
+    )
+
+
+def _decode_ratio(c: dict, base: dict | None) -> float | None:
+    """Decode tok/s over dense f16's, only when both were timed on the same machine."""
+    if not base or not c.get("decode_tok_s") or c.get("machine") != base.get("machine"):
+        return None
+    return c["decode_tok_s"] / base["decode_tok_s"]
+
+
+SPEED_HEAD = ["model", "engine", "file (MiB)", "peak RSS (MiB)", "prefill tok/s", "decode tok/s"]
+
+
+def speed_lines(data: dict) -> list[str]:
+    """The --speed grid, one table per machine, decode ratios against that machine's dense f16."""
+    timed = data.get("speed", {})
+    lines = []
+    for mach in sorted({json.dumps(c["machine"], sort_keys=True) for c in timed.values()}):
+        here = {k: c for k, c in timed.items() if json.dumps(c["machine"], sort_keys=True) == mach}
+        base = here.get("dense:f16")
+        head = [*SPEED_HEAD, "decode / dense f16", "file / dense f16"]
+        lines += [
+            f"Size and speed on one machine (`--speed`; {json.loads(mach)['cpu']}, CPU flags "
+            f"{' '.join(json.loads(mach).get('cpu_flags', [])) or 'none listed'}):",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+        ]
+        for cell in [c for c in cells() if c in here] + [c for c in here if c not in cells()]:
+            c, (model, engine) = here[cell], cell.split(":")
+            size = c["file_mib"] or c["weights_mib"]
+            base_size = base and (base["file_mib"] or base["weights_mib"])
+            row = [
+                model,
+                _engine(engine),
+                _fmt(size, ".1f"),
+                _fmt(c["peak_rss_mib"], ".0f"),
+                _fmt(c["prefill_tok_s"], ".1f"),
+                _fmt(c["decode_tok_s"], ".1f"),
+                _fmt(_decode_ratio(c, base), ".2f"),
+                _fmt(size / base_size if size and base_size else None, ".3f"),
+            ]
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+    return lines
 
 
 def targets(data: dict) -> list[str]:
@@ -275,10 +358,14 @@ def targets(data: dict) -> list[str]:
     base, vq = cells_.get("dense:f16"), cells_.get("vocab-wide:q8_0")
     if base and vq:
         keep = vq["humaneval"]["pass@1"] / base["humaneval"]["pass@1"]
-        speed = vq["decode_tok_s"] / base["decode_tok_s"]
+        speed = _decode_ratio(vq, base)
         lines.append(
             f"- vocab-wide q8_0 keeps {keep:.1%} of dense f16 pass@1 (target ≥ 97%) and decodes "
-            f"{speed:.2f}× its tokens/s (target ≥ 1.15×)"
+            + (
+                f"{speed:.2f}× its tokens/s (target ≥ 1.15×)"
+                if speed
+                else "at a speed timed on another machine than dense f16's (see the --speed table)"
+            )
         )
     for model, a in data.get("agreement", {}).items():
         lines.append(
@@ -291,7 +378,8 @@ def targets(data: dict) -> list[str]:
 
 def render() -> None:
     data = _load()
-    machines = {json.dumps(c["machine"], sort_keys=True) for c in data["cells"].values()}
+    timed = [*data["cells"].values(), *data.get("speed", {}).values()]
+    machines = {json.dumps(c["machine"], sort_keys=True) for c in timed}
     runtimes = sorted({c["runtime"] for c in data["cells"].values() if c.get("runtime")})
     lines = [
         f"# {MODEL} as GGUF in llama.cpp",
@@ -301,7 +389,8 @@ def render() -> None:
         "chat mode, one sequence at a time; speed: medians of 3, prefill 256 tokens, decode 32 "
         "tokens after 64, batch 1). Transformers rows: the same folder in `prunekit eval --dtype "
         "auto` (all cores). Peak RSS is the eval process's (Python and torch included). Paired: "
-        "problems gained / lost against dense f16, exact two-sided McNemar p. Generated by "
+        "problems gained / lost against dense f16, exact two-sided McNemar p. Decode ratios only "
+        "between cells timed on the same machine (— otherwise). Generated by "
         "`benchmarks/gguf_llamacpp.py` from `gguf_qwen2.5-coder-0.5b.json`.",
         "",
         "| " + " | ".join(HEAD) + " |",
@@ -310,6 +399,7 @@ def render() -> None:
         "",
         *targets(data),
         "",
+        *speed_lines(data),
         f"Runtime: {', '.join(runtimes) or '—'}. Machines: " + "; ".join(sorted(machines)),
     ]
     missing = [c for c in cells() if c not in data["cells"]]
@@ -323,6 +413,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", nargs="*", default=[], help="cells MODEL:QUANT or MODEL:transformers")
     p.add_argument("--agree", nargs="*", default=[], help="models for the 20-prompt greedy check")
+    p.add_argument(
+        "--speed",
+        nargs="*",
+        default=[],
+        help="cells (or 'all') to time on this machine, no HumanEval",
+    )
     p.add_argument(
         "--best",
         action="append",
@@ -345,7 +441,9 @@ def main() -> None:
             for cmd in commands(cell, folder):
                 print("    prunekit " + " ".join(cmd))
         return
-    unknown = [c for c in args.run if c not in cells()] + [
+    if args.speed == ["all"]:
+        args.speed = cells()
+    unknown = [c for c in [*args.run, *args.speed] if c not in cells()] + [
         m for m in args.agree if m not in MODELS and m not in BEST
     ]
     if unknown:
@@ -357,7 +455,10 @@ def main() -> None:
     for model in args.agree:
         agree(model)
         render()
-    if not (args.run or args.agree):
+    for cell in args.speed:
+        run_speed(cell)
+        render()
+    if not (args.run or args.agree or args.speed):
         render()
 
 

@@ -1,0 +1,110 @@
+"""benchmarks/gguf_llamacpp.py, its pure parts: the tables it renders from a recorded JSON
+(hand-made here; the real cells run on the benchmark lane), and that speed ratios are only taken
+between cells timed on the same machine."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "benchmarks" / "gguf_llamacpp.py"
+
+
+def _load():
+    sys.path.insert(0, str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("gguf_llamacpp_bench", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["gguf_llamacpp_bench"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+gg = _load()
+A = {"cpu": "Machine A", "cpu_flags": ["avx512_bf16"]}
+B = {"cpu": "Machine B", "cpu_flags": ["avx2"]}
+
+
+def _timed(file_mib: float, decode: float, machine: dict) -> dict:
+    return {
+        "file_mib": file_mib,
+        "weights_mib": None,
+        "peak_rss_mib": 2 * file_mib,
+        "prefill_tok_s": 100.0,
+        "decode_tok_s": decode,
+        "machine": machine,
+    }
+
+
+def _cell(solved: list[bool], file_mib: float, decode: float, machine: dict) -> dict:
+    return {
+        **_timed(file_mib, decode, machine),
+        "humaneval": {"pass@1": sum(solved) / len(solved), "problems": len(solved), "dtype": "f16"},
+        "solved": {f"HumanEval/{i}": s for i, s in enumerate(solved)},
+        "runtime": "llama-cpp-python test",
+    }
+
+
+@pytest.fixture
+def recorded(tmp_path, monkeypatch):
+    """dense f16 solves 0-7 of 10 on machine A; vocab-wide q8_0 solves 0-6 on A (decode 1.5×);
+    dense q8_0 solves 0-7 on machine B. --speed timed dense f16 and vocab-wide q8_0 on B."""
+    data = {
+        "cells": {
+            "dense:f16": _cell([i < 8 for i in range(10)], 1000.0, 20.0, A),
+            "vocab-wide:q8_0": _cell([i < 7 for i in range(10)], 400.0, 30.0, A),
+            "dense:q8_0": _cell([i < 8 for i in range(10)], 600.0, 90.0, B),
+        },
+        "speed": {
+            "dense:f16": _timed(1000.0, 10.0, B),
+            "vocab-wide:q8_0": _timed(400.0, 25.0, B),
+        },
+    }
+    monkeypatch.setattr(gg, "OUT", tmp_path / "gguf_test")
+    monkeypatch.setattr(gg, "RECORD", tmp_path / "gguf_test.json")
+    gg.RECORD.write_text(json.dumps(data))
+    return tmp_path
+
+
+def test_decode_ratio_only_on_one_machine(recorded):
+    gg.render()
+    text = (recorded / "gguf_test.md").read_text()
+    # same machine as dense f16: 30 / 20; another machine: no ratio
+    assert "| vocab-wide | llama.cpp q8_0 | 400.0 | 800 | 100.0 | 30.0 | 70.0% (10) |" in text
+    assert "| 0.875 | 1.50 |" in text
+    assert "| dense | llama.cpp q8_0 | 600.0 | 1200 | 100.0 | 90.0 | 80.0% (10) |" in text
+    assert "| 1.000 | — |" in text
+    assert "keeps 87.5% of dense f16 pass@1 (target ≥ 97%) and decodes 1.50×" in text
+
+
+def test_speed_grid_per_machine(recorded):
+    gg.render()
+    text = (recorded / "gguf_test.md").read_text()
+    assert "Size and speed on one machine (`--speed`; Machine B, CPU flags avx2)" in text
+    # decode 25 / 10 on machine B; file 400 / 1000
+    assert "| vocab-wide | llama.cpp q8_0 | 400.0 | 800 | 100.0 | 25.0 | 2.50 | 0.400 |" in text
+    assert "| dense | llama.cpp f16 | 1000.0 | 2000 | 100.0 | 10.0 | 1.00 | 1.000 |" in text
+
+
+def test_a_speed_grid_without_dense_f16_gives_no_ratio(recorded):
+    data = json.loads(gg.RECORD.read_text())
+    del data["speed"]["dense:f16"]
+    data["cells"]["vocab-wide:q8_0"]["machine"] = B  # timed elsewhere than dense f16
+    gg.RECORD.write_text(json.dumps(data))
+    gg.render()
+    text = (recorded / "gguf_test.md").read_text()
+    assert "| vocab-wide | llama.cpp q8_0 | 400.0 | 800 | 100.0 | 25.0 | — | — |" in text
+    assert "at a speed timed on another machine than dense f16's" in text
+
+
+def test_speed_cells_are_checked_before_any_work(capsys):
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--speed", "dense:f32"], capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "unknown cells/models ['dense:f32']" in done.stderr
