@@ -8,6 +8,7 @@ in llama.cpp against transformers (float32) on the first 20 HumanEval prompts.
     flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/gguf_llamacpp.py --run dense:f16 vocab-wide:q8_0
     flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/gguf_llamacpp.py --agree dense vocab-wide
     flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/gguf_llamacpp.py --speed all
+    flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/gguf_llamacpp.py --parallel 8 --check-parallel dense
     .venv/bin/python benchmarks/gguf_llamacpp.py --list      # every cell and its commands
     .venv/bin/python benchmarks/gguf_llamacpp.py             # only render what is recorded
 
@@ -18,7 +19,9 @@ runs/g-<model>-<quant>/. Every number is read from those reports and recorded in
 benchmarks/results/gguf_qwen2.5-coder-0.5b.json, from which the .md table is rendered.
 `--speed` measures only size, memory and speed (minutes a cell, not the 30-40 of HumanEval in
 llama.cpp), so the whole grid is timed on one machine: speed ratios are only taken between cells
-timed on the same machine.
+timed on the same machine. `--parallel N` generates N sequences per llama.cpp batch in the
+HumanEval of --run (default 1, as one llama.cpp request sees); `--check-parallel` measures what
+that changes: greedy texts and wall time on the first 20 HumanEval prompts, 1 vs N.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ MODELS: dict[str, tuple[str, str | None]] = {
     ),
 }
 BEST: dict[str, Path] = {}  # --best NAME=FOLDER: the best structured cell of another benchmark
+PARALLEL = [1]  # --parallel: llama.cpp sequences per batch in --run's HumanEval
 
 
 def cells() -> list[str]:
@@ -119,7 +123,12 @@ def commands(cell: str, folder: Path, humaneval: bool = True) -> list[list[str]]
             str(gguf),
             "--no-progress",
         ],
-        ["eval", str(gguf), "--backend", "llama.cpp", "--threads", THREADS, *evaluate, *report],
+        [
+            *("eval", str(gguf), "--backend", "llama.cpp", "--threads", THREADS),
+            *(["--parallel", str(PARALLEL[0])] if PARALLEL[0] > 1 else []),
+            *evaluate,
+            *report,
+        ],
     ]
 
 
@@ -189,6 +198,7 @@ def record(cell: str, times: dict) -> None:
         "runtime": he.get("runtime"),
         **_size_speed(sp, out),
         "generation_tok_s": he.get("tokens_per_s"),
+        "batching": he.get("batching"),
         "solved": _solved(out),
         "times": {**data["cells"].get(cell, {}).get("times", {}), **times},
         "machine": _here(),
@@ -200,25 +210,13 @@ def record(cell: str, times: dict) -> None:
 def agree(model: str) -> None:
     """Greedy output of the model's f16 GGUF in llama.cpp against transformers (float32) on the
     first AGREE_PROMPTS HumanEval prompts: identical prompt tokens, identical completions."""
-    from prunekit.evaluation.benchmarks import get_benchmark
     from prunekit.evaluation.generation import generate_batched
     from prunekit.evaluation.llamacpp_eval import LlamaCppBackend
-    from prunekit.evaluation.runner import resolve_mode
     from prunekit.models.loading import load_model
 
-    folder, gguf = student(model), cell_dir(f"{model}:f16") / "model.gguf"
-    if not gguf.is_file():
-        export = commands(f"{model}:f16", folder)[0]
-        gguf.parent.mkdir(parents=True, exist_ok=True)
-        _call(export)
-    bench = get_benchmark("humaneval")
-    problems = bench.load(AGREE_PROMPTS)
+    folder, gguf = student(model), _f16(model)
+    problems, prompts, options = _first_prompts(folder)
     lm = load_model(folder, "float32")
-    mode = resolve_mode("auto", lm.tokenizer)
-    prompts = [bench.prompt(p, mode, lm.tokenizer) for p in problems]
-    options = dict(
-        max_new_tokens=512, stops=bench.stops(mode), add_special_tokens=mode == "completion"
-    )
     reference, _ = generate_batched(lm.model, lm.tokenizer, prompts, batch_size=1, **options)
     del lm
     backend = LlamaCppBackend(gguf, threads=int(THREADS))
@@ -250,6 +248,66 @@ def agree(model: str) -> None:
         "gguf": "f16",
         "transformers_dtype": "float32",
         "rows": rows,
+    }
+    RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def _f16(model: str) -> Path:
+    """The model's f16 GGUF, exported if missing."""
+    gguf = cell_dir(f"{model}:f16") / "model.gguf"
+    if not gguf.is_file():
+        gguf.parent.mkdir(parents=True, exist_ok=True)
+        _call(commands(f"{model}:f16", student(model))[0])
+    return gguf
+
+
+def _first_prompts(folder: Path) -> tuple[list, list[str], dict]:
+    """The first AGREE_PROMPTS HumanEval problems, their prompts and generation options, as
+    `prunekit eval --humaneval` builds them for the model in `folder`."""
+    from transformers import AutoTokenizer
+
+    from prunekit.evaluation.benchmarks import get_benchmark
+    from prunekit.evaluation.runner import resolve_mode
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    bench = get_benchmark("humaneval")
+    problems = bench.load(AGREE_PROMPTS)
+    mode = resolve_mode("auto", tok)
+    prompts = [bench.prompt(p, mode, tok) for p in problems]
+    options = dict(
+        max_new_tokens=512, stops=bench.stops(mode), add_special_tokens=mode == "completion"
+    )
+    return problems, prompts, options
+
+
+def check_parallel(model: str, n: int) -> None:
+    """Greedy completions of the model's f16 GGUF on the first AGREE_PROMPTS HumanEval prompts,
+    one sequence at a time and `n` per llama.cpp batch: identical texts, wall and CPU seconds."""
+    import time
+
+    from prunekit.evaluation.llamacpp_eval import LlamaCppBackend
+
+    gguf = _f16(model)
+    problems, prompts, options = _first_prompts(student(model))
+    texts, times = {}, {}
+    for k in (1, n):
+        backend = LlamaCppBackend(gguf, threads=int(THREADS), parallel=k)
+        t, c = time.perf_counter(), time.process_time()
+        got, _ = backend.generate(None, prompts, progress=False, **options)
+        times[k] = {
+            "wall_s": round(time.perf_counter() - t, 1),
+            "cpu_s": round(time.process_time() - c, 1),
+        }
+        texts[k] = [g[0].text for g in got]
+        backend.lm.close()
+    data = _load()
+    data.setdefault("parallel", {})[f"{model}:{n}"] = {
+        "prompts": len(prompts),
+        "identical": sum(a == b for a, b in zip(texts[1], texts[n])),
+        "differ": [p.task_id for p, a, b in zip(problems, texts[1], texts[n]) if a != b],
+        "gguf": "f16",
+        "times": {f"parallel_{k}": v for k, v in times.items()},
+        "machine": _here(),
     }
     RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
@@ -288,7 +346,12 @@ def rows(data: dict) -> list[list[str]]:
         out.append(
             [
                 model,
-                _engine(engine, c["humaneval"]["dtype"]),
+                _engine(engine, c["humaneval"]["dtype"])
+                + (
+                    f" ({c['batching'].split(', ')[1]})"
+                    if "per batch" in str(c.get("batching"))
+                    else ""
+                ),
                 _fmt(c["file_mib"], ".1f"),
                 _fmt(c["peak_rss_mib"], ".0f"),
                 _fmt(c["prefill_tok_s"], ".1f"),
@@ -367,6 +430,14 @@ def targets(data: dict) -> list[str]:
                 else "at a speed timed on another machine than dense f16's (see the --speed table)"
             )
         )
+    for key, c in data.get("parallel", {}).items():
+        model, n = key.split(":")
+        one, many = c["times"]["parallel_1"]["wall_s"], c["times"][f"parallel_{n}"]["wall_s"]
+        lines.append(
+            f"- {model} f16 in llama.cpp, {n} sequences per batch vs one at a time: identical "
+            f"greedy text on {c['identical']}/{c['prompts']} of the first HumanEval prompts; "
+            f"wall {many:.0f} s vs {one:.0f} s ({one / many:.2f}× faster; {c['machine']['cpu']})"
+        )
     for model, a in data.get("agreement", {}).items():
         lines.append(
             f"- {model}: f16 GGUF in llama.cpp matches transformers' greedy output (float32) on "
@@ -386,7 +457,7 @@ def render() -> None:
         "",
         f"llama.cpp rows: `prunekit export --format gguf --quant Q`, then `prunekit eval FILE "
         f"--backend llama.cpp --threads {THREADS} --humaneval --speed` (full 164 problems, greedy, "
-        "chat mode, one sequence at a time; speed: medians of 3, prefill 256 tokens, decode 32 "
+        "chat mode, one sequence at a time unless the engine says how many per batch; speed: medians of 3, prefill 256 tokens, decode 32 "
         "tokens after 64, batch 1). Transformers rows: the same folder in `prunekit eval --dtype "
         "auto` (all cores). Peak RSS is the eval process's (Python and torch included). Paired: "
         "problems gained / lost against dense f16, exact two-sided McNemar p. Decode ratios only "
@@ -427,7 +498,23 @@ def main() -> None:
         help="add a run folder as another model (e.g. the best structured cell)",
     )
     p.add_argument("--list", action="store_true", help="show every cell and its commands")
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="llama.cpp sequences per batch in --run's HumanEval (default 1) and --check-parallel",
+    )
+    p.add_argument(
+        "--check-parallel",
+        nargs="*",
+        default=[],
+        metavar="MODEL",
+        help="greedy text and time on the first 20 prompts, 1 vs --parallel sequences per batch",
+    )
     args = p.parse_args()
+    if args.parallel < 1 or (args.check_parallel and args.parallel < 2):
+        sys.exit(f"--parallel {args.parallel}: give 1 or more (2 or more for --check-parallel)")
+    PARALLEL[0] = args.parallel
     for item in args.best:
         name, _, folder = item.partition("=")
         if not folder or not (ROOT / folder / "config.json").is_file():
@@ -444,7 +531,7 @@ def main() -> None:
     if args.speed == ["all"]:
         args.speed = cells()
     unknown = [c for c in [*args.run, *args.speed] if c not in cells()] + [
-        m for m in args.agree if m not in MODELS and m not in BEST
+        m for m in [*args.agree, *args.check_parallel] if m not in MODELS and m not in BEST
     ]
     if unknown:
         sys.exit(f"unknown cells/models {unknown}; cells: {', '.join(cells())}")
@@ -458,7 +545,10 @@ def main() -> None:
     for cell in args.speed:
         run_speed(cell)
         render()
-    if not (args.run or args.agree or args.speed):
+    for model in args.check_parallel:
+        check_parallel(model, args.parallel)
+        render()
+    if not (args.run or args.agree or args.speed or args.check_parallel):
         render()
 
 

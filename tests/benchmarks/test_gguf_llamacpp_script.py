@@ -108,3 +108,25 @@ def test_speed_cells_are_checked_before_any_work(capsys):
         [sys.executable, str(SCRIPT), "--speed", "dense:f32"], capture_output=True, text=True
     )
     assert done.returncode != 0 and "unknown cells/models ['dense:f32']" in done.stderr
+
+
+def test_parallel_check_and_batched_cells_are_labelled(recorded):
+    data = json.loads(gg.RECORD.read_text())
+    data["cells"]["dense:q8_0"]["batching"] = (
+        "llama.cpp, 8 sequences per batch, a finished one replaced"
+    )
+    data["parallel"] = {
+        "dense:8": {
+            "prompts": 20,
+            "identical": 19,
+            "differ": ["HumanEval/3"],
+            "times": {"parallel_1": {"wall_s": 300.0}, "parallel_8": {"wall_s": 100.0}},
+            "machine": B,
+        }
+    }
+    gg.RECORD.write_text(json.dumps(data))
+    gg.render()
+    text = (recorded / "gguf_test.md").read_text()
+    assert "| dense | llama.cpp q8_0 (8 sequences per batch) |" in text
+    assert "identical greedy text on 19/20 of the first HumanEval prompts" in text
+    assert "wall 100 s vs 300 s (3.00× faster; Machine B)" in text

@@ -67,3 +67,11 @@ def test_backend_choice():
 def test_llamacpp_backend_without_runtime_is_one_line(capsys, tmp_path):
     code, _, err = run_cli(capsys, "eval", tmp_path / "m.gguf", "--backend", "llama.cpp", "--speed")
     assert code == 2 and "llama.cpp is not installed" in err
+
+
+def test_parallel_is_for_llamacpp_only(capsys, tiny_model_dir):
+    code, _, err = run_cli(capsys, "eval", tiny_model_dir, "--speed", "--parallel", "4")
+    assert code == 2 and "more than 1 only for a .gguf run by llama.cpp" in err
+    assert "--gen-batch-size" in err
+    code, _, err = run_cli(capsys, "eval", tiny_model_dir, "--speed", "--parallel", "0")
+    assert code == 2 and "--parallel 0: give 1 or more" in err

@@ -12,6 +12,7 @@ import torch
 from gguf_helpers import save, tiny
 from hetero_helpers import make_hetero
 
+from prunekit.errors import PrunekitError
 from prunekit.evaluation.llamacpp import available
 
 pytestmark = pytest.mark.skipif(
@@ -156,6 +157,66 @@ def test_greedy_generation_follows_transformers(models, tmp_path):
         ref = hf_logits(model, ids + tokens)[len(ids) - 1 : -1]
         picked = ref[np.arange(24), tokens]
         assert (ref.max(-1) - picked <= 2e-3 * np.abs(ref).max()).all()
+
+
+def test_parallel_sequences_decode_as_one(models, tmp_path):
+    """`parallel` slots: more prompts than slots (slots reused), each continuation is what one
+    sequence alone would pick (teacher-forced, within the f16-cache noise: no KV shared between
+    sequences), results come back in prompt order, and the token budget holds per sequence."""
+    from transformers import AutoTokenizer
+
+    from prunekit.evaluation.generation import generate_batched
+    from prunekit.evaluation.llamacpp_eval import LlamaCppBackend, _Stops
+    from prunekit.export.gguf import export_gguf
+
+    folder, _, _ = models["qwen2"]
+    tok = AutoTokenizer.from_pretrained(folder)
+    out = export_gguf(folder, tmp_path / "m.gguf", "f32", progress=False)
+    backend = LlamaCppBackend(out.path, threads=1, n_ctx=512, parallel=3)
+    prompts = [TEXT[:300], TEXT[500:700], "import os\n", TEXT[900:1000], TEXT[1200:1600]]
+    encoded = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    finished: dict[int, list[int]] = {}
+    jobs = [(ids, lambda logits, row: int(logits.argmax())) for ids in encoded]
+    backend.continue_all(jobs, _Stops(backend, (), 16), finished.__setitem__)
+    assert sorted(finished) == list(range(5))
+    alone = LlamaCppBackend(out.path, threads=1, n_ctx=512).lm
+    for ids, job in zip(encoded, range(5)):
+        tokens = finished[job]
+        assert len(tokens) == 16 or tokens[-1] in backend.special
+        ref = alone.logits(ids + tokens)[len(ids) - 1 : -1]
+        picked = ref[np.arange(len(tokens)), tokens]
+        assert (ref.max(-1) - picked <= 2e-3 * np.abs(ref).max()).all()
+    got, stats = generate_batched(
+        backend, tok, prompts, max_new_tokens=16, add_special_tokens=False, progress=False
+    )
+    assert stats["batch_size"] == 3 and "3 sequences per batch" in stats["batching"]
+    assert [g[0].new_tokens for g in got] == [len(finished[j]) for j in range(5)]
+
+
+def test_step_feeds_each_sequence_its_own_cache(models, tmp_path):
+    """step() over two sequences gives each the logits it gets alone (same context, f32 file)."""
+    from prunekit.evaluation.llamacpp import LlamaCppModel
+    from prunekit.export.gguf import export_gguf
+
+    folder, _, tokenizer = models["llama"]
+    out = export_gguf(folder, tmp_path / "m.gguf", "f32", progress=False)
+    a, b = tokenizer(TEXT[:400])["input_ids"][:40], tokenizer(TEXT[800:1200])["input_ids"][:25]
+    with LlamaCppModel(out.path, n_ctx=128, threads=1, n_seq=2) as lm:
+        lm.decode(a[:-1], 0, seq=0)
+        lm.decode(b[:-1], 0, seq=1)
+        both = lm.step([(0, a[-1], len(a) - 1), (1, b[-1], len(b) - 1)])
+        lm.reset(1)  # one sequence forgotten, the other kept
+        again = lm.decode(b, 0, seq=1)
+    with llama(out.path) as alone:
+        ref_a, ref_b = alone.logits(a)[-1], alone.logits(b)[-1]
+    scale = np.abs(ref_a).max()
+    assert np.abs(both[0] - ref_a).max() <= 1e-3 * scale
+    assert np.abs(both[1] - ref_b).max() <= 1e-3 * scale
+    assert np.abs(again - ref_b).max() <= 1e-3 * scale
+    lm = LlamaCppModel(out.path, n_ctx=128, threads=1, n_seq=2)
+    with pytest.raises(PrunekitError, match="do not fit llama.cpp's context of 128"):
+        lm.step([(0, a[0], 128)])
+    lm.close()
 
 
 def test_eval_cli_runs_humaneval_and_speed_in_llamacpp(models, tmp_path, capsys):

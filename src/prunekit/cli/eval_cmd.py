@@ -50,6 +50,13 @@ def register(sub) -> None:
     p.add_argument(
         "--threads", type=int, default=None, help="llama.cpp threads (default: all cores)"
     )
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="llama.cpp: sequences generated together in one batch, each with its own context "
+        "(llama-server's --parallel slots); default 1, one request at a time",
+    )
     code = _code_eval()
     if code is not None:
         code.register_args(p)
@@ -119,8 +126,13 @@ def run(args: argparse.Namespace) -> int:
     target = args.report or (folder / "report.json" if folder else None)
     existing = _check_target(target)
     backend = resolve_backend(str(args.model), args.backend)
+    if args.parallel < 1 or (args.parallel > 1 and backend != "llama.cpp"):
+        raise PrunekitError(
+            f"--parallel {args.parallel}: give 1 or more, and more than 1 only for a .gguf run "
+            "by llama.cpp (transformers batches generation with --gen-batch-size)"
+        )
     if backend == "llama.cpp":  # a context that holds a whole perplexity window
-        lm = load_llamacpp(args.model, args.threads, max(N_CTX, args.ppl_seq_len))
+        lm = load_llamacpp(args.model, args.threads, max(N_CTX, args.ppl_seq_len), args.parallel)
     else:
         lm = load_model(args.model, args.dtype, args.trust_remote_code, device)
     lm.model.to(device)

@@ -78,10 +78,11 @@ def _why() -> str:
 
 @dataclass
 class LlamaCppModel:
-    """One GGUF loaded in llama.cpp with one context (a single sequence)."""
+    """One GGUF loaded in llama.cpp with one context of `n_seq` sequences, `n_ctx` tokens each."""
 
     path: Path
     n_ctx: int = 4096
+    n_seq: int = 1
     threads: int = field(default_factory=default_threads)
     n_batch: int = 512
     vocab_only: bool = False  # the tokenizer alone: no weights read, no context
@@ -107,9 +108,12 @@ class LlamaCppModel:
         if self.vocab_only:
             return
         cparams = lib.llama_context_default_params()
-        cparams.n_ctx = self.n_ctx
+        if self.n_seq < 1:
+            raise PrunekitError(f"llama.cpp needs at least one sequence, got {self.n_seq}")
+        cparams.n_ctx = self.n_ctx * self.n_seq  # split evenly: each sequence gets n_ctx
         cparams.n_batch = cparams.n_ubatch = self.n_batch
-        cparams.n_seq_max = 1
+        cparams.n_seq_max = self.n_seq
+        cparams.kv_unified = False
         cparams.n_threads = cparams.n_threads_batch = self.threads
         cparams.no_perf = True
         self._ctx = lib.llama_init_from_model(self._model, cparams)
@@ -162,46 +166,60 @@ class LlamaCppModel:
         return data.decode("utf-8", "replace")
 
     # decoding -------------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Forget the KV cache (the next decode starts at position 0)."""
+    def reset(self, seq: int | None = None) -> None:
+        """Forget the KV cache of one sequence, or of all (the next decode starts at 0)."""
         lib = _lib()
-        lib.llama_memory_clear(lib.llama_get_memory(self._ctx), True)
+        if seq is None:
+            lib.llama_memory_clear(lib.llama_get_memory(self._ctx), True)
+        else:
+            lib.llama_memory_seq_rm(lib.llama_get_memory(self._ctx), seq, -1, -1)
 
     def _row(self, i: int) -> np.ndarray:
         ptr = _lib().llama_get_logits_ith(self._ctx, i)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).copy()
 
-    def decode(self, tokens: list[int], start: int, all_logits: bool = False) -> np.ndarray:
-        """Feed `tokens` at positions start.. ; the logits of the last one (vocab,), or of every
-        one (len(tokens), vocab) with `all_logits`."""
-        lib = _lib()
-        if start + len(tokens) > self.n_ctx:
-            raise PrunekitError(
-                f"{start + len(tokens)} tokens do not fit llama.cpp's context of {self.n_ctx}"
-            )
+    def decode(
+        self, tokens: list[int], start: int, all_logits: bool = False, seq: int = 0
+    ) -> np.ndarray:
+        """Feed `tokens` to sequence `seq` at positions start.. ; the logits of the last one
+        (vocab,), or of every one (len(tokens), vocab) with `all_logits`."""
+        self._fits(start + len(tokens))
         rows = []
         for lo in range(0, len(tokens), self.n_batch):
             chunk = tokens[lo : lo + self.n_batch]
             last = lo + len(chunk) == len(tokens)
-            batch = lib.llama_batch_init(len(chunk), 0, 1)
-            try:
-                for i, tok in enumerate(chunk):
-                    batch.token[i] = tok
-                    batch.pos[i] = start + lo + i
-                    batch.n_seq_id[i] = 1
-                    batch.seq_id[i][0] = 0
-                    batch.logits[i] = all_logits or (last and i == len(chunk) - 1)
-                batch.n_tokens = len(chunk)
-                code = lib.llama_decode(self._ctx, batch)
-                if code != 0:
-                    raise PrunekitError(
-                        f"llama.cpp failed to decode (llama_decode returned {code})"
-                    )
-                wanted = range(len(chunk)) if all_logits else ([len(chunk) - 1] if last else [])
-                rows.extend(self._row(i) for i in wanted)
-            finally:
-                lib.llama_batch_free(batch)
+            wanted = [all_logits or (last and i == len(chunk) - 1) for i in range(len(chunk))]
+            rows += self._run(
+                [(seq, t, start + lo + i, w) for i, (t, w) in enumerate(zip(chunk, wanted))]
+            )
         return np.stack(rows) if all_logits else rows[-1]
+
+    def step(self, entries: list[tuple[int, int, int]]) -> np.ndarray:
+        """One token for each of several sequences in one llama.cpp batch: `entries` are
+        (sequence, token, position); the logits after each (len(entries), vocab)."""
+        self._fits(max(pos for _, _, pos in entries) + 1)
+        return np.stack(self._run([(seq, tok, pos, True) for seq, tok, pos in entries]))
+
+    def _fits(self, end: int) -> None:
+        if end > self.n_ctx:
+            raise PrunekitError(f"{end} tokens do not fit llama.cpp's context of {self.n_ctx}")
+
+    def _run(self, entries: list[tuple[int, int, int, bool]]) -> list[np.ndarray]:
+        """One llama_decode of (sequence, token, position, logits wanted) entries; the logits
+        of the entries that want them, in order."""
+        lib = _lib()
+        batch = lib.llama_batch_init(len(entries), 0, 1)
+        try:
+            for i, (seq, tok, pos, want) in enumerate(entries):
+                batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, pos, 1
+                batch.seq_id[i][0], batch.logits[i] = seq, want
+            batch.n_tokens = len(entries)
+            code = lib.llama_decode(self._ctx, batch)
+            if code != 0:
+                raise PrunekitError(f"llama.cpp failed to decode (llama_decode returned {code})")
+            return [self._row(i) for i, entry in enumerate(entries) if entry[3]]
+        finally:
+            lib.llama_batch_free(batch)
 
     def logits(self, tokens: list[int]) -> np.ndarray:
         """Logits at every position of `tokens` from an empty cache (len, vocab)."""

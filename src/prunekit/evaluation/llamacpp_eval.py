@@ -4,8 +4,10 @@ sections as the transformers path, with generation and speed measured in llama.c
 `LlamaCppBackend` stands where the torch model stands in `LoadedModel`; `generation.
 generate_batched`, `speed.measure_speed` and `api.perplexity` hand their work to it (`generate`,
 `speed`, `perplexity`: the transformers path's windows, scored on llama.cpp's logits).
-Decoding is one sequence at a time (what a llama.cpp user running one request sees); greedy
-is argmax of llama.cpp's logits, sampling uses the transformers path's top-p code and seeds.
+Decoding is one sequence at a time by default (what a llama.cpp user running one request sees);
+`parallel` > 1 decodes that many sequences in one llama.cpp batch, each in its own KV sequence,
+a finished one replaced at once (llama-server's --parallel slots). Greedy is argmax of llama.cpp's
+logits, sampling uses the transformers path's top-p code and seeds.
 A row ends on llama.cpp's end-of-generation tokens (the file's eos plus those llama.cpp treats
 as such by name, e.g. <|endoftext|>, <|file_sep|>), the pad token, a stop sequence or the
 budget, as generation._StopRule does with transformers' eos ids.
@@ -33,6 +35,7 @@ class LlamaCppBackend:
     path: Path
     threads: int = field(default_factory=default_threads)
     n_ctx: int = N_CTX
+    parallel: int = 1  # sequences decoded together, each with a context of n_ctx
     rss_before_load_mb: float = 0.0
 
     def __post_init__(self) -> None:
@@ -40,7 +43,9 @@ class LlamaCppBackend:
 
         reset_peak_rss()
         self.rss_before_load_mb = round(peak_rss_mb(), 1)
-        self.lm = LlamaCppModel(Path(self.path), n_ctx=self.n_ctx, threads=self.threads)
+        self.lm = LlamaCppModel(
+            Path(self.path), n_ctx=self.n_ctx, threads=self.threads, n_seq=self.parallel
+        )
         pad = self.lm.meta("tokenizer.ggml.padding_token_id")
         self.pad_id = int(pad) if pad is not None else None
         self.file_type = _file_type(Path(self.path))
@@ -63,21 +68,38 @@ class LlamaCppBackend:
         return self.lm.eog_ids | ({self.pad_id} if self.pad_id is not None else set())
 
     # generation -----------------------------------------------------------------------------
-    def continue_one(self, ids: list[int], rule, choose) -> list[int]:
-        """Decode after the prompt `ids` until `rule` says done; the new tokens."""
+    def continue_all(self, jobs: list[tuple[list[int], object]], rule, on_done) -> None:
+        """Decode after each job's prompt ids until `rule` says done, `parallel` jobs at a time
+        (one KV sequence each, a finished one replaced at once); each job is (ids, choose) and
+        `on_done(job index, new tokens)` is called as it finishes."""
         from prunekit.evaluation.generation import _Row
 
-        row = _Row(prompt=0, sample=0, rng=None)
-        self.lm.reset()
-        budget = self.lm.n_ctx - len(ids)
-        logits = self.lm.decode(ids, 0)
-        pos = len(ids)
-        while True:
+        waiting = list(range(len(jobs)))[::-1]
+        active: dict[int, tuple[int, _Row, int]] = {}  # sequence -> (job, row, next position)
+
+        def push(seq: int, job: int, row: _Row, logits: np.ndarray, pos: int) -> None:
+            ids, choose = jobs[job]
             rule.push(row, choose(logits, row))
-            if row.done or len(row.tokens) >= budget:
-                return row.tokens
-            logits = self.lm.decode([row.tokens[-1]], pos)
-            pos += 1
+            if row.done or len(row.tokens) >= self.lm.n_ctx - len(ids):
+                active.pop(seq, None)
+                on_done(job, row.tokens)
+            else:
+                active[seq] = (job, row, pos)
+
+        self.lm.reset()
+        while waiting or active:
+            for seq in [q for q in range(self.parallel) if q not in active]:
+                if waiting:
+                    job = waiting.pop()
+                    self.lm.reset(seq)
+                    ids = jobs[job][0]
+                    row = _Row(prompt=0, sample=0, rng=None)
+                    push(seq, job, row, self.lm.decode(ids, 0, seq=seq), len(ids))
+            if active:
+                order = list(active.items())
+                logits = self.lm.step([(q, row.tokens[-1], pos) for q, (_, row, pos) in order])
+                for (seq, (job, row, pos)), out in zip(order, logits):
+                    push(seq, job, row, out, pos + 1)
 
     def generate(
         self,
@@ -95,7 +117,7 @@ class LlamaCppBackend:
         desc: str = "generate",
         **_ignored,
     ) -> tuple[list, dict]:
-        """`generation.generate_batched`'s contract, run in llama.cpp (one sequence at a time)."""
+        """`generation.generate_batched`'s contract, run in llama.cpp (`parallel` at a time)."""
         import torch
         from tqdm.auto import tqdm
 
@@ -112,30 +134,37 @@ class LlamaCppBackend:
                 return int(logits.argmax())
             return _choose(torch.from_numpy(logits[None]), [row], decoding)[0]
 
-        results, total = [], 0
+        jobs = [
+            (ids, _seeded(choose, torch.Generator().manual_seed(seed + 7919 * k)))
+            for i, ids in enumerate(encoded)
+            for k in range(i * num_samples, (i + 1) * num_samples)
+        ]
+        done: dict[int, Generation] = {}
         start, cpu_start = time.perf_counter(), time.process_time()
-        with tqdm(
-            total=len(prompts) * num_samples, desc=desc, unit="seq", disable=not progress
-        ) as bar:
-            for i, ids in enumerate(encoded):
-                per = []
-                for s in range(num_samples):
-                    rng = torch.Generator().manual_seed(seed + 7919 * (i * num_samples + s))
-                    tokens = self.continue_one(ids, rule, _seeded(choose, rng))
-                    total += len(tokens)
-                    text = self.lm.detokenize(tokens, skip=self.special, special=False)
-                    per.append(Generation(text, len(tokens)))
-                    bar.update()
-                results.append(per)
+        with tqdm(total=len(jobs), desc=desc, unit="seq", disable=not progress) as bar:
+
+            def finish(job: int, tokens: list[int]) -> None:
+                text = self.lm.detokenize(tokens, skip=self.special, special=False)
+                done[job] = Generation(text, len(tokens))
+                bar.update()
+
+            self.continue_all(jobs, rule, finish)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        total = sum(g.new_tokens for g in done.values())
+        results = [
+            [done[k] for k in range(i * num_samples, (i + 1) * num_samples)]
+            for i in range(len(prompts))
+        ]
         stats = {
             "generated_tokens": total,
             "generation_s": round(elapsed, 3),
             "generation_cpu_s": round(cpu, 3),
             "tokens_per_s": round(total / elapsed, 2) if elapsed > 0 else None,
-            "batch_size": 1,
+            "batch_size": self.parallel,
             "max_new_tokens": max_new_tokens,
-            "batching": "none (llama.cpp, one sequence at a time)",
+            "batching": "none (llama.cpp, one sequence at a time)"
+            if self.parallel == 1
+            else f"llama.cpp, {self.parallel} sequences per batch, a finished one replaced",
             **self.identity(),
         }
         return results, stats
@@ -376,9 +405,9 @@ def resolve_backend(model: str, backend: str) -> str:
     return "transformers"
 
 
-def load_llamacpp(path: str, threads: int | None = None, n_ctx: int = N_CTX):
-    """A LoadedModel whose model is the GGUF in llama.cpp (a context of `n_ctx` tokens) and
-    whose tokenizer is rebuilt from the GGUF (for chat templates and perplexity windows)."""
+def load_llamacpp(path: str, threads: int | None = None, n_ctx: int = N_CTX, parallel: int = 1):
+    """A LoadedModel whose model is the GGUF in llama.cpp (`parallel` sequences of `n_ctx` tokens)
+    and whose tokenizer is rebuilt from the GGUF (for chat templates and perplexity windows)."""
     from prunekit.export.gguf_tokenizer import tokenizer_from_gguf
     from prunekit.models.loading import LoadedModel
     from prunekit.utils import sha256_file
@@ -389,7 +418,7 @@ def load_llamacpp(path: str, threads: int | None = None, n_ctx: int = N_CTX):
     if threads is not None and threads < 1:
         raise PrunekitError(f"--threads must be at least 1, got {threads}")
     tokenizer = tokenizer_from_gguf(file)
-    backend = LlamaCppBackend(file, threads=threads or default_threads(), n_ctx=n_ctx)
+    backend = LlamaCppBackend(file, threads or default_threads(), n_ctx, parallel)
     info = {
         "source": "gguf",
         "id": str(file.resolve()),
