@@ -4,27 +4,18 @@ between cells timed on the same machine."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
+from script_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "gguf_llamacpp.py"
 
 
-def _load():
-    sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("gguf_llamacpp_bench", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["gguf_llamacpp_bench"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gg = _load()
+gg = load_script("gguf_llamacpp")
 A = {"cpu": "Machine A", "cpu_flags": ["avx512_bf16"]}
 B = {"cpu": "Machine B", "cpu_flags": ["avx2"]}
 
@@ -70,9 +61,13 @@ def recorded(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_decode_ratio_only_on_one_machine(recorded):
+def _rendered(folder: Path) -> str:
     gg.render()
-    text = (recorded / "gguf_test.md").read_text()
+    return (folder / "gguf_test.md").read_text()
+
+
+def test_decode_ratio_only_on_one_machine(recorded):
+    text = _rendered(recorded)
     # same machine as dense f16: 30 / 20; another machine: no ratio
     assert "| vocab-wide | llama.cpp q8_0 | 400.0 | 800 | 100.0 | 30.0 | 70.0% (10) |" in text
     assert "| 0.875 | 1.50 |" in text
@@ -82,8 +77,7 @@ def test_decode_ratio_only_on_one_machine(recorded):
 
 
 def test_speed_grid_per_machine(recorded):
-    gg.render()
-    text = (recorded / "gguf_test.md").read_text()
+    text = _rendered(recorded)
     assert "Size and speed on one machine (`--speed`; Machine B, CPU flags avx2)" in text
     # decode 25 / 10 on machine B; file 400 / 1000
     assert "| vocab-wide | llama.cpp q8_0 | 400.0 | 800 | 100.0 | 25.0 | 2.50 | 0.400 |" in text
@@ -95,8 +89,7 @@ def test_a_speed_grid_without_dense_f16_gives_no_ratio(recorded):
     del data["speed"]["dense:f16"]
     data["cells"]["vocab-wide:q8_0"]["machine"] = B  # timed elsewhere than dense f16
     gg.RECORD.write_text(json.dumps(data))
-    gg.render()
-    text = (recorded / "gguf_test.md").read_text()
+    text = _rendered(recorded)
     assert "| vocab-wide | llama.cpp q8_0 | 400.0 | 800 | 100.0 | 25.0 | — | — |" in text
     assert "at a speed timed on another machine than dense f16's" in text
 
@@ -125,8 +118,7 @@ def test_parallel_check_and_batched_cells_are_labelled(recorded):
         }
     }
     gg.RECORD.write_text(json.dumps(data))
-    gg.render()
-    text = (recorded / "gguf_test.md").read_text()
+    text = _rendered(recorded)
     assert "| dense | llama.cpp q8_0 (8 sequences per batch) |" in text
     assert "identical greedy text on 19/20 of the first HumanEval prompts" in text
     assert "wall 100 s vs 300 s (3.00× faster; Machine B)" in text

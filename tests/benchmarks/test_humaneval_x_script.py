@@ -3,28 +3,19 @@ renders from a recorded JSON (hand-made here; the real cells run on the benchmar
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from script_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "humaneval_x.py"
 
 
-def _load():
-    sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("humaneval_x_bench", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["humaneval_x_bench"] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-hx = _load()
+hx = load_script("humaneval_x")
 PREFIX = {"cpp": "CPP", "java": "Java", "js": "JavaScript", "go": "Go", "python": "Python"}
 
 

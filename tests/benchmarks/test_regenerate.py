@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -11,20 +10,13 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
+from script_helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "regenerate.py"
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("regenerate", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["regenerate"] = mod  # dataclasses look the module up while the class is made
-    spec.loader.exec_module(mod)
-    return mod
-
-
-regen = _load()
+regen = load_script("regenerate")
 
 
 def _claims(path: Path) -> list[str]:
