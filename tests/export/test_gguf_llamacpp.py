@@ -219,7 +219,8 @@ def test_step_feeds_each_sequence_its_own_cache(models, tmp_path):
     lm.close()
 
 
-def test_eval_cli_runs_humaneval_and_speed_in_llamacpp(models, tmp_path, capsys):
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_eval_cli_runs_humaneval_and_speed_in_llamacpp(models, tmp_path, capsys, parallel):
     import json
 
     from prunekit.cli import main
@@ -231,6 +232,7 @@ def test_eval_cli_runs_humaneval_and_speed_in_llamacpp(models, tmp_path, capsys)
     argv = ["eval", str(gguf), "--speed", "--speed-prompt-len", "32", "--speed-decode-steps", "4"]
     argv += ["--speed-repeats", "2", "--threads", "1", "--no-progress", "--report", str(report)]
     argv += ["--humaneval", "--limit", "2", "--max-new-tokens", "8", "--exec-timeout", "5"]
+    argv += ["--parallel", str(parallel)]
     assert main(argv) == 0
     evaluation = json.loads(report.read_text())["evaluation"]
     sp, he = evaluation["speed"], evaluation["humaneval"]
@@ -240,6 +242,12 @@ def test_eval_cli_runs_humaneval_and_speed_in_llamacpp(models, tmp_path, capsys)
     assert sp["params"]["total"] >= sp["params"]["nonzero"] > 0
     assert he["backend"] == "llama.cpp" and he["problems"] == 2 and he["dtype"] == "q8_0"
     assert he["mode"] == "completion" and 0 < he["generated_tokens"] <= 16
+    assert he["batch_size"] == parallel
+    # every slot busy: parallel x 4 tokens per timed run
+    assert ("batch_2" in sp["decode"]) == (parallel == 2)
+    if parallel == 2:
+        assert "2 sequences per batch" in he["batching"]
+        assert sp["decode"]["batch_2"]["tokens_per_s"] > 0
     rows = (tmp_path / "humaneval_problems.jsonl").read_text().splitlines()
     assert len(rows) == 2
     out = capsys.readouterr()

@@ -212,7 +212,8 @@ class LlamaCppBackend:
         progress: bool = True,
         **_ignored,
     ) -> dict:
-        """Prefill and batch-1 decode tokens/s in llama.cpp (medians), memory, size, params."""
+        """Prefill and batch-1 decode tokens/s in llama.cpp (medians), memory, size, params; with
+        `parallel` slots also decode with every slot busy (batch_<parallel>: tokens of all slots)."""
         from tqdm.auto import tqdm
 
         from prunekit.evaluation.speed import _median_rate, disk_size
@@ -222,8 +223,9 @@ class LlamaCppBackend:
         low = min(100, self.lm.n_vocab - 1)
         prompt = rng.integers(low, self.lm.n_vocab, prompt_len).tolist()
         context = rng.integers(low, self.lm.n_vocab, decode_context).tolist()
-        prefill, decode = [], []
-        with tqdm(total=2 * (warmup + repeats), desc="speed", disable=not progress) as bar:
+        prefill, decode, wide = [], [], []
+        rounds = (2 + (self.parallel > 1)) * (warmup + repeats)
+        with tqdm(total=rounds, desc="speed", disable=not progress) as bar:
             for i in range(warmup + repeats):
                 self.lm.reset()
                 t = time.perf_counter()
@@ -240,6 +242,17 @@ class LlamaCppBackend:
                 if i >= warmup:
                     decode.append(time.perf_counter() - t)
                 bar.update()
+            for i in range(warmup + repeats if self.parallel > 1 else 0):
+                self.lm.reset()
+                slots = range(self.parallel)
+                last = [self.lm.decode(context, 0, seq=q) for q in slots]
+                t = time.perf_counter()
+                for step in range(decode_steps):
+                    picks = [(q, int(last[q].argmax()), decode_context + step) for q in slots]
+                    last = list(self.lm.step(picks))
+                if i >= warmup:
+                    wide.append(time.perf_counter() - t)
+                bar.update()
         stats = gguf_stats(Path(self.path), decode_context)
         return {
             "device": "cpu",
@@ -252,6 +265,16 @@ class LlamaCppBackend:
                 "context": decode_context,
                 "steps": decode_steps,
                 "batch_1": {"batch": 1, **_median_rate(decode_steps, decode)},
+                **(
+                    {
+                        f"batch_{self.parallel}": {
+                            "batch": self.parallel,
+                            **_median_rate(decode_steps * self.parallel, wide),
+                        }
+                    }
+                    if wide
+                    else {}
+                ),
             },
             "memory": {
                 "peak_rss_mb": round(peak_rss_mb(), 1),
