@@ -338,6 +338,7 @@ def render_matrix(cells: dict, matrix: str) -> list[str]:
     png = Path(f"{OUT}.png") if matrix == "wanda50" else Path(f"{OUT}_{matrix}.png")
     plot_heatmap(m, png)
     lines = [f"## {MATRICES[matrix]} judged by generation", "", render_markdown(m)]
+    lines += provenance(cells, matrix)
     lines += [f"![{matrix}]({png.name})", "", "Pooled over the languages both were judged on:", ""]
     for row in mc:
         if row == "dense" or "dense" not in mc:
@@ -353,6 +354,32 @@ def render_matrix(cells: dict, matrix: str) -> list[str]:
             f"p = {c.p_value:.3g}"
         )
     return [*lines, ""]
+
+
+def _where(evaluation: dict, cell_machine: dict) -> str:
+    mach = evaluation.get("machine") or cell_machine  # recorded before per-language machines
+    flags = " ".join(mach.get("cpu_flags", [])) or "no bf16/avx512 flags"
+    return f"{evaluation.get('dtype')} on {mach.get('cpu', '?')} ({flags})"
+
+
+def provenance(cells: dict, matrix: str) -> list[str]:
+    """A line per column whose cells were judged in more than one dtype or on more than one
+    machine: which rows ran where, since comparisons across them mix numerics."""
+    lines = []
+    for lang in MATRIX:
+        rows: dict[str, list[str]] = {}
+        for name, (_, kind, calib, _, _) in CELLS.items():
+            evaluation = cells.get(name, {}).get("evals", {}).get(lang)
+            if kind in ("dense", matrix) and evaluation:
+                where = _where(evaluation, cells[name]["machine"])
+                rows.setdefault(where, []).append(calib or "dense")
+        if len(rows) > 1:
+            where = "; ".join(f"{', '.join(r)}: {w}" for w, r in rows.items())
+            lines.append(
+                f"- humaneval-x:{lang} was judged in more than one setting ({where}); "
+                "comparisons inside one setting are like for like, across them they mix numerics."
+            )
+    return [*lines, ""] if lines else []
 
 
 def render() -> str:

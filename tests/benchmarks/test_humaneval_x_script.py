@@ -177,3 +177,17 @@ def test_record_keeps_the_machine_each_language_was_judged_on(recorded, monkeypa
     assert cell["machine"]["cpu"] == "second" and cell["evals"]["java"]["machine"] == {
         "cpu": "test"
     }
+
+
+def test_columns_judged_in_two_settings_say_so(recorded):
+    data = json.loads(hx.RECORD.read_text())
+    other = {"cpu": "second", "cpu_flags": ["avx2"]}
+    for calib in hx.CALIB:
+        data["cells"][f"wanda50-{calib}"]["evals"]["js"] |= {"dtype": "float32", "machine": other}
+    hx.RECORD.write_text(json.dumps(data))
+    text = hx.render()
+    assert (
+        "- humaneval-x:js was judged in more than one setting (dense: bfloat16 on test "
+        "(no bf16/avx512 flags); python, java, cpp, javascript: float32 on second (avx2));"
+    ) in text
+    assert "humaneval-x:java was judged in more than one setting" not in text
