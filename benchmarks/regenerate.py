@@ -196,15 +196,18 @@ ENTRIES: tuple[Entry, ...] = (
     Entry(
         "humaneval_x",
         (
-            "python benchmarks/humaneval_x.py --run dense wanda50-python wanda50-java wanda50-cpp "
-            "wanda50-javascript",
+            "python benchmarks/humaneval_x.py --run dense wanda50-python:cpp,java,python "
+            "wanda50-java:cpp,java,python wanda50-cpp:cpp,java,python",
+            "python benchmarks/humaneval_x.py --dtype float32 --run wanda50-javascript:js "
+            "wanda50-python:js wanda50-java:js wanda50-cpp:js",
         ),
         (f"humaneval_x_{Q}.json", f"humaneval_x_{Q}.md", f"humaneval_x_{Q}*.png"),
         330,
-        note="issue 30: dense in 5 languages, then 4 Wanda 50% cells (prune ~10 min + 4 "
-        "languages) judged in cpp/java/js/python; each (cell, language) is one `prunekit eval` "
-        "of 10-20 min on 2 cores and resumes alone (CELL:lang); reuses runs/hx-<cell>; `--list` "
-        "shows the vocabulary cells too",
+        note="issue 30: dense in 5 languages and the Python/Java/C++ Wanda 50% cells in C++, "
+        "Java, Python (bfloat16, on an avx512_bf16 machine: prune ~4 min, 4-6 min a language); "
+        "the JavaScript column pruned and judged in float32 on an AVX2-only machine from a fresh "
+        "runs/ (bfloat16 there is 3-4x slower; prune ~7 min, ~10 min a language); each (cell, "
+        "language) resumes alone (CELL:lang); `--list` shows the vocabulary cells too",
     ),
     Entry(
         "gguf",
