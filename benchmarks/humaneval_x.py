@@ -377,7 +377,9 @@ def provenance(cells: dict, matrix: str) -> list[str]:
             where = "; ".join(f"{', '.join(r)}: {w}" for w, r in rows.items())
             lines.append(
                 f"- humaneval-x:{lang} was judged in more than one setting ({where}); "
-                "comparisons inside one setting are like for like, across them they mix numerics."
+                "comparisons inside one setting are like for like, across them they mix numerics "
+                "(a sub-model judged on a second machine from a fresh runs/ was pruned again "
+                "there: a cell's `machine` in the JSON names where its model was last made)."
             )
     return [*lines, ""] if lines else []
 
