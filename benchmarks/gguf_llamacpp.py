@@ -173,6 +173,7 @@ def _size_speed(sp: dict, out: Path) -> dict:
     """File size, memory and speed from an eval report's speed section."""
     gguf = out / "model.gguf"
     return {
+        "dtype": sp.get("dtype"),
         "threads": sp.get("threads"),
         "file_mib": round(gguf.stat().st_size / 2**20, 1) if gguf.is_file() else None,
         "weights_mib": round((sp.get("disk", {}).get("weights_bytes") or 0) / 2**20, 1),
@@ -402,7 +403,7 @@ def speed_lines(data: dict) -> list[str]:
             base_size = base and (base["file_mib"] or base["weights_mib"])
             row = [
                 model,
-                _engine(engine),
+                _engine(engine, c.get("dtype")),
                 _fmt(size, ".1f"),
                 _fmt(c["peak_rss_mib"], ".0f"),
                 _fmt(c["prefill_tok_s"], ".1f"),
