@@ -476,7 +476,7 @@ def render() -> None:
     ]
     missing = [c for c in cells() if c not in data["cells"]]
     if missing:
-        lines += ["", "Not run yet: " + ", ".join(missing) + "."]
+        lines += ["", "HumanEval not run yet: " + ", ".join(missing) + "."]
     Path(f"{OUT}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
