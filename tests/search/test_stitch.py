@@ -62,7 +62,8 @@ def test_stitched_candidate_equals_direct_cut(arch, refit, tmp_path):
             h = ev.hidden(genome, s)
             rows = h.reshape(-1, h.shape[-1])[ev.rows[s]][None]
             stitched = adapter.logits(model, rows)[0]
-            assert torch.equal(stitched, direct[s]), (arch, genome, s)
+            # same math; a matmul over fewer rows may round differently on some CPUs (AVX2)
+            torch.testing.assert_close(stitched, direct[s], rtol=1e-5, atol=1e-6)
         # and the cut model still holds shapes its config describes (sync_configs)
         widths = {adapter.mlp_width(layer) for layer in adapter.layers(cut)}
         assert widths <= {v.ffn for s in space.layers for v in s.variants}
@@ -76,7 +77,8 @@ def test_dense_genome_is_the_dense_model_and_scores_zero(tmp_path):
     with torch.no_grad():
         full = model(input_ids=seqs[1]).logits[0, ev.rows[1]]
     h = ev.hidden(dense, 1)
-    assert torch.equal(adapter.logits(model, h.reshape(-1, h.shape[-1])[ev.rows[1]][None])[0], full)
+    stitched = adapter.logits(model, h.reshape(-1, h.shape[-1])[ev.rows[1]][None])[0]
+    torch.testing.assert_close(stitched, full, rtol=1e-5, atol=1e-6)
     assert ev.fitness([1] * len(space.layers), range(len(seqs))) > 0
 
 
