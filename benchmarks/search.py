@@ -1,79 +1,95 @@
 """`prunekit search` on qwen2.5-coder-0.5b (issue 28): the searched model at the seed recipe's budget
-(318,495,655 non-embedding parameters) and at −20% non-embedding, each within 3 hours of search
-(+ export; HumanEval excluded), judged on full HumanEval and paired with the hand recipes; and the
-rank correlation of the search's fitness with pass@1 over a spread of its candidates.
+(318,495,655 non-embedding parameters) and at −20% non-embedding, each within `--hours` of search
+(+ export; HumanEval excluded; 3 by default, as the issue asks), judged on full HumanEval and paired
+with the hand recipes; and the rank correlation of the search's fitness with pass@1 over a spread
+of its candidates.
 
     flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/search.py --run seed minus20
     flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/search.py --run spearman
+    .venv/bin/python benchmarks/search.py --hours 1 --run seed   # a shorter search (recorded)
     .venv/bin/python benchmarks/search.py --list   # every cell and the commands it runs
     .venv/bin/python benchmarks/search.py          # only render what is recorded
 
 Cells (folders runs/s-<cell>):
-- seed, minus20: `prunekit search MODEL --budget … --hours 3` then `prunekit eval --humaneval`
-  (164 problems, greedy, --dtype auto). Paired (exact McNemar) against the dense model and the
-  hand recipes whose runs/ folders still hold humaneval_problems.jsonl (seed recipe 31.7%,
-  SAAP fused+skip 7.3%); targets: seed ≥ 45%, minus20 ≥ 35%.
+- seed, minus20: `prunekit search MODEL --budget … --hours H` then `prunekit eval --humaneval`
+  (164 problems, greedy, --dtype auto). Paired (exact McNemar) against the per-problem outcomes of
+  benchmarks/repair.py's dense, seed recipe and SAAP fused+skip cells (read from its record, so
+  they need no runs/ folder); targets: seed ≥ 45%, minus20 ≥ 35%.
 - spearman: each plan in runs/s-seed/candidates/ (a spread of ≥ 8 candidates over the fitness
   range) rebuilt with `prunekit search MODEL --plan …` and judged; Spearman ρ of fitness vs
   pass@1 (target ≥ 0.7).
-Estimated time on the two-core benchmark machine: 2 × (3 h search + ~30 min HumanEval), then
-~12 × (5 min rebuild + ~30 min HumanEval) for the correlation. Untested on the real model: the
-search was only run on the tiny test models.
+Every command's wall and CPU seconds and the machine are recorded per cell in
+benchmarks/results/search_qwen2.5-coder-0.5b.json, rendered to the .md beside it. A short search
+was run by hand once (benchmarks/results/search_minus20_short/, README "Search"); these cells
+take 2 × (3 h search + HumanEval), then one rebuild + HumanEval per candidate.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from repair import _call, _cpu_flags  # noqa: E402
+
+from prunekit.evaluation.paired import count, mcnemar_exact  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs"
 MODEL = "qwen2.5-coder-0.5b"
-RECORD = ROOT / "benchmarks" / "results" / f"search_{MODEL}.json"
-PK = [str(Path(sys.executable).with_name("prunekit"))]
-SEARCH = ("--hours", "3", "--dtype", "auto", "--calib", "answered:python", "--calib-samples", "64")
+OUT = ROOT / "benchmarks" / "results" / f"search_{MODEL}"
+RECORD = Path(f"{OUT}.json")
+SEARCH = ("--dtype", "auto", "--calib", "answered:python", "--calib-samples", "64")
 EVAL = ("--humaneval", "--dtype", "auto")
-CELLS = {  # name → (what, search budget)
-    "seed": ("at the seed recipe's budget (318,495,655 non-embedding params)", "params=318495655"),
-    "minus20": ("at −20% non-embedding parameters", "params=0.8"),
+CELLS = {  # name → (what, search budget, target pass@1)
+    "seed": (
+        "at the seed recipe's budget (318,495,655 non-embedding params)",
+        "params=318495655",
+        0.45,
+    ),
+    "minus20": ("at −20% non-embedding parameters", "params=0.8", 0.35),
 }
-# folders of benchmarks/repair.py cells (paired only where they still hold per-problem rows)
-REFERENCES = {"dense": "r-dense", "seed recipe": "r-seed", "SAAP fused+skip": "r-saap20"}
+# benchmarks/repair.py cells whose per-problem outcomes the searched models are paired with
+REPAIR_RECORD = ROOT / "benchmarks" / "results" / f"repair_{MODEL}.json"
+REFERENCES = {"dense": "dense", "seed recipe": "seed", "SAAP fused+skip": "saap20"}
 
 
-def _commands(name: str) -> list[list[str]]:
+def _commands(name: str, hours: float) -> list[list[str]]:
     folder = RUNS / f"s-{name}"
     if name in CELLS:
-        search = ["search", MODEL, "--budget", CELLS[name][1], *SEARCH, "-o", str(folder)]
-        return [search, ["eval", str(folder), *EVAL]]
-    plans = sorted((RUNS / "s-seed" / "candidates").glob("plan_*.json"))
+        budget = CELLS[name][1]
+        search = ["search", MODEL, "--budget", budget, "--hours", f"{hours:g}", *SEARCH]
+        return [[*search, "-o", str(folder)], ["eval", str(folder), *EVAL]]
     out = []
-    for plan in plans:
+    for plan in sorted((RUNS / "s-seed" / "candidates").glob("plan_*.json")):
         cand = RUNS / f"s-seed-{plan.stem}"
         out += [["search", MODEL, "--plan", str(plan), "-o", str(cand)], ["eval", str(cand), *EVAL]]
     return out
 
 
-def _solved(folder: Path) -> dict[str, bool] | None:
-    path = folder / "humaneval_problems.jsonl"
-    if not path.is_file():
-        return None
-    return {r["task_id"]: r["passed"] for r in map(json.loads, path.read_text().splitlines())}
+def _solved(folder: Path) -> dict[str, bool]:
+    rows = (folder / "humaneval_problems.jsonl").read_text().splitlines()
+    return {r["task_id"]: r["passed"] for r in map(json.loads, rows)}
 
 
-def mcnemar(a: dict[str, bool], b: dict[str, bool]) -> dict:
-    """Problems gained / lost by `a` against `b` and the exact two-sided McNemar p."""
-    from math import comb
+def references() -> dict[str, dict[str, bool]]:
+    """The hand recipes' per-problem HumanEval outcomes recorded by benchmarks/repair.py."""
+    cells = json.loads(REPAIR_RECORD.read_text())["cells"] if REPAIR_RECORD.is_file() else {}
+    return {
+        ref: cells[c]["solved"] for ref, c in REFERENCES.items() if "solved" in cells.get(c, {})
+    }
 
-    gained = sum(a[k] and not b[k] for k in a if k in b)
-    lost = sum(b[k] and not a[k] for k in a if k in b)
-    n = gained + lost
-    p = min(1.0, 2 * sum(comb(n, i) for i in range(min(gained, lost) + 1)) / 2**n) if n else 1.0
-    return {"gained": gained, "lost": lost, "p": p}
+
+def paired(mine: dict[str, bool], refs: dict[str, dict[str, bool]]) -> dict[str, dict]:
+    """Gained / lost problems and the exact McNemar p against each reference."""
+    out = {}
+    for ref, other in refs.items():
+        c = count(mine, other)
+        p = mcnemar_exact(c["only_a"], c["only_b"])
+        out[ref] = {"gained": c["only_a"], "lost": c["only_b"], "p": round(p, 6)}
+    return out
 
 
 def spearman(xs: list[float], ys: list[float]) -> float:
@@ -103,52 +119,85 @@ def _load() -> dict:
     return json.loads(RECORD.read_text()) if RECORD.is_file() else {"cells": {}}
 
 
-def _pass1(folder: Path) -> float | None:
-    path = folder / "report.json"
-    rep = json.loads(path.read_text()) if path.is_file() else {}
-    return rep.get("evaluation", {}).get("humaneval", {}).get("pass@1")
+def _report(folder: Path) -> dict:
+    return json.loads((folder / "report.json").read_text())
 
 
-def _run(name: str) -> None:
-    times = []
-    for args in _commands(name):
-        t = time.perf_counter()
-        subprocess.run([*PK, *args], check=True, cwd=ROOT)
-        times.append({"command": " ".join(args), "wall_s": time.perf_counter() - t})
+def _run(name: str, hours: float) -> None:
+    from prunekit.reports.report import machine
+
+    times = [{"command": "prunekit " + " ".join(a), **_call(a)} for a in _commands(name, hours)]
     record = _load()
     if name in CELLS:
         folder = RUNS / f"s-{name}"
-        rep = json.loads((folder / "report.json").read_text())
-        mine = _solved(folder) or {}
-        paired = {
-            ref: mcnemar(mine, other)
-            for ref, sub in REFERENCES.items()
-            if (other := _solved(RUNS / sub)) is not None
-        }
-        record["cells"][name] = {
+        rep = _report(folder)
+        search = rep["search"]
+        solved = _solved(folder)
+        cell = {
             "what": CELLS[name][0],
-            "pass@1": _pass1(folder),
-            "budget": rep["search"]["budget"],
-            "search_elapsed_s": rep["search"]["elapsed_s"],
-            "generations": rep["search"]["generations"],
-            "fitness": rep["search"]["best"]["fitness"],
-            "paired": paired,
-            "commands": times,
+            "hours": hours,
+            "pass@1": rep["evaluation"]["humaneval"]["pass@1"],
+            "target": CELLS[name][2],
+            "budget": search["budget"],
+            "params_total": rep["params"]["total"],
+            "search_elapsed_s": search["elapsed_s"],
+            "search_cpu_s": search.get("cpu_s"),
+            "generations": search["generations"],
+            "stop_reason": search.get("stop_reason"),
+            "fitness": search["best"]["fitness"],
+            "labels": search["best"]["labels"],
+            "paired": paired(solved, references()),
+            "solved": solved,
         }
     else:
         pairs = []
         for plan in sorted((RUNS / "s-seed" / "candidates").glob("plan_*.json")):
             fitness = json.loads(plan.read_text())["fitness"]
-            pairs.append((fitness, _pass1(RUNS / f"s-seed-{plan.stem}")))
-        pairs = [(f, p) for f, p in pairs if p is not None]
-        record["cells"]["spearman"] = {
-            "candidates": pairs,
-            # lower KL should mean higher pass@1: ρ of (−fitness, pass@1)
-            "rho": spearman([-f for f, _ in pairs], [p for _, p in pairs]) if pairs else None,
-            "commands": times,
-        }
+            he = _report(RUNS / f"s-seed-{plan.stem}")["evaluation"]["humaneval"]["pass@1"]
+            pairs.append({"plan": plan.name, "fitness": fitness, "pass@1": he})
+        # lower KL should mean higher pass@1: ρ of (−fitness, pass@1)
+        rho = spearman([-p["fitness"] for p in pairs], [p["pass@1"] for p in pairs])
+        cell = {"candidates": pairs, "rho": rho if len(pairs) > 1 else None, "target": 0.7}
+    cell.update(commands=times, machine={**machine(), "cpu_flags": _cpu_flags()})
+    record["cells"][name] = cell
     RECORD.parent.mkdir(parents=True, exist_ok=True)
-    RECORD.write_text(json.dumps(record, indent=2) + "\n")
+    RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def render(record: dict) -> str:
+    """The record as markdown: one row per searched cell, then the rank correlation."""
+    lines = [
+        f"# `prunekit search` on {MODEL} (benchmarks/search.py)",
+        "",
+        "| cell | hours | budget (non-embedding) | params total | generations | fitness (KL) "
+        "| HumanEval pass@1 | target | vs dense / seed recipe / SAAP (gained/lost, p) "
+        "| wall / CPU s | machine |",
+        "|" + "---|" * 11,
+    ]
+    for name in CELLS:
+        c = record["cells"].get(name)
+        if not c:
+            continue
+        vs = "; ".join(
+            f"{r}: +{v['gained']}/−{v['lost']} p={v['p']:.2g}" for r, v in c["paired"].items()
+        )
+        wall = sum(t["wall_s"] for t in c["commands"])
+        cpu = sum(t["cpu_s"] for t in c["commands"])
+        lines.append(
+            f"| {name} | {c['hours']:g} | {c['budget']['chosen']:,} ≤ {c['budget']['limit']:,} "
+            f"| {c['params_total']:,} | {c['generations']} | {c['fitness']:.4f} "
+            f"| {c['pass@1']:.1%} | ≥ {c['target']:.0%} | {vs} | {wall:,.0f} / {cpu:,.0f} "
+            f"| {c['machine']['cpu']} ({', '.join(c['machine']['cpu_flags'])}) |"
+        )
+    sp = record["cells"].get("spearman")
+    if sp:
+        rho = "n/a" if sp["rho"] is None else f"{sp['rho']:.2f}"
+        lines += [
+            "",
+            f"Fitness ↔ pass@1 Spearman ρ over {len(sp['candidates'])} candidates: "
+            f"{rho} (target ≥ {sp['target']})",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -156,22 +205,27 @@ def main() -> None:
     p.add_argument(
         "--run", nargs="*", default=[], help="cells to make and judge: seed minus20 spearman"
     )
+    p.add_argument("--hours", type=float, default=3.0, help="search hours of seed / minus20")
     p.add_argument("--list", action="store_true", help="show every cell and its commands")
     args = p.parse_args()
+    names = (*CELLS, "spearman")
     if args.list:
-        for name in (*CELLS, "spearman"):
-            what = (
-                CELLS[name][0] if name in CELLS else "fitness ↔ pass@1 over runs/s-seed/candidates"
-            )
+        for name in names:
+            what = CELLS[name][0] if name in CELLS else "fitness ↔ pass@1 over s-seed/candidates"
             print(f"{name}: {what}")
-            for cmd in _commands(name) or [["(after seed: one rebuild + eval per candidate plan)"]]:
+            cmds = _commands(name, args.hours) or [["(after seed: one rebuild + eval per plan)"]]
+            for cmd in cmds:
                 print("    prunekit " + " ".join(cmd))
         return
+    bad = [n for n in args.run if n not in names]
+    if bad:
+        sys.exit(f"unknown cell {bad}; choose from: {', '.join(names)}")
     for name in args.run:
-        if name not in (*CELLS, "spearman"):
-            sys.exit(f"unknown cell '{name}'; choose from: {', '.join((*CELLS, 'spearman'))}")
-        _run(name)
-    print(json.dumps(_load(), indent=2))
+        _run(name, args.hours)
+    record = _load()
+    if record["cells"]:
+        Path(f"{OUT}.md").write_text(render(record))
+        print(render(record))
 
 
 if __name__ == "__main__":
