@@ -204,7 +204,59 @@ def record(name: str, times: dict, dtype: str = "auto") -> None:
         "times": {**old.get("times", {}), **times},
         "machine": here if "make" in times or not old else old["machine"],
     }
+    if CELLS[name][1] == "vocab":
+        data["cells"][name]["tokens"] = old.get("tokens") or token_cost(folder)
     RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def _token_counts(tokenizer) -> dict[str, int]:
+    """Tokens of every problem's prompt + reference solution, summed per matrix language."""
+    from prunekit.evaluation.humaneval_x import load_problems
+
+    return {
+        lang: sum(
+            len(tokenizer(p.prompt + p.canonical_solution, add_special_tokens=False).input_ids)
+            for p in load_problems(lang)
+        )
+        for lang in MATRIX
+    }
+
+
+def token_cost(folder: Path) -> dict:
+    """How much longer the code of each language gets under a cell's pruned vocabulary: tokens of
+    prompt + reference solution over all problems, against the dense tokenizer's."""
+    from transformers import AutoTokenizer
+
+    from prunekit.models.registry import builtin_dir
+
+    mine = AutoTokenizer.from_pretrained(folder)
+    dense = _token_counts(AutoTokenizer.from_pretrained(builtin_dir(MODEL)))
+    return {
+        "vocabulary": len(mine),
+        "by_language": {
+            lang: {"tokens": n, "dense_tokens": dense[lang], "ratio": round(n / dense[lang], 4)}
+            for lang, n in _token_counts(mine).items()
+        },
+    }
+
+
+def render_tokens(cells: dict) -> list[str]:
+    """Token inflation of each language-specific vocabulary, per judged language."""
+    rows = [(n, c["tokens"]) for n, c in cells.items() if c.get("tokens")]
+    if not rows:
+        return []
+    head = "| vocabulary of | tokens kept | " + " | ".join(MATRIX) + " |"
+    lines = [
+        "Tokens of prompt + reference solution over all 164 problems under each vocabulary, "
+        "relative to the dense tokenizer (what a language's code costs to read and to write):",
+        "",
+        head,
+        "|" + "---|" * (2 + len(MATRIX)),
+    ]
+    for name, t in rows:
+        ratios = " | ".join(f"{t['by_language'][x]['ratio']:.2f}×" for x in MATRIX)
+        lines.append(f"| {CELLS[name][2]} | {t['vocabulary']:,} | {ratios} |")
+    return [*lines, ""]
 
 
 def _load() -> dict:
@@ -403,6 +455,7 @@ def render() -> str:
         *render_dense(cells),
         *render_matrix(cells, "wanda50"),
         *render_matrix(cells, "vocab"),
+        *render_tokens(cells),
     ]
     missing = [n for n in CELLS if n not in cells]
     if missing:

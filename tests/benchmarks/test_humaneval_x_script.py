@@ -191,3 +191,48 @@ def test_columns_judged_in_two_settings_say_so(recorded):
         "(no bf16/avx512 flags); python, java, cpp, javascript: float32 on second (avx2));"
     ) in text
     assert "humaneval-x:java was judged in more than one setting" not in text
+
+
+class _CharTokenizer:
+    """A stand-in tokenizer: one token per character, or per kept character (others split into
+    two), so a "pruned" vocabulary makes some text longer, as dropping merges does."""
+
+    def __init__(self, dropped: str = ""):
+        self.dropped = dropped
+
+    def __len__(self) -> int:
+        return 256 - len(self.dropped)
+
+    def __call__(self, text: str, add_special_tokens: bool = True):
+        n = sum(2 if ch in self.dropped else 1 for ch in text)
+        return type("Enc", (), {"input_ids": list(range(n))})()
+
+
+def test_token_cost_is_the_ratio_of_summed_tokens(monkeypatch, tmp_path):
+    from prunekit.evaluation.humaneval_x import load_problems
+
+    pruned = _CharTokenizer(dropped="{}")
+    monkeypatch.setattr(
+        "transformers.AutoTokenizer.from_pretrained",
+        lambda path: pruned if path == tmp_path else _CharTokenizer(),
+    )
+    monkeypatch.setattr("prunekit.models.registry.builtin_dir", lambda name: "dense")
+    cost = hx.token_cost(tmp_path)
+    assert cost["vocabulary"] == 254
+    for lang in hx.MATRIX:
+        texts = [p.prompt + p.canonical_solution for p in load_problems(lang)]
+        dense = sum(map(len, texts))
+        braces = sum(t.count("{") + t.count("}") for t in texts)
+        got = cost["by_language"][lang]
+        assert (got["dense_tokens"], got["tokens"]) == (dense, dense + braces)
+        assert got["ratio"] == pytest.approx((dense + braces) / dense, abs=1e-4)
+    assert cost["by_language"]["python"]["ratio"] < cost["by_language"]["java"]["ratio"]
+
+
+def test_render_tokens_one_row_per_vocabulary_cell():
+    by = {lang: {"ratio": 1 + i / 10} for i, lang in enumerate(hx.MATRIX)}
+    cells = {"dense": {}, "vocab-java": {"tokens": {"vocabulary": 30000, "by_language": by}}}
+    lines = hx.render_tokens(cells)
+    row = next(ln for ln in lines if ln.startswith("| java |"))
+    assert row == "| java | 30,000 | 1.00× | 1.10× | 1.20× | 1.30× |"
+    assert hx.render_tokens({"dense": {}}) == []
