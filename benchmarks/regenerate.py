@@ -210,7 +210,7 @@ ENTRIES: tuple[Entry, ...] = (
         "the JavaScript column pruned and judged in float32 on an AVX2-only machine from a fresh "
         "runs/ (bfloat16 there is 3-4x slower; prune ~7 min, ~10 min a language); each (cell, "
         "language) resumes alone (CELL:lang); the vocabulary rows made and judged in bfloat16 "
-        "on an avx512_bf16 EPYC (make ~40 s, 4-8 min a language)",
+        "on an avx512_bf16 EPYC (make 24-117 s, 5-11 min a language; 2 h in all)",
     ),
     Entry(
         "gguf",
