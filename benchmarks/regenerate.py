@@ -218,6 +218,7 @@ ENTRIES: tuple[Entry, ...] = (
             "python benchmarks/gguf_llamacpp.py --run dense:f16 vocab-wide:q8_0",
             "python benchmarks/gguf_llamacpp.py --parallel 8 --check-parallel dense",
             "python benchmarks/gguf_llamacpp.py --agree dense",
+            "python benchmarks/gguf_llamacpp.py --agree vocab-wide",
             "python benchmarks/gguf_llamacpp.py --speed dense:f16 vocab-wide:q8_0 dense:q8_0 "
             "vocab-wide:f16 dense:q4_0 vocab-wide:q4_0 dense:transformers vocab-wide:transformers",
         ),
