@@ -219,18 +219,16 @@ def agree(model: str) -> None:
     problems, prompts, options = _first_prompts(folder)
     lm = load_model(folder, "float32")
     reference, _ = generate_batched(lm.model, lm.tokenizer, prompts, batch_size=1, **options)
-    del lm
     backend = LlamaCppBackend(gguf, threads=int(THREADS))
     ours, _ = backend.generate(None, prompts, **options)
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(folder)
     rows = []
     for p, prompt, a, b in zip(problems, prompts, reference, ours):
         a, b = a[0].text, b[0].text
-        same_prompt = tok(prompt, add_special_tokens=options["add_special_tokens"])[
-            "input_ids"
-        ] == backend.lm.tokenize(prompt, add_special=options["add_special_tokens"])
+        prompt_ids = lm.tokenizer(prompt, add_special_tokens=options["add_special_tokens"])
+        prompt_ids = prompt_ids["input_ids"]
+        same_prompt = prompt_ids == backend.lm.tokenize(
+            prompt, add_special=options["add_special_tokens"]
+        )
         prefix = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
         rows.append(
             {
@@ -239,6 +237,7 @@ def agree(model: str) -> None:
                 "identical": a == b,
                 "common_prefix_chars": prefix,
                 "chars": [len(a), len(b)],
+                **({} if a == b else _divergence(lm, backend, prompt_ids, a, b)),
             }
         )
     data = _load()
@@ -251,6 +250,29 @@ def agree(model: str) -> None:
         "rows": rows,
     }
     RECORD.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
+def _divergence(lm, backend, prompt_ids: list[int], a: str, b: str) -> dict:
+    """Where two greedy texts (transformers `a`, llama.cpp `b`) first differ, in tokens of the
+    re-tokenized texts, and each engine's logit margin there between the two picks: a margin
+    near zero in both says rounding decided a near-tie, not a wrong weight or token."""
+    import torch
+
+    tok = lm.tokenizer
+    ta, tb = (tok(t, add_special_tokens=False)["input_ids"] for t in (a, b))
+    k = next((i for i, (x, y) in enumerate(zip(ta, tb)) if x != y), None)
+    if k is None:  # one text is the other's prefix: a stop rule or the budget ended it
+        return {}
+    ids, (x, y) = prompt_ids + ta[:k], (ta[k], tb[k])
+    with torch.no_grad():
+        theirs = lm.model(torch.tensor([ids])).logits[0, -1].float()
+    ours = backend.lm.logits(ids)[-1]
+    return {
+        "first_differing_token": k,
+        "picks": [tok.decode([x]), tok.decode([y])],
+        "logit_margin_transformers": round(float(theirs[x] - theirs[y]), 4),
+        "logit_margin_llamacpp": round(float(ours[x] - ours[y]), 4),
+    }
 
 
 def _f16(model: str) -> Path:
@@ -416,6 +438,35 @@ def speed_lines(data: dict) -> list[str]:
     return lines
 
 
+STEP_HEAD = ["model", "step", "pass@1 before → after", "paired (gained / lost)"]
+
+
+def steps(data: dict) -> list[str]:
+    """What each step costs on its own, paired on the same problems: the vocabulary (or recipe)
+    in llama.cpp f16, each quantization against the model's own f16, llama.cpp f16 against the
+    same folder in transformers."""
+    recorded, out = data["cells"], []
+    for model in dict.fromkeys(c.split(":")[0] for c in [*cells(), *recorded]):
+        pairs = [] if model == "dense" else [("dense:f16", f"{model}:f16", "vs dense, both f16")]
+        pairs += [(f"{model}:f16", f"{model}:{q}", f"{q} vs f16") for q in QUANTS[1:]]
+        pairs.append((f"{model}:transformers", f"{model}:f16", "llama.cpp f16 vs transformers"))
+        for ref, cell, what in pairs:
+            a, b = recorded.get(ref), recorded.get(cell)
+            if a and b:
+                before, after = a["humaneval"]["pass@1"], b["humaneval"]["pass@1"]
+                out.append([model, what, f"{before:.1%} → {after:.1%}", paired(a, b, own=False)])
+    if not out:
+        return []
+    return [
+        "What each step costs on its own (paired on the same problems, exact McNemar p):",
+        "",
+        "| " + " | ".join(STEP_HEAD) + " |",
+        "|" + "---|" * len(STEP_HEAD),
+        *["| " + " | ".join(r) + " |" for r in out],
+        "",
+    ]
+
+
 def targets(data: dict) -> list[str]:
     """The issue's targets, checked on what is recorded."""
     cells_, lines = data["cells"], []
@@ -445,6 +496,14 @@ def targets(data: dict) -> list[str]:
             f"{a['identical']}/{a['prompts']} of the first HumanEval prompts; prompt tokens "
             f"identical on {a['prompt_tokens_identical']}/{a['prompts']}"
         )
+        for r in a["rows"]:
+            if "picks" in r:
+                lines.append(
+                    f"  - {r['task_id']} differs at token {r['first_differing_token']}: "
+                    f"transformers {r['picks'][0]!r}, llama.cpp {r['picks'][1]!r}; logit margin "
+                    f"(transformers' pick − llama.cpp's) {r['logit_margin_transformers']:+.3f} in "
+                    f"transformers, {r['logit_margin_llamacpp']:+.3f} in llama.cpp"
+                )
     return lines
 
 
@@ -471,6 +530,7 @@ def render() -> None:
         "",
         *targets(data),
         "",
+        *steps(data),
         *speed_lines(data),
         f"Runtime: {', '.join(runtimes) or '—'}. Machines: " + "; ".join(sorted(machines)),
     ]

@@ -122,3 +122,63 @@ def test_parallel_check_and_batched_cells_are_labelled(recorded):
     assert "| dense | llama.cpp q8_0 (8 sequences per batch) |" in text
     assert "identical greedy text on 19/20 of the first HumanEval prompts" in text
     assert "wall 100 s vs 300 s (3.00× faster; Machine B)" in text
+
+
+def test_each_step_is_paired_against_its_own_reference(recorded):
+    data = json.loads(gg.RECORD.read_text())
+    # vocab-wide f16 solves 0-7 and 9 (+1 / −0 vs dense f16); its q8_0 solves 0-6 (−2 vs its f16)
+    data["cells"]["vocab-wide:f16"] = _cell([i != 8 for i in range(10)], 800.0, 25.0, A)
+    gg.RECORD.write_text(json.dumps(data))
+    text = _rendered(recorded)
+    assert "| vocab-wide | vs dense, both f16 | 80.0% → 90.0% | +1 / −0 (p = 1.00) |" in text
+    assert "| vocab-wide | q8_0 vs f16 | 90.0% → 70.0% | +0 / −2 (p = 0.50) |" in text
+    assert "| dense | q8_0 vs f16 | 80.0% → 80.0% | +0 / −0 (p = 1.00) |" in text
+    assert "vs transformers" not in text  # no transformers cell recorded
+
+
+def test_a_divergence_is_located_and_both_margins_recorded():
+    import numpy as np
+    import torch
+
+    class Tok:  # one token per character, ids = code points
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": [ord(c) for c in text]}
+
+        def decode(self, ids):
+            return "".join(map(chr, ids))
+
+    class Model:  # the logit of token t is t / 100 everywhere (so "b" beats "a" by 0.01)
+        def __call__(self, ids):
+            return type(
+                "Out", (), {"logits": torch.arange(200.0)[None, None].expand(1, 5, 200) / 100}
+            )
+
+    lm = type("LM", (), {"tokenizer": Tok(), "model": Model()})()
+    seen = []
+
+    class LlamaLM:
+        def logits(self, ids):
+            seen.append(ids)
+            return -np.arange(200.0)[None].repeat(len(ids), 0)  # llama.cpp prefers "a"
+
+    backend = type("B", (), {"lm": LlamaLM()})()
+    got = gg._divergence(lm, backend, [1, 2], "xyb!", "xya?")
+    assert seen == [[1, 2, ord("x"), ord("y")]]  # prompt + the common prefix
+    assert got["first_differing_token"] == 2 and got["picks"] == ["b", "a"]
+    assert got["logit_margin_transformers"] == pytest.approx(0.01)
+    assert got["logit_margin_llamacpp"] == pytest.approx(-1.0)
+    assert gg._divergence(lm, backend, [1], "xy", "xyz") == {}  # a prefix: a stop ended one
+
+
+def test_agreement_divergences_are_rendered(recorded):
+    data = json.loads(gg.RECORD.read_text())
+    row = {"task_id": "HumanEval/10", "identical": False, "first_differing_token": 57}
+    row |= {"picks": [" that", "ic"], "logit_margin_transformers": 0.018}
+    row["logit_margin_llamacpp"] = -0.05
+    data["agreement"] = {
+        "vocab-wide": {"prompts": 20, "identical": 19, "prompt_tokens_identical": 20, "rows": [row]}
+    }
+    gg.RECORD.write_text(json.dumps(data))
+    text = _rendered(recorded)
+    assert "HumanEval/10 differs at token 57: transformers ' that', llama.cpp 'ic'" in text
+    assert "+0.018 in transformers, -0.050 in llama.cpp" in text
