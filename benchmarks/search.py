@@ -123,6 +123,25 @@ def _report(folder: Path) -> dict:
     return json.loads((folder / "report.json").read_text())
 
 
+KEEP = ("report.json", "report.md", "plan.json", "pareto.png", "humaneval_problems.jsonl")
+
+
+def _keep(folder: Path, name: str) -> Path:
+    """The searched cell's reports, plan, Pareto plot, candidate plans and per-problem outcomes,
+    copied beside the record (runs/ is not kept)."""
+    import shutil
+
+    dest = Path(f"{OUT}_{name}")
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for f in KEEP:
+        if (folder / f).is_file():
+            shutil.copy2(folder / f, dest / f)
+    if (folder / "candidates").is_dir():
+        shutil.copytree(folder / "candidates", dest / "candidates")
+    return dest
+
+
 def _run(name: str, hours: float) -> None:
     from prunekit.reports.report import machine
 
@@ -148,6 +167,7 @@ def _run(name: str, hours: float) -> None:
             "labels": search["best"]["labels"],
             "paired": paired(solved, references()),
             "solved": solved,
+            "kept": str(_keep(folder, name).relative_to(ROOT)),
         }
     else:
         pairs = []
@@ -189,6 +209,13 @@ def render(record: dict) -> str:
             f"| {c['pass@1']:.1%} | ≥ {c['target']:.0%} | {vs} | {wall:,.0f} / {cpu:,.0f} "
             f"| {c['machine']['cpu']} ({', '.join(c['machine']['cpu_flags'])}) |"
         )
+    kept = [c["kept"] for c in record["cells"].values() if c.get("kept")]
+    if kept:
+        lines += [
+            "",
+            "Each cell's report, plan, Pareto plot and candidate plans: "
+            + ", ".join(f"`{k}/`" for k in kept),
+        ]
     sp = record["cells"].get("spearman")
     if sp:
         rho = "n/a" if sp["rho"] is None else f"{sp['rho']:.2f}"

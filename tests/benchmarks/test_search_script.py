@@ -75,3 +75,25 @@ def test_render_lists_each_cell_and_the_correlation():
 @pytest.mark.parametrize("xs", list(itertools.permutations([1.0, 2.0, 3.0])))
 def test_spearman_is_one_with_itself(xs):
     assert sb.spearman(list(xs), list(xs)) == pytest.approx(1.0)
+
+
+def test_a_cells_outputs_are_kept_beside_the_record(tmp_path, monkeypatch):
+    folder = tmp_path / "s-seed"
+    (folder / "candidates").mkdir(parents=True)
+    for f in ("report.md", "plan.json", "pareto.png", "model.safetensors"):
+        (folder / f).write_text(f)
+    (folder / "candidates" / "plan_00.json").write_text("{}")
+    monkeypatch.setattr(sb, "OUT", tmp_path / "results" / "search_test")
+    (tmp_path / "results").mkdir()
+    kept = sb._keep(folder, "seed")
+    assert kept == tmp_path / "results" / "search_test_seed"
+    names = sorted(str(p.relative_to(kept)) for p in kept.rglob("*"))
+    assert names == [
+        "candidates",
+        "candidates/plan_00.json",
+        "pareto.png",
+        "plan.json",
+        "report.md",
+    ]
+    (folder / "plan.json").write_text("new")
+    assert (sb._keep(folder, "seed") / "plan.json").read_text() == "new"  # a rerun replaces it
