@@ -48,6 +48,10 @@ def test_search_end_to_end_and_plan_rebuild(tiny_model_dir, answering, tmp_path,
     b = AutoModelForCausalLM.from_pretrained(again, trust_remote_code=per_layer)
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    by_recipe = tmp_path / "by_recipe"  # the recipe.yaml the search wrote rebuilds it too
+    assert main(["run", str(out / "recipe.yaml"), "-o", str(by_recipe)]) == 0
+    sc = AutoModelForCausalLM.from_pretrained(by_recipe, trust_remote_code=per_layer).state_dict()
+    assert sa.keys() == sc.keys() and all(torch.equal(sa[k], sc[k]) for k in sa)
     ids = torch.tensor([[1, 5, 9, 20, 7]])
     assert torch.isfinite(a(ids).logits).all()
 

@@ -125,6 +125,21 @@ def write_reports(folder: Path, report: dict) -> None:
     (folder / "report.md").write_text(render_markdown(report))
 
 
+def plan_recipe(result: SearchResult, out_dir: Path) -> str:
+    """A recipe that rebuilds the chosen model with `prunekit run` (its `search_plan` step reads
+    `out_dir`/plan.json; the dtype is the one the search ran in, so the weights are the same;
+    judge it with `prunekit eval OUT --humaneval`)."""
+    import yaml
+
+    recipe = {
+        "model": result.plan["model"]["id"],
+        "dtype": str(result.report.get("model", {}).get("dtype", "float32")),
+        "steps": [{"search_plan": {"file": str(out_dir / "plan.json")}}],
+    }
+    head = f"# The model prunekit search chose; rebuild: prunekit run {out_dir / 'recipe.yaml'} -o OUT\n"
+    return head + yaml.safe_dump(recipe, sort_keys=False)
+
+
 def save_search(result: SearchResult, out_dir: Path, force: bool = False) -> Path:
     """Write the model, plan, candidate plans, reports and plot atomically into `out_dir`."""
     from prunekit.export.checkpoint import save_checkpoint
@@ -134,6 +149,7 @@ def save_search(result: SearchResult, out_dir: Path, force: bool = False) -> Pat
         save_checkpoint(result.model, result.tokenizer, tmp)
         result.report["export_bytes"] = sum(f.stat().st_size for f in tmp.glob("*.safetensors"))
         (tmp / "plan.json").write_text(json.dumps(result.plan, indent=2) + "\n")
+        (tmp / "recipe.yaml").write_text(plan_recipe(result, Path(out_dir)))
         if result.candidate_plans:
             (tmp / "candidates").mkdir()
             for n, plan in enumerate(result.candidate_plans):
