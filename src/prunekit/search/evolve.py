@@ -3,8 +3,11 @@
 - `initial_genome`: near-uniform start: raise every layer one level at a time (in a seeded
   order) until the candidate fits the budget.
 - `mutate`: level switch: one layer one level up (more compressed), another one level down;
-  1–3 switches per child; a child outside [limit − band, limit] (or with no layer left) is
-  re-drawn. Levels differ in cost, so the budget is kept as a band rather than exactly.
+  1–3 switches per child, then, if over the budget, up to REFIT more layers one level up; a
+  child outside [limit − band, limit] (or with no layer left) is re-drawn. Levels differ in
+  cost, so the budget is kept as a band rather than exactly, and switches alone could only
+  permute the start's levels when it sits near the limit (one level up saves less than one
+  level down costs).
 - `select`: multi-stage selection: every stage scores the survivors on more tokens and keeps the
   best `survivors[j]`; the parent joins the last stage (elitism).
 """
@@ -19,6 +22,7 @@ from prunekit.search.levels import SearchSpace
 
 Genome = tuple[int, ...]
 TRIES = 2000
+REFIT = 2  # extra one-level raises that bring a switched child back under the budget
 
 
 def initial_genome(space: SearchSpace, limit: float, rng: random.Random) -> Genome:
@@ -72,6 +76,11 @@ def mutate(
         switches = 1 + (rng.random() < 0.5) + (rng.random() < 0.25)
         if not all(_switch(child, space, rng) for _ in range(switches)):
             continue
+        for _ in range(REFIT):
+            up = [i for i, g in enumerate(child) if g < space.layers[i].top]
+            if space.cost(child) <= limit or not up:
+                break
+            child[rng.choice(up)] += 1
         cost = space.cost(child)
         out = tuple(child)
         if out == parent or out in exclude or cost < limit - band:
