@@ -350,6 +350,16 @@ ENTRIES: tuple[Entry, ...] = (
         75,
         note="reuse an existing runs/q-seed made by the same recipe by skipping the first three steps",
     ),
+    Entry(
+        "search",
+        ("python benchmarks/search.py --hours 1.5 --run seed",),
+        (f"search_{Q}.json", f"search_{Q}.md", f"search_{Q}_seed/"),
+        120,
+        note="issue 28: 1.5 h of search (3 CPU-hours on 2 cores) at the seed recipe's budget, then "
+        "full HumanEval (~7 min, bfloat16 on an avx512_bf16 EPYC); the recorded cell predates the "
+        "mutation fix of commit 104812c (see the .md), so a rerun differs; `--run minus20` and "
+        "`--run spearman` (one rebuild + HumanEval per candidate plan) are not run yet",
+    ),
     # issue 28's one short search, run by hand (README "Search"); the 3-hour cells are search.py's
     Entry(
         "search_minus20_short",

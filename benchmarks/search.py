@@ -199,7 +199,8 @@ def render(record: dict) -> str:
         if not c:
             continue
         vs = "; ".join(
-            f"{r}: +{v['gained']}/−{v['lost']} p={v['p']:.2g}" for r, v in c["paired"].items()
+            f"{r}: +{v['gained']}/−{v['lost']} " + (f"p={v['p']:.2g}" if v["p"] else "p<1e-6")
+            for r, v in c["paired"].items()
         )
         wall = sum(t["wall_s"] for t in c["commands"])
         cpu = sum(t["cpu_s"] for t in c["commands"])
@@ -209,6 +210,7 @@ def render(record: dict) -> str:
             f"| {c['pass@1']:.1%} | ≥ {c['target']:.0%} | {vs} | {wall:,.0f} / {cpu:,.0f} "
             f"| {c['machine']['cpu']} ({', '.join(c['machine']['cpu_flags'])}) |"
         )
+    lines += [f"\n{name}: {c['note']}." for name, c in record["cells"].items() if c.get("note")]
     kept = [c["kept"] for c in record["cells"].values() if c.get("kept")]
     if kept:
         lines += [

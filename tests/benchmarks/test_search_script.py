@@ -62,6 +62,7 @@ def test_render_lists_each_cell_and_the_correlation():
         "paired": {"dense": {"gained": 3, "lost": 30, "p": 1e-6}},
         "commands": [{"wall_s": 3600.0, "cpu_s": 7000.0}, {"wall_s": 300.0, "cpu_s": 590.0}],
         "machine": machine,
+        "note": "made before a fix",
     }
     sp = {"candidates": [{}] * 8, "rho": 0.52, "target": 0.7}
     text = sb.render({"cells": {"seed": cell, "spearman": sp}})
@@ -70,6 +71,7 @@ def test_render_lists_each_cell_and_the_correlation():
     assert "Test CPU (avx2)" in row
     assert "Spearman ρ over 8 candidates: 0.52 (target ≥ 0.7)" in text
     assert "| minus20 |" not in text  # not recorded, not rendered
+    assert "seed: made before a fix." in text
 
 
 @pytest.mark.parametrize("xs", list(itertools.permutations([1.0, 2.0, 3.0])))
