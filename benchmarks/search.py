@@ -184,8 +184,9 @@ def _run(name: str, hours: float) -> None:
     RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
-def render(record: dict) -> str:
-    """The record as markdown: one row per searched cell, then the rank correlation."""
+def render(record: dict, refs: dict[str, dict[str, bool]] | None = None) -> str:
+    """The record as markdown: one row per searched cell, the references' own pass@1 (`refs`,
+    per-problem outcomes), then the rank correlation."""
     lines = [
         f"# `prunekit search` on {MODEL} (benchmarks/search.py)",
         "",
@@ -210,6 +211,9 @@ def render(record: dict) -> str:
             f"| {c['pass@1']:.1%} | ≥ {c['target']:.0%} | {vs} | {wall:,.0f} / {cpu:,.0f} "
             f"| {c['machine']['cpu']} ({', '.join(c['machine']['cpu_flags'])}) |"
         )
+    if refs:
+        own = ", ".join(f"{r} {sum(v.values()) / len(v):.1%}" for r, v in refs.items())
+        lines += ["", f"References (benchmarks/repair.py's record, full HumanEval): {own}."]
     lines += [f"\n{name}: {c['note']}." for name, c in record["cells"].items() if c.get("note")]
     kept = [c["kept"] for c in record["cells"].values() if c.get("kept")]
     if kept:
@@ -253,8 +257,9 @@ def main() -> None:
         _run(name, args.hours)
     record = _load()
     if record["cells"]:
-        Path(f"{OUT}.md").write_text(render(record))
-        print(render(record))
+        text = render(record, references())
+        Path(f"{OUT}.md").write_text(text)
+        print(text)
 
 
 if __name__ == "__main__":

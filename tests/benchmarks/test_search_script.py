@@ -65,7 +65,9 @@ def test_render_lists_each_cell_and_the_correlation():
         "note": "made before a fix",
     }
     sp = {"candidates": [{}] * 8, "rho": 0.52, "target": 0.7}
-    text = sb.render({"cells": {"seed": cell, "spearman": sp}})
+    refs = {"dense": {"HumanEval/0": True, "HumanEval/1": False}}
+    text = sb.render({"cells": {"seed": cell, "spearman": sp}}, refs)
+    assert "References (benchmarks/repair.py's record, full HumanEval): dense 50.0%." in text
     row = next(ln for ln in text.splitlines() if ln.startswith("| seed |"))
     assert "40.2%" in row and "≥ 45%" in row and "+3/−30" in row and "3,900 / 7,590" in row
     assert "Test CPU (avx2)" in row
