@@ -46,8 +46,13 @@ def initial_genome(space: SearchSpace, limit: float, rng: random.Random) -> Geno
     return tuple(genome)
 
 
+def _raisable(genome: list[int], space: SearchSpace) -> list[int]:
+    """Layers that can go one level up (more compressed)."""
+    return [i for i, g in enumerate(genome) if g < space.layers[i].top]
+
+
 def _switch(genome: list[int], space: SearchSpace, rng: random.Random) -> bool:
-    up = [i for i, g in enumerate(genome) if g < space.layers[i].top]
+    up = _raisable(genome, space)
     if not up:
         return False
     a = rng.choice(up)
@@ -77,7 +82,7 @@ def mutate(
         if not all(_switch(child, space, rng) for _ in range(switches)):
             continue
         for _ in range(REFIT):
-            up = [i for i, g in enumerate(child) if g < space.layers[i].top]
+            up = _raisable(child, space)
             if space.cost(child) <= limit or not up:
                 break
             child[rng.choice(up)] += 1
