@@ -5,7 +5,7 @@ with the hand recipes; and the rank correlation of the search's fitness with pas
 of its candidates.
 
     flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/search.py --run seed minus20
-    flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/search.py --run spearman
+    flock /tmp/prunekit-bench.lock .venv/bin/python benchmarks/search.py --run spearman [--at-most N]
     .venv/bin/python benchmarks/search.py --hours 1 --run seed   # a shorter search (recorded)
     .venv/bin/python benchmarks/search.py --list   # every cell and the commands it runs
     .venv/bin/python benchmarks/search.py          # only render what is recorded
@@ -15,9 +15,11 @@ Cells (folders runs/s-<cell>):
   (164 problems, greedy, --dtype auto). Paired (exact McNemar) against the per-problem outcomes of
   benchmarks/repair.py's dense, seed recipe and SAAP fused+skip cells (read from its record, so
   they need no runs/ folder); targets: seed ≥ 45%, minus20 ≥ 35%.
-- spearman: each plan in runs/s-seed/candidates/ (a spread of ≥ 8 candidates over the fitness
-  range) rebuilt with `prunekit search MODEL --plan …` and judged; Spearman ρ of fitness vs
-  pass@1 (target ≥ 0.7).
+- spearman: each plan the seed cell kept (benchmarks/results/search_<model>_seed/candidates/, a
+  spread of ≥ 8 candidates over the fitness range) rebuilt with `prunekit search MODEL --plan …`
+  and judged; Spearman ρ of fitness vs pass@1 (target ≥ 0.7). Each call judges the plans not
+  judged yet (`--at-most N` of them) and saves after each, so the cell grows over sessions; a
+  rerun of the seed cell makes new plans and drops the old ones' results.
 Every command's wall and CPU seconds and the machine are recorded per cell in
 benchmarks/results/search_qwen2.5-coder-0.5b.json, rendered to the .md beside it. A short search
 was run by hand once (benchmarks/results/search_minus20_short/, README "Search"); these cells
@@ -27,6 +29,7 @@ take 2 × (3 h search + HumanEval), then one rebuild + HumanEval per candidate.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -56,16 +59,28 @@ REPAIR_RECORD = ROOT / "benchmarks" / "results" / f"repair_{MODEL}.json"
 REFERENCES = {"dense": "dense", "seed recipe": "seed", "SAAP fused+skip": "saap20"}
 
 
-def _commands(name: str, hours: float) -> list[list[str]]:
-    folder = RUNS / f"s-{name}"
+def _plans() -> list[Path]:
+    """The seed cell's candidate plans, from its kept folder (they outlive runs/)."""
+    return sorted((Path(f"{OUT}_seed") / "candidates").glob("plan_*.json"))
+
+
+def _digest(plan: Path) -> str:
+    """Names a plan by its content: a rerun of the seed cell makes other plans of the same name."""
+    return hashlib.sha256(plan.read_bytes()).hexdigest()[:16]
+
+
+def _commands(name: str, hours: float, plans: list[Path] | None = None) -> list[list[str]]:
+    """The prunekit commands of a cell; for spearman, of the given (default: every) plan."""
     if name in CELLS:
+        folder = RUNS / f"s-{name}"
         budget = CELLS[name][1]
         search = ["search", MODEL, "--budget", budget, "--hours", f"{hours:g}", *SEARCH]
-        return [[*search, "-o", str(folder)], ["eval", str(folder), *EVAL]]
+        return [[*search, "-o", str(folder), "--force"], ["eval", str(folder), *EVAL]]
     out = []
-    for plan in sorted((RUNS / "s-seed" / "candidates").glob("plan_*.json")):
+    for plan in _plans() if plans is None else plans:
         cand = RUNS / f"s-seed-{plan.stem}"
-        out += [["search", MODEL, "--plan", str(plan), "-o", str(cand)], ["eval", str(cand), *EVAL]]
+        rebuild = ["search", MODEL, "--plan", str(plan.relative_to(ROOT)), "-o", str(cand)]
+        out += [[*rebuild, "--force"], ["eval", str(cand), *EVAL]]
     return out
 
 
@@ -143,45 +158,81 @@ def _keep(folder: Path, name: str) -> Path:
 
 
 def _run(name: str, hours: float) -> None:
-    from prunekit.reports.report import machine
-
     times = [{"command": "prunekit " + " ".join(a), **_call(a)} for a in _commands(name, hours)]
     record = _load()
-    if name in CELLS:
-        folder = RUNS / f"s-{name}"
-        rep = _report(folder)
-        search = rep["search"]
-        solved = _solved(folder)
-        cell = {
-            "what": CELLS[name][0],
-            "hours": hours,
-            "pass@1": rep["evaluation"]["humaneval"]["pass@1"],
-            "target": CELLS[name][2],
-            "budget": search["budget"],
-            "params_total": rep["params"]["total"],
-            "search_elapsed_s": search["elapsed_s"],
-            "search_cpu_s": search.get("cpu_s"),
-            "generations": search["generations"],
-            "stop_reason": search.get("stop_reason"),
-            "fitness": search["best"]["fitness"],
-            "labels": search["best"]["labels"],
-            "paired": paired(solved, references()),
-            "solved": solved,
-            "kept": str(_keep(folder, name).relative_to(ROOT)),
-        }
-    else:
-        pairs = []
-        for plan in sorted((RUNS / "s-seed" / "candidates").glob("plan_*.json")):
-            fitness = json.loads(plan.read_text())["fitness"]
-            he = _report(RUNS / f"s-seed-{plan.stem}")["evaluation"]["humaneval"]["pass@1"]
-            pairs.append({"plan": plan.name, "fitness": fitness, "pass@1": he})
-        # lower KL should mean higher pass@1: ρ of (−fitness, pass@1)
-        rho = spearman([-p["fitness"] for p in pairs], [p["pass@1"] for p in pairs])
-        cell = {"candidates": pairs, "rho": rho if len(pairs) > 1 else None, "target": 0.7}
-    cell.update(commands=times, machine={**machine(), "cpu_flags": _cpu_flags()})
+    folder = RUNS / f"s-{name}"
+    rep = _report(folder)
+    search = rep["search"]
+    solved = _solved(folder)
+    cell = {
+        "what": CELLS[name][0],
+        "hours": hours,
+        "pass@1": rep["evaluation"]["humaneval"]["pass@1"],
+        "target": CELLS[name][2],
+        "budget": search["budget"],
+        "params_total": rep["params"]["total"],
+        "search_elapsed_s": search["elapsed_s"],
+        "search_cpu_s": search.get("cpu_s"),
+        "generations": search["generations"],
+        "stop_reason": search.get("stop_reason"),
+        "fitness": search["best"]["fitness"],
+        "labels": search["best"]["labels"],
+        "paired": paired(solved, references()),
+        "solved": solved,
+        "kept": str(_keep(folder, name).relative_to(ROOT)),
+    }
+    cell.update(commands=times, machine=_machine())
     record["cells"][name] = cell
+    _save(record)
+
+
+def _machine() -> dict:
+    from prunekit.reports.report import machine
+
+    return {**machine(), "cpu_flags": _cpu_flags()}
+
+
+def _save(record: dict) -> None:
     RECORD.parent.mkdir(parents=True, exist_ok=True)
     RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def correlation(cands: list[dict], of: int) -> dict:
+    """The spearman cell over the judged candidates; lower KL should mean higher pass@1, so ρ is
+    taken of (−fitness, pass@1)."""
+    rho = spearman([-c["fitness"] for c in cands], [c["pass@1"] for c in cands])
+    return {"candidates": cands, "of": of, "rho": rho if len(cands) > 2 else None, "target": 0.7}
+
+
+def _run_spearman(at_most: int | None) -> None:
+    """Rebuild and judge the seed cell's candidate plans not judged yet (at most `at_most` this
+    call), saving after each one: the cell grows over calls and survives an interruption."""
+    plans = _plans()
+    if not plans:
+        sys.exit(f"no candidate plans in {OUT}_seed/candidates: run --run seed first")
+    record = _load()
+    digests = {_digest(p): p for p in plans}
+    # candidates of an earlier seed cell are dropped: their plans are not the kept ones now
+    done = [c for c in record["cells"].get("spearman", {}).get("candidates", [])
+            if c.get("digest") in digests]  # fmt: skip
+    todo = [p for d, p in digests.items() if d not in {c["digest"] for c in done}]
+    for plan in todo[:at_most]:
+        times = [
+            {"command": "prunekit " + " ".join(a), **_call(a)} for a in _commands("", 0, [plan])
+        ]
+        folder = RUNS / f"s-seed-{plan.stem}"
+        done.append({
+            "plan": plan.name,
+            "digest": _digest(plan),
+            "fitness": json.loads(plan.read_text())["fitness"],
+            "pass@1": _report(folder)["evaluation"]["humaneval"]["pass@1"],
+            "solved": _solved(folder),
+            "commands": times,
+            "machine": _machine(),
+        })  # fmt: skip
+        done.sort(key=lambda c: c["plan"])
+        record["cells"]["spearman"] = correlation(done, len(plans))
+        _save(record)
 
 
 def render(record: dict, refs: dict[str, dict[str, bool]] | None = None) -> str:
@@ -224,12 +275,21 @@ def render(record: dict, refs: dict[str, dict[str, bool]] | None = None) -> str:
         ]
     sp = record["cells"].get("spearman")
     if sp:
-        rho = "n/a" if sp["rho"] is None else f"{sp['rho']:.2f}"
+        rho = "n/a (needs 3 candidates)" if sp["rho"] is None else f"{sp['rho']:.2f}"
         lines += [
             "",
-            f"Fitness ↔ pass@1 Spearman ρ over {len(sp['candidates'])} candidates: "
-            f"{rho} (target ≥ {sp['target']})",
+            f"Fitness ↔ pass@1 Spearman ρ over {len(sp['candidates'])} of {sp['of']} candidate "
+            f"plans of the seed cell: {rho} (target ≥ {sp['target']})",
+            "",
+            "| plan | fitness (KL) | HumanEval pass@1 | wall / CPU s |",
+            "|---|---|---|---|",
         ]
+        for c in sp["candidates"]:
+            wall = sum(t["wall_s"] for t in c["commands"])
+            cpu = sum(t["cpu_s"] for t in c["commands"])
+            lines.append(
+                f"| {c['plan']} | {c['fitness']:.4f} | {c['pass@1']:.1%} | {wall:,.0f} / {cpu:,.0f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -239,12 +299,15 @@ def main() -> None:
         "--run", nargs="*", default=[], help="cells to make and judge: seed minus20 spearman"
     )
     p.add_argument("--hours", type=float, default=3.0, help="search hours of seed / minus20")
+    p.add_argument(
+        "--at-most", type=int, default=None, help="spearman: judge at most N more candidates"
+    )
     p.add_argument("--list", action="store_true", help="show every cell and its commands")
     args = p.parse_args()
     names = (*CELLS, "spearman")
     if args.list:
         for name in names:
-            what = CELLS[name][0] if name in CELLS else "fitness ↔ pass@1 over s-seed/candidates"
+            what = CELLS[name][0] if name in CELLS else "fitness ↔ pass@1 over the seed's plans"
             print(f"{name}: {what}")
             cmds = _commands(name, args.hours) or [["(after seed: one rebuild + eval per plan)"]]
             for cmd in cmds:
@@ -254,7 +317,10 @@ def main() -> None:
     if bad:
         sys.exit(f"unknown cell {bad}; choose from: {', '.join(names)}")
     for name in args.run:
-        _run(name, args.hours)
+        if name == "spearman":
+            _run_spearman(args.at_most)
+        else:
+            _run(name, args.hours)
     record = _load()
     if record["cells"]:
         text = render(record, references())

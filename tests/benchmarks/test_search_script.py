@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 from script_helpers import load_script
@@ -64,14 +65,21 @@ def test_render_lists_each_cell_and_the_correlation():
         "machine": machine,
         "note": "made before a fix",
     }
-    sp = {"candidates": [{}] * 8, "rho": 0.52, "target": 0.7}
+    one = {
+        "plan": "plan_03.json",
+        "fitness": 0.0412,
+        "pass@1": 0.3354,
+        "commands": cell["commands"],
+    }
+    sp = {"candidates": [one] * 8, "of": 12, "rho": 0.52, "target": 0.7}
     refs = {"dense": {"HumanEval/0": True, "HumanEval/1": False}}
     text = sb.render({"cells": {"seed": cell, "spearman": sp}}, refs)
     assert "References (benchmarks/repair.py's record, full HumanEval): dense 50.0%." in text
     row = next(ln for ln in text.splitlines() if ln.startswith("| seed |"))
     assert "40.2%" in row and "≥ 45%" in row and "+3/−30" in row and "3,900 / 7,590" in row
     assert "Test CPU (avx2)" in row
-    assert "Spearman ρ over 8 candidates: 0.52 (target ≥ 0.7)" in text
+    assert "Spearman ρ over 8 of 12 candidate plans of the seed cell: 0.52 (target ≥ 0.7)" in text
+    assert "| plan_03.json | 0.0412 | 33.5% | 3,900 / 7,590 |" in text
     assert "| minus20 |" not in text  # not recorded, not rendered
     assert "seed: made before a fix." in text
 
@@ -101,3 +109,73 @@ def test_a_cells_outputs_are_kept_beside_the_record(tmp_path, monkeypatch):
     ]
     (folder / "plan.json").write_text("new")
     assert (sb._keep(folder, "seed") / "plan.json").read_text() == "new"  # a rerun replaces it
+
+
+def _fake_spearman_run(tmp_path, monkeypatch, pass_of: dict[str, float]) -> list[list[str]]:
+    """Point the script at tmp_path and let `prunekit eval` write a report with `pass_of[plan]`;
+    returns the list the commands run are appended to."""
+    monkeypatch.setattr(sb, "ROOT", tmp_path)
+    monkeypatch.setattr(sb, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(sb, "OUT", tmp_path / "results" / "search_test")
+    monkeypatch.setattr(sb, "RECORD", tmp_path / "results" / "search_test.json")
+    monkeypatch.setattr(sb, "_machine", lambda: {"cpu": "Test CPU", "cpu_flags": []})
+    ran: list[list[str]] = []
+
+    def call(args):
+        ran.append(args)
+        if args[0] == "eval":
+            folder = Path(args[1])
+            folder.mkdir(parents=True, exist_ok=True)
+            he = {"pass@1": pass_of[folder.name.removeprefix("s-seed-")]}
+            (folder / "report.json").write_text(json.dumps({"evaluation": {"humaneval": he}}))
+            row = {"task_id": "HumanEval/0", "passed": he["pass@1"] > 0.3}
+            (folder / "humaneval_problems.jsonl").write_text(json.dumps(row) + "\n")
+        return {"wall_s": 1.0, "cpu_s": 2.0}
+
+    monkeypatch.setattr(sb, "_call", call)
+    return ran
+
+
+def _write_plans(tmp_path, fitness: dict[str, float]) -> None:
+    cands = tmp_path / "results" / "search_test_seed" / "candidates"
+    cands.mkdir(parents=True, exist_ok=True)
+    for name, f in fitness.items():
+        (cands / f"{name}.json").write_text(json.dumps({"fitness": f}))
+
+
+def test_spearman_cell_grows_over_calls_and_drops_plans_a_rerun_replaced(tmp_path, monkeypatch):
+    passes = {"plan_00": 0.5, "plan_01": 0.2, "plan_02": 0.4}
+    ran = _fake_spearman_run(tmp_path, monkeypatch, passes)
+    _write_plans(tmp_path, {"plan_00": 0.01, "plan_01": 0.05, "plan_02": 0.03})
+    sb._run_spearman(at_most=2)
+    cell = json.loads(sb.RECORD.read_text())["cells"]["spearman"]
+    assert [c["plan"] for c in cell["candidates"]] == ["plan_00.json", "plan_01.json"]
+    assert cell["of"] == 3 and cell["rho"] is None  # two points rank nothing
+    assert [a[0] for a in ran] == ["search", "eval"] * 2
+
+    ran.clear()
+    sb._run_spearman(at_most=None)
+    cell = json.loads(sb.RECORD.read_text())["cells"]["spearman"]
+    assert [a[1] for a in ran if a[0] == "eval"] == [str(sb.RUNS / "s-seed-plan_02")]  # only new
+    assert len(cell["candidates"]) == 3
+    assert cell["rho"] == pytest.approx(1.0)  # lowest KL ↔ highest pass@1, in order
+
+    # a seed rerun writes another plan_01: only that one is judged again
+    ran.clear()
+    passes["plan_01"] = 0.6
+    _write_plans(tmp_path, {"plan_01": 0.002})
+    sb._run_spearman(at_most=None)
+    cell = json.loads(sb.RECORD.read_text())["cells"]["spearman"]
+    assert [a[1] for a in ran if a[0] == "eval"] == [str(sb.RUNS / "s-seed-plan_01")]
+    assert {c["plan"]: c["pass@1"] for c in cell["candidates"]} == {
+        "plan_00.json": 0.5, "plan_01.json": 0.6, "plan_02.json": 0.4
+    }  # fmt: skip
+    assert "Spearman ρ over 3 of 3 candidate plans of the seed cell: 1.00" in sb.render(
+        {"cells": {"spearman": cell}}
+    )
+
+
+def test_spearman_without_plans_says_to_run_the_seed_cell(tmp_path, monkeypatch):
+    _fake_spearman_run(tmp_path, monkeypatch, {})
+    with pytest.raises(SystemExit, match="run --run seed first"):
+        sb._run_spearman(at_most=None)
