@@ -204,6 +204,19 @@ def correlation(cands: list[dict], of: int) -> dict:
     return {"candidates": cands, "of": of, "rho": rho if len(cands) > 2 else None, "target": 0.7}
 
 
+def spread_first(todo: dict[str, float], judged: list[float]) -> list[str]:
+    """Plan names in the order that widens the judged fitness range fastest: the best first, then
+    each time the one farthest from every fitness judged or ordered before it (so a call that
+    judges only a few plans still spans the range)."""
+    order, seen, left = [], list(judged), dict(todo)
+    while left:
+        far = (lambda k: min(abs(left[k] - f) for f in seen)) if seen else (lambda k: -left[k])
+        pick = max(left, key=far)
+        order.append(pick)
+        seen.append(left.pop(pick))
+    return order
+
+
 def _run_spearman(at_most: int | None) -> None:
     """Rebuild and judge the seed cell's candidate plans not judged yet (at most `at_most` this
     call), saving after each one: the cell grows over calls and survives an interruption."""
@@ -215,8 +228,9 @@ def _run_spearman(at_most: int | None) -> None:
     # candidates of an earlier seed cell are dropped: their plans are not the kept ones now
     done = [c for c in record["cells"].get("spearman", {}).get("candidates", [])
             if c.get("digest") in digests]  # fmt: skip
-    todo = [p for d, p in digests.items() if d not in {c["digest"] for c in done}]
-    for plan in todo[:at_most]:
+    fitness = {d: json.loads(p.read_text())["fitness"] for d, p in digests.items()}
+    todo = {d: f for d, f in fitness.items() if d not in {c["digest"] for c in done}}
+    for plan in [digests[d] for d in spread_first(todo, [c["fitness"] for c in done])][:at_most]:
         times = [
             {"command": "prunekit " + " ".join(a), **_call(a)} for a in _commands("", 0, [plan])
         ]
@@ -224,7 +238,7 @@ def _run_spearman(at_most: int | None) -> None:
         done.append({
             "plan": plan.name,
             "digest": _digest(plan),
-            "fitness": json.loads(plan.read_text())["fitness"],
+            "fitness": fitness[_digest(plan)],
             "pass@1": _report(folder)["evaluation"]["humaneval"]["pass@1"],
             "solved": _solved(folder),
             "commands": times,

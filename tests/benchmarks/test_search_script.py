@@ -179,3 +179,11 @@ def test_spearman_without_plans_says_to_run_the_seed_cell(tmp_path, monkeypatch)
     _fake_spearman_run(tmp_path, monkeypatch, {})
     with pytest.raises(SystemExit, match="run --run seed first"):
         sb._run_spearman(at_most=None)
+
+
+def test_spread_first_judges_the_extremes_then_fills_the_widest_gap():
+    todo = {"a": 0.01, "b": 0.02, "c": 0.05, "d": 0.10}
+    # best, worst, then c (0.04 from a) before b (0.01 from a)
+    assert sb.spread_first(todo, []) == ["a", "d", "c", "b"]
+    # with 0.10 judged already: a is farthest from it, then c (0.04 from a) beats b (0.01 from a)
+    assert sb.spread_first({k: v for k, v in todo.items() if k != "d"}, [0.10]) == ["a", "c", "b"]

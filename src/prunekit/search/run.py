@@ -358,13 +358,21 @@ class _Search:
 
 
 def _spread(evaluated: list[dict], n: int) -> list[dict]:
-    """Up to `n` distinct full-stage candidates spread evenly over the fitness range."""
+    """Up to `n` distinct full-stage candidates whose fitness values are spread evenly over their
+    range (the nearest to `n` evenly spaced values): a search's evaluations crowd near its best, and
+    a rank correlation over a crowd measures pass@1 noise."""
     unique = {tuple(e["levels"]): e for e in sorted(evaluated, key=lambda e: e["fitness"])}
-    ranked = sorted(unique.values(), key=lambda e: e["fitness"])
-    if len(ranked) <= n:
-        return ranked
-    idx = sorted({round(i * (len(ranked) - 1) / (n - 1)) for i in range(n)})
-    return [ranked[i] for i in idx]
+    left = sorted(unique.values(), key=lambda e: e["fitness"])
+    if len(left) <= n:
+        return left
+    lo, hi = left[0]["fitness"], left[-1]["fitness"]
+    chosen = []
+    for i in range(n):
+        target = lo + i * (hi - lo) / (n - 1)
+        chosen.append(
+            left.pop(min(range(len(left)), key=lambda j: abs(left[j]["fitness"] - target)))
+        )
+    return sorted(chosen, key=lambda e: e["fitness"])
 
 
 @torch.no_grad()
