@@ -356,9 +356,10 @@ ENTRIES: tuple[Entry, ...] = (
         (f"search_{Q}.json", f"search_{Q}.md", f"search_{Q}_seed/"),
         120,
         note="issue 28: 1.5 h of search (3 CPU-hours on 2 cores) at the seed recipe's budget, then "
-        "full HumanEval (~7 min, bfloat16 on an avx512_bf16 EPYC); the recorded cell predates the "
-        "mutation fix of commit 104812c (see the .md), so a rerun differs; `--run minus20` and "
-        "`--run spearman` (one rebuild + HumanEval per candidate plan) are not run yet",
+        "full HumanEval (~8 min, bfloat16 on an avx512_bf16 EPYC; 1 h 37 min in all); the search is "
+        "time-bounded, so a rerun on another machine explores a different number of generations; "
+        "`--run minus20` and `--run spearman` (one rebuild + HumanEval per candidate plan, "
+        "`--at-most N` per call) are not run yet",
     ),
     # issue 28's one short search, run by hand (README "Search"); the 3-hour cells are search.py's
     Entry(
