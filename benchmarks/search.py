@@ -204,6 +204,16 @@ def correlation(cands: list[dict], of: int) -> dict:
     return {"candidates": cands, "of": of, "rho": rho if len(cands) > 2 else None, "target": 0.7}
 
 
+def _chosen(plan: Path, record: dict) -> bool:
+    """Whether a candidate plan is the one the seed cell chose and judged (same levels and
+    vocabulary move): rebuilding a plan gives the same weights, so its outcomes are reused."""
+    kept = Path(f"{OUT}_seed") / "plan.json"
+    if "seed" not in record["cells"] or not kept.is_file():
+        return False
+    a, b = json.loads(plan.read_text()), json.loads(kept.read_text())
+    return (a.get("levels"), a.get("vocabulary")) == (b.get("levels"), b.get("vocabulary"))
+
+
 def spread_first(todo: dict[str, float], judged: list[float]) -> list[str]:
     """Plan names in the order that widens the judged fitness range fastest: the best first, then
     each time the one farthest from every fitness judged or ordered before it (so a call that
@@ -231,19 +241,19 @@ def _run_spearman(at_most: int | None) -> None:
     fitness = {d: json.loads(p.read_text())["fitness"] for d, p in digests.items()}
     todo = {d: f for d, f in fitness.items() if d not in {c["digest"] for c in done}}
     for plan in [digests[d] for d in spread_first(todo, [c["fitness"] for c in done])][:at_most]:
-        times = [
-            {"command": "prunekit " + " ".join(a), **_call(a)} for a in _commands("", 0, [plan])
-        ]
-        folder = RUNS / f"s-seed-{plan.stem}"
-        done.append({
-            "plan": plan.name,
-            "digest": _digest(plan),
-            "fitness": fitness[_digest(plan)],
-            "pass@1": _report(folder)["evaluation"]["humaneval"]["pass@1"],
-            "solved": _solved(folder),
-            "commands": times,
-            "machine": _machine(),
-        })  # fmt: skip
+        row = {"plan": plan.name, "digest": _digest(plan), "fitness": fitness[_digest(plan)]}
+        if _chosen(plan, record):  # the seed cell's own model, judged there (same weights)
+            seed = record["cells"]["seed"]
+            row |= {"pass@1": seed["pass@1"], "solved": seed["solved"], "commands": []}
+            row |= {"machine": seed["machine"], "judged_as": "the seed cell's chosen model"}
+        else:
+            cmds = _commands("", 0, [plan])
+            times = [{"command": "prunekit " + " ".join(a), **_call(a)} for a in cmds]
+            folder = RUNS / f"s-seed-{plan.stem}"
+            rep = _report(folder)["evaluation"]["humaneval"]
+            row |= {"pass@1": rep["pass@1"], "solved": _solved(folder), "commands": times}
+            row |= {"machine": _machine()}
+        done.append(row)
         done.sort(key=lambda c: c["plan"])
         record["cells"]["spearman"] = correlation(done, len(plans))
         _save(record)

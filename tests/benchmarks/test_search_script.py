@@ -187,3 +187,27 @@ def test_spread_first_judges_the_extremes_then_fills_the_widest_gap():
     assert sb.spread_first(todo, []) == ["a", "d", "c", "b"]
     # with 0.10 judged already: a is farthest from it, then c (0.04 from a) beats b (0.01 from a)
     assert sb.spread_first({k: v for k, v in todo.items() if k != "d"}, [0.10]) == ["a", "c", "b"]
+
+
+def test_spearman_reuses_the_seed_cells_own_outcomes_for_its_chosen_plan(tmp_path, monkeypatch):
+    ran = _fake_spearman_run(tmp_path, monkeypatch, {"plan_01": 0.2, "plan_02": 0.1})
+    cands = tmp_path / "results" / "search_test_seed" / "candidates"
+    cands.mkdir(parents=True)
+    for name, levels, f in [
+        ("plan_00", [0, 1], 0.01),
+        ("plan_01", [1, 1], 0.02),
+        ("plan_02", [2, 1], 0.03),
+    ]:
+        (cands / f"{name}.json").write_text(
+            json.dumps({"levels": levels, "vocabulary": None, "fitness": f})
+        )
+    (cands.parent / "plan.json").write_text(json.dumps({"levels": [0, 1], "vocabulary": None}))
+    seed = {"pass@1": 0.47, "solved": {"HumanEval/0": True}, "machine": {"cpu": "Seed CPU"}}
+    sb.RECORD.write_text(json.dumps({"cells": {"seed": seed}}))
+    sb._run_spearman(at_most=None)
+    evals = [a[1] for a in ran if a[0] == "eval"]
+    assert evals == [str(sb.RUNS / "s-seed-plan_02"), str(sb.RUNS / "s-seed-plan_01")]
+    cell = json.loads(sb.RECORD.read_text())["cells"]["spearman"]
+    first = cell["candidates"][0]
+    assert (first["plan"], first["pass@1"], first["commands"]) == ("plan_00.json", 0.47, [])
+    assert cell["rho"] == pytest.approx(1.0)  # 0.47, 0.2, 0.1 in fitness order
