@@ -216,6 +216,7 @@ ENTRIES: tuple[Entry, ...] = (
         "gguf",
         (
             "python benchmarks/gguf_llamacpp.py --run dense:f16 vocab-wide:q8_0 vocab-wide:f16 dense:q8_0",
+            "python benchmarks/gguf_llamacpp.py --run dense:transformers vocab-wide:transformers",
             "python benchmarks/gguf_llamacpp.py --parallel 8 --check-parallel dense",
             "python benchmarks/gguf_llamacpp.py --agree dense",
             "python benchmarks/gguf_llamacpp.py --agree vocab-wide",
@@ -226,8 +227,9 @@ ENTRIES: tuple[Entry, ...] = (
         80,
         note="issue 29: each cell exports a GGUF and runs full HumanEval + speed in llama.cpp, "
         "one sequence at a time on 2 threads (dense f16 39 min, vocabulary-wide q8_0 29 min on the "
-        "AMX Xeon, vocabulary-wide f16 19 min and dense q8_0 18 min on an avx512_bf16 EPYC); `--list` shows "
-        "every cell (q4_0, the seed recipe, transformers rows) and `--agree MODEL` the 20-prompt "
+        "AMX Xeon, vocabulary-wide f16 19 min and dense q8_0 18 min on an avx512_bf16 EPYC; the two "
+        "transformers cells, bfloat16, 15 min together there); `--list` shows "
+        "every cell (q4_0, the seed recipe) and `--agree MODEL` the 20-prompt "
         "greedy check; `--check-parallel` 4 min and `--speed` ~1 min a cell (the seed recipe "
         "itself ~30 min to make) on an AVX2 2-core machine",
     ),
