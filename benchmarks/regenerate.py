@@ -354,14 +354,19 @@ ENTRIES: tuple[Entry, ...] = (
     ),
     Entry(
         "search",
-        ("python benchmarks/search.py --hours 1.5 --run seed",),
+        (
+            "python benchmarks/search.py --hours 1.5 --run seed",
+            "python benchmarks/search.py --run spearman --at-most 3",
+        ),
         (f"search_{Q}.json", f"search_{Q}.md", f"search_{Q}_seed/"),
         120,
         note="issue 28: 1.5 h of search (3 CPU-hours on 2 cores) at the seed recipe's budget, then "
         "full HumanEval (~8 min, bfloat16 on an avx512_bf16 EPYC; 1 h 37 min in all); the search is "
         "time-bounded, so a rerun on another machine explores a different number of generations; "
-        "`--run minus20` and `--run spearman` (one rebuild + HumanEval per candidate plan, "
-        "`--at-most N` per call) are not run yet",
+        "`--run spearman` judges the plans not judged yet, `--at-most N` a call, ~17 min each "
+        "(9 of them regenerating the 64 teacher answers of the plan rebuild); the call above was "
+        "stopped after its second plan (the chosen one reused, plan_11 judged) at the session's end; "
+        "`--run minus20` is not run yet",
     ),
     # issue 28's one short search, run by hand (README "Search"); the 3-hour cells are search.py's
     Entry(
