@@ -311,9 +311,8 @@ def render(record: dict, refs: dict[str, dict[str, bool]] | None = None) -> str:
         for c in sp["candidates"]:
             wall = sum(t["wall_s"] for t in c["commands"])
             cpu = sum(t["cpu_s"] for t in c["commands"])
-            lines.append(
-                f"| {c['plan']} | {c['fitness']:.4f} | {c['pass@1']:.1%} | {wall:,.0f} / {cpu:,.0f} |"
-            )
+            cost = f"{wall:,.0f} / {cpu:,.0f}" if c["commands"] else "(the seed cell's own model)"
+            lines.append(f"| {c['plan']} | {c['fitness']:.4f} | {c['pass@1']:.1%} | {cost} |")
     return "\n".join(lines) + "\n"
 
 
@@ -337,6 +336,8 @@ def main() -> None:
             for cmd in cmds:
                 print("    prunekit " + " ".join(cmd))
         return
+    if args.at_most is not None and args.at_most < 1:
+        sys.exit(f"--at-most {args.at_most}: give a number of plans of 1 or more")
     bad = [n for n in args.run if n not in names]
     if bad:
         sys.exit(f"unknown cell {bad}; choose from: {', '.join(names)}")

@@ -211,3 +211,6 @@ def test_spearman_reuses_the_seed_cells_own_outcomes_for_its_chosen_plan(tmp_pat
     first = cell["candidates"][0]
     assert (first["plan"], first["pass@1"], first["commands"]) == ("plan_00.json", 0.47, [])
     assert cell["rho"] == pytest.approx(1.0)  # 0.47, 0.2, 0.1 in fitness order
+    assert "| plan_00.json | 0.0100 | 47.0% | (the seed cell's own model) |" in sb.render(
+        {"cells": {"spearman": cell}}
+    )
