@@ -69,15 +69,19 @@ def _digest(plan: Path) -> str:
     return hashlib.sha256(plan.read_bytes()).hexdigest()[:16]
 
 
-def _commands(name: str, hours: float, plans: list[Path] | None = None) -> list[list[str]]:
-    """The prunekit commands of a cell; for spearman, of the given (default: every) plan."""
-    if name in CELLS:
-        folder = RUNS / f"s-{name}"
-        budget = CELLS[name][1]
-        search = ["search", MODEL, "--budget", budget, "--hours", f"{hours:g}", *SEARCH]
-        return [[*search, "-o", str(folder), "--force"], ["eval", str(folder), *EVAL]]
+def _commands(name: str, hours: float) -> list[list[str]]:
+    """The prunekit commands of a cell (for spearman, of every kept plan)."""
+    if name not in CELLS:
+        return _rebuild_commands(_plans())
+    folder = RUNS / f"s-{name}"
+    search = ["search", MODEL, "--budget", CELLS[name][1], "--hours", f"{hours:g}", *SEARCH]
+    return [[*search, "-o", str(folder), "--force"], ["eval", str(folder), *EVAL]]
+
+
+def _rebuild_commands(plans: list[Path]) -> list[list[str]]:
+    """Rebuild each plan with `prunekit search --plan` and judge it."""
     out = []
-    for plan in _plans() if plans is None else plans:
+    for plan in plans:
         cand = RUNS / f"s-seed-{plan.stem}"
         rebuild = ["search", MODEL, "--plan", str(plan.relative_to(ROOT)), "-o", str(cand)]
         out += [[*rebuild, "--force"], ["eval", str(cand), *EVAL]]
@@ -204,14 +208,9 @@ def correlation(cands: list[dict], of: int) -> dict:
     return {"candidates": cands, "of": of, "rho": rho if len(cands) > 2 else None, "target": 0.7}
 
 
-def _chosen(plan: Path, record: dict) -> bool:
-    """Whether a candidate plan is the one the seed cell chose and judged (same levels and
-    vocabulary move): rebuilding a plan gives the same weights, so its outcomes are reused."""
-    kept = Path(f"{OUT}_seed") / "plan.json"
-    if "seed" not in record["cells"] or not kept.is_file():
-        return False
-    a, b = json.loads(plan.read_text()), json.loads(kept.read_text())
-    return (a.get("levels"), a.get("vocabulary")) == (b.get("levels"), b.get("vocabulary"))
+def _choice(plan: dict) -> tuple:
+    """What makes a plan's weights: its levels and vocabulary move."""
+    return plan.get("levels"), plan.get("vocabulary")
 
 
 def spread_first(todo: dict[str, float], judged: list[float]) -> list[str]:
@@ -235,19 +234,23 @@ def _run_spearman(at_most: int | None) -> None:
         sys.exit(f"no candidate plans in {OUT}_seed/candidates: run --run seed first")
     record = _load()
     digests = {_digest(p): p for p in plans}
+    data = {d: json.loads(p.read_text()) for d, p in digests.items()}
+    kept = Path(f"{OUT}_seed") / "plan.json"
+    seed = record["cells"].get("seed") if kept.is_file() else None
+    # a rebuilt plan has the same weights: the seed cell's chosen plan keeps that cell's outcomes
+    chosen = _choice(json.loads(kept.read_text())) if seed else None
     # candidates of an earlier seed cell are dropped: their plans are not the kept ones now
     done = [c for c in record["cells"].get("spearman", {}).get("candidates", [])
             if c.get("digest") in digests]  # fmt: skip
-    fitness = {d: json.loads(p.read_text())["fitness"] for d, p in digests.items()}
-    todo = {d: f for d, f in fitness.items() if d not in {c["digest"] for c in done}}
-    for plan in [digests[d] for d in spread_first(todo, [c["fitness"] for c in done])][:at_most]:
-        row = {"plan": plan.name, "digest": _digest(plan), "fitness": fitness[_digest(plan)]}
-        if _chosen(plan, record):  # the seed cell's own model, judged there (same weights)
-            seed = record["cells"]["seed"]
+    todo = {d: v["fitness"] for d, v in data.items() if d not in {c["digest"] for c in done}}
+    for d in spread_first(todo, [c["fitness"] for c in done])[:at_most]:
+        plan = digests[d]
+        row = {"plan": plan.name, "digest": d, "fitness": data[d]["fitness"]}
+        if seed and _choice(data[d]) == chosen:
             row |= {"pass@1": seed["pass@1"], "solved": seed["solved"], "commands": []}
             row |= {"machine": seed["machine"], "judged_as": "the seed cell's chosen model"}
         else:
-            cmds = _commands("", 0, [plan])
+            cmds = _rebuild_commands([plan])
             times = [{"command": "prunekit " + " ".join(a), **_call(a)} for a in cmds]
             folder = RUNS / f"s-seed-{plan.stem}"
             rep = _report(folder)["evaluation"]["humaneval"]
